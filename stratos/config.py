@@ -1,0 +1,325 @@
+"""Structured config: one dataclass per Hydra group, stored in the ConfigStore as `base_<group>`.
+
+Every YAML option in `conf/<group>/` lists `base_<group>` first in its defaults, so Hydra
+type-checks it against the dataclass here. Range checks that types cannot express live in
+`validate()` and raise `UserError` (one line: key, value, what is allowed; exit 2).
+
+Owners (where each group's `_target_` lives):
+  cloud -> stratos/plan/cost.py          teacher, student -> stratos/models/
+  strategy -> stratos/distill/           task -> stratos/data/ (+ stratos/evaluate/)
+  deploy -> stratos/export/              trainer, pipeline, paths, planner -> infrastructure
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from stratos.errors import bad_value
+
+
+# ---------------------------------------------------------------- models (teacher / student)
+@dataclass
+class ModelCard:
+    """What the planner knows about a model before loading it."""
+
+    params_b: float = 0.0  # parameters, billions
+    layers: int = 0
+    hidden: int = 0
+    heads: int = 0
+    kv_heads: int = 0
+    vocab: int = 0
+    context: int = 2048
+    tokenizer_family: str = "unknown"  # same family => logit KD allowed
+    chat_template: bool = False
+    licence: str = "unknown"
+    prior_scores: dict[str, float] = field(default_factory=dict)  # task -> accuracy in [0, 1]
+
+
+@dataclass
+class TeacherConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    kind: str = MISSING  # engine | hf | openai
+    name_or_path: Optional[str] = None  # hf: hub name or local path
+    base_url: Optional[str] = None  # openai: e.g. http://127.0.0.1:8000/v1
+    model: Optional[str] = None  # openai: served model name
+    api_key_env: str = "OPENAI_API_KEY"  # openai: env var holding the key (never the key itself)
+    dtype: str = "float32"
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_logprobs: int = 0
+    concurrency: int = 4
+    max_retries: int = 5
+    timeout_s: float = 60.0
+    card: ModelCard = field(default_factory=ModelCard)
+
+
+@dataclass
+class ArchConfig:
+    """Architecture for a student built from config (no download)."""
+
+    family: str = "llama"  # llama | qwen2 | gpt2
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 4
+    intermediate: int = 512
+    max_position: int = 512
+
+
+@dataclass
+class PeftConfig:
+    method: str = "none"  # none (full fine-tuning) | lora
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class StudentConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    name_or_path: Optional[str] = None  # None => build from `arch` with a locally trained tokenizer
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    tokenizer_vocab: int = 384  # size of the locally trained BPE (only when name_or_path is None)
+    dtype: str = "float32"
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    card: ModelCard = field(default_factory=ModelCard)
+
+
+# ---------------------------------------------------------------- strategy (distill)
+@dataclass
+class AlignmentConfig:
+    mode: str = "auto"  # auto | logit | hidden | sequence
+    loss: str = "forward_kl"  # forward_kl | reverse_kl | jsd | skew_kl | skew_reverse_kl | tvd
+    temperature: float = 2.0
+    kd_weight: float = 0.5  # total = (1 - w) * CE + w * KD, both per-token means
+    beta: float = 0.5  # jsd mixture
+    alpha: float = 0.1  # skew KL mixture
+    hidden_weight: float = 0.0
+    top_k: int = 0  # >0: KD from the offline top-k logprob store
+    chunk_size: int = 1024
+
+
+@dataclass
+class InjectionConfig:
+    corpus_paths: list[str] = field(default_factory=list)  # extra user documents (fsspec)
+    corpus_weight: float = 0.2
+    rules_in_prompt: bool = True
+
+
+@dataclass
+class StrategyConfig:
+    _target_: str = MISSING
+    name: str = MISSING  # auto | alignment | injection | labels_only
+    probe_n: int = 50
+    probe_threshold: float = 0.6  # teacher probe accuracy at or above => alignment
+    target: str = "rationale"  # what the student learns to write: rationale (CoT + answer) | answer
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
+    injection: InjectionConfig = field(default_factory=InjectionConfig)
+
+
+# ---------------------------------------------------------------- deploy (export) + budgets
+@dataclass
+class DeployConfig:
+    _target_: str = MISSING
+    name: str = MISSING  # onnx | vllm
+    onnx_opset: int = 17
+    onnx_dynamo: bool = False
+    kv_cache: bool = True
+    quantize_int8: bool = False
+    parity_tol: float = 1e-4
+    serve: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # user constraints the planner enforces
+    budget_usd: float = 100.0
+    deadline_h: float = 24.0
+    latency_slo_ms: float = 200.0  # per output token, p50
+    min_accuracy: float = 0.0
+    qps: float = 1.0
+
+
+# ---------------------------------------------------------------- cloud (plan/cost.py)
+@dataclass
+class SlurmConfig:
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    time_min: int = 60
+
+
+@dataclass
+class CloudConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    catalog: str = "builtin"  # builtin | any fsspec path to YAML/CSV/JSON
+    include_local: bool = True
+    synthetic_nodes: int = 0  # >0: generate a synthetic catalog of this many nodes (scale tests)
+    user_region: str = "us-east"
+    region_allowlist: list[str] = field(default_factory=list)  # empty => all
+    pricing: str = "on_demand"  # on_demand | spot
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
+
+
+# ---------------------------------------------------------------- task (data + evaluate)
+@dataclass
+class TaskConfig:
+    _target_: str = MISSING
+    name: str = MISSING
+    n_train: int = 1000
+    n_val: int = 100
+    n_test: int = 200
+    seed: int = 0
+    source: Optional[str] = None  # fsspec path of user data instead of synthesis (task-specific format)
+
+
+@dataclass
+class MahjongTaskConfig(TaskConfig):
+    variant: str = "basic"  # basic (4 melds + pair) | riichi (+ seven pairs, thirteen orphans)
+    nontenpai_rate: float = 0.1  # share of hands with no winning tile (empty answer)
+    # target share of hands by number of winning tiles (keys "1".."9+"); empty => natural distribution
+    wait_distribution: dict[str, float] = field(default_factory=dict)
+    notation: str = "spaced"  # how hands are written in prompts: spaced (1m 2m 3m) | compact (123m) | unicode
+
+
+@dataclass
+class MathTaskConfig(TaskConfig):
+    min_steps: int = 2
+    max_steps: int = 4
+    hf_dataset: Optional[str] = None  # e.g. openai/gsm8k (needs the datasets package + network/cache)
+
+
+# ---------------------------------------------------------------- infrastructure
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    devices: int = 1
+    strategy: str = "auto"  # auto | ddp | fsdp | deepspeed (Lightning's engines)
+    precision: str = "32-true"
+    max_steps: int = 1000
+    max_minutes: float = 0.0  # >0: stop training after this wall time (checkpointed)
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    val_every_n_steps: int = 200
+    checkpoint_every_n_steps: int = 200
+    num_threads: int = 0  # 0 => torch default
+    num_workers: int = 0
+    progress_bar: bool = True
+
+
+@dataclass
+class EvaluateConfig:
+    batch_size: int = 64
+    max_new_tokens: int = 0  # 0 => task default
+    n_latency: int = 16  # answers timed one by one for latency per answer
+
+
+@dataclass
+class PlannerConfig:
+    teachers: list[str] = field(default_factory=list)  # conf/teacher options to consider; empty => all
+    students: list[str] = field(default_factory=list)  # conf/student options to consider; empty => all
+    strategies: list[str] = field(default_factory=lambda: ["alignment", "injection"])
+    train_tokens: float = 2.0e7
+    selection: str = "score"  # score (deployment score) | knee
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"accuracy": 0.4, "latency": 0.2, "train_time": 0.1, "cost": 0.3}
+    )
+    history: Optional[str] = None  # fsspec path of the calibration history (ledger of measured runs)
+
+
+@dataclass
+class PipelineConfig:
+    stages: list[str] = field(default_factory=lambda: ["plan", "data", "distill", "evaluate", "export", "report"])
+    resume: bool = True  # reuse finished stages whose config hash matches
+
+
+@dataclass
+class PathsConfig:
+    output_root: str = "outputs"
+    cache: str = "${paths.output_root}/cache"  # shared, content-addressed (teacher logits, API calls)
+
+
+@dataclass
+class StratosConfig:
+    cloud: CloudConfig = MISSING
+    teacher: TeacherConfig = MISSING
+    student: StudentConfig = MISSING
+    strategy: StrategyConfig = MISSING
+    deploy: DeployConfig = MISSING
+    task: Any = None  # added with +task=<name>
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0
+    run_dir: str = "${hydra:run.dir}"
+
+
+def register_configs() -> None:
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=StratosConfig)
+    cs.store(group="cloud", name="base_cloud", node=CloudConfig)
+    cs.store(group="teacher", name="base_teacher", node=TeacherConfig)
+    cs.store(group="student", name="base_student", node=StudentConfig)
+    cs.store(group="strategy", name="base_strategy", node=StrategyConfig)
+    cs.store(group="deploy", name="base_deploy", node=DeployConfig)
+    cs.store(group="task", name="base_task", node=TaskConfig)
+    cs.store(group="task", name="base_task_mahjong", node=MahjongTaskConfig)
+    cs.store(group="task", name="base_task_math", node=MathTaskConfig)
+
+
+# ---------------------------------------------------------------- value checks
+STAGES = ("plan", "data", "distill", "evaluate", "export", "report")
+
+
+def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise bad_value(key, value, allowed)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Range checks the types cannot express. Raises UserError on the first bad value."""
+    if cfg.get("task") is None:
+        from stratos.errors import UserError
+
+        raise UserError("no task selected: add +task=<name> (choices: mahjong, gsm8k, aime)")
+    t = cfg.task
+    for k in ("n_train", "n_val", "n_test"):
+        _check(int(t[k]) > 0, f"task.{k}", t[k], "an integer > 0")
+    if t.name == "mahjong":
+        _check(t.variant in ("basic", "riichi"), "task.variant", t.variant, "basic, riichi")
+        _check(0.0 <= float(t.nontenpai_rate) < 1.0, "task.nontenpai_rate", t.nontenpai_rate, "0 <= rate < 1")
+        _check(t.notation in ("spaced", "compact", "unicode"), "task.notation", t.notation, "spaced, compact, unicode")
+    tr = cfg.trainer
+    _check(int(tr.max_steps) > 0, "trainer.max_steps", tr.max_steps, "an integer > 0")
+    _check(int(tr.batch_size) > 0, "trainer.batch_size", tr.batch_size, "an integer > 0")
+    _check(float(tr.lr) > 0, "trainer.lr", tr.lr, "a number > 0")
+    _check(float(tr.max_minutes) >= 0, "trainer.max_minutes", tr.max_minutes, "minutes >= 0 (0 = no limit)")
+    d = cfg.deploy
+    _check(float(d.budget_usd) > 0, "deploy.budget_usd", d.budget_usd, "dollars > 0")
+    _check(float(d.deadline_h) > 0, "deploy.deadline_h", d.deadline_h, "hours > 0")
+    _check(float(d.latency_slo_ms) > 0, "deploy.latency_slo_ms", d.latency_slo_ms, "milliseconds > 0")
+    _check(0.0 <= float(d.min_accuracy) <= 1.0, "deploy.min_accuracy", d.min_accuracy, "0 <= accuracy <= 1")
+    s = cfg.strategy
+    _check(s.name in ("auto", "alignment", "injection", "labels_only"), "strategy.name", s.name,
+           "auto, alignment, injection, labels_only")
+    _check(s.target in ("rationale", "answer"), "strategy.target", s.target, "rationale, answer")
+    _check(0.0 <= float(s.alignment.kd_weight) <= 1.0, "strategy.alignment.kd_weight", s.alignment.kd_weight,
+           "0 <= weight <= 1")
+    _check(float(s.alignment.temperature) > 0, "strategy.alignment.temperature", s.alignment.temperature, "> 0")
+    _check(cfg.student.peft.method in ("none", "lora"), "student.peft.method", cfg.student.peft.method, "none, lora")
+    bad = [x for x in cfg.pipeline.stages if x not in STAGES]
+    _check(not bad and len(cfg.pipeline.stages) > 0, "pipeline.stages", list(cfg.pipeline.stages),
+           f"a non-empty list from {', '.join(STAGES)}")
+    _check(cfg.teacher.kind in ("engine", "hf", "openai"), "teacher.kind", cfg.teacher.kind, "engine, hf, openai")
+    _check(cfg.cloud.pricing in ("on_demand", "spot"), "cloud.pricing", cfg.cloud.pricing, "on_demand, spot")

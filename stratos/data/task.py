@@ -1,0 +1,55 @@
+"""The contract every task (`conf/task/*.yaml`) fulfils.
+
+A task turns its config into train/val/test rows, writes prompts for models, knows the
+teacher-quality step-by-step rationale for a row, and grades free model text strictly.
+The data stage, the teachers, the distill stage and the evaluate stage only ever talk to a
+task through this protocol, so adding a task never touches them.
+
+Row = one JSON-serialisable dict. Keys every task provides:
+  id          str   stable id (hash of the canonical question), unique across splits
+  question    str   the prompt text given to models (already formatted)
+  answer      str   canonical final answer text (what `answer_line` prints after "Answer: ")
+  rationale   str   verified step-by-step solution, ending with the answer line
+  difficulty  str   bucket for breakdowns (e.g. "waits=3", "steps=4")
+Tasks add their own keys (e.g. "hand", "winning_tiles").
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+ANSWER_PREFIX = "Answer:"
+
+
+@runtime_checkable
+class Task(Protocol):
+    name: str
+    max_new_tokens: int  # generation budget that fits a full rationale
+
+    def build_splits(self) -> dict[str, list[dict]]:
+        """{"train": rows, "val": rows, "test": rows}; deterministic by seed; no question in two splits."""
+        ...
+
+    def rationale(self, row: dict) -> str:
+        """The teacher's verified step-by-step text for `row`, ending with `answer_line(row)`."""
+        ...
+
+    def answer_line(self, row: dict) -> str:
+        """`"Answer: <canonical answer>"`."""
+        ...
+
+    def extract(self, text: str) -> Any | None:
+        """Parse the final answer out of free model text; None when there is none."""
+        ...
+
+    def is_correct(self, row: dict, text: str) -> bool:
+        """Strict grading of model text against the row's answer (tolerant of format only)."""
+        ...
+
+    def features(self, row: dict) -> dict[str, float]:
+        """Task-complexity features (e.g. answer-set size, rationale length) for strategy choice."""
+        ...
+
+    def corpus(self) -> str:
+        """Domain knowledge as plain text (e.g. the rules), for knowledge injection."""
+        ...
