@@ -69,6 +69,12 @@ def write_json(url: str, obj: Any) -> str:
     return url
 
 
+def write_text(url: str, text: str) -> str:
+    with atomic_open(url) as f:
+        f.write(text)
+    return url
+
+
 def read_json(url: str) -> Any:
     with fsspec.open(url, "r") as f:
         return json.load(f)
@@ -167,10 +173,7 @@ class StageContext:
         return write_jsonl(self.path(name), rows)
 
     def write_text(self, name: str, text: str) -> str:
-        url = self.path(name)
-        with atomic_open(url) as f:
-            f.write(text)
-        return url
+        return write_text(self.path(name), text)
 
     def manifest(self, metrics: dict[str, Any] | None = None) -> Manifest:
         return Manifest(

@@ -262,7 +262,7 @@ class StratosConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = 0
-    run_dir: str = "${hydra:run.dir}"
+    exp_name: str = "default"
 
 
 def register_configs() -> None:
@@ -273,6 +273,7 @@ def register_configs() -> None:
     cs.store(group="student", name="base_student", node=StudentConfig)
     cs.store(group="strategy", name="base_strategy", node=StrategyConfig)
     cs.store(group="deploy", name="base_deploy", node=DeployConfig)
+    cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
     cs.store(group="task", name="base_task", node=TaskConfig)
     cs.store(group="task", name="base_task_mahjong", node=MahjongTaskConfig)
     cs.store(group="task", name="base_task_math", node=MathTaskConfig)

@@ -1,0 +1,5 @@
+"""`python -m stratos` -> the Hydra CLI."""
+
+from stratos.cli import main
+
+main()

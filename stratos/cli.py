@@ -1,0 +1,92 @@
+"""`python -m stratos +task=mahjong [overrides]` — the only @hydra.main.
+
+Thin on purpose: validate the composed config, run the pipeline, return the metric sweeps
+optimise. User mistakes (UserError, and Hydra's own config errors) print one line and exit 2
+with no traceback and no half-written run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from stratos.config import register_configs, validate
+from stratos.errors import UserError
+
+log = logging.getLogger("stratos")
+register_configs()
+
+_task_started = False  # set once Hydra composed the config and called us: later exits are not config errors
+
+
+def _remove_if_empty(run_dir: str, root: str) -> None:
+    """Remove `run_dir` and its empty parents up to `root` (never a directory holding anything)."""
+    path = os.path.abspath(run_dir)
+    root = os.path.abspath(root)
+    while path.startswith(root + os.sep) and os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+        path = os.path.dirname(path)
+
+
+def _run_dir() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir
+
+
+def _setup_threads(cfg: DictConfig) -> None:
+    import torch
+
+    if cfg.trainer.num_threads > 0:
+        torch.set_num_threads(int(cfg.trainer.num_threads))
+
+
+CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # top-level conf/ beside the package (editable install)
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def hydra_main(cfg: DictConfig) -> float | None:
+    global _task_started
+    _task_started = True
+    run_dir = _run_dir()
+    try:
+        validate(cfg)
+    except UserError as e:
+        _remove_if_empty(run_dir, cfg.paths.output_root)
+        print(f"stratos: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    from stratos.artifacts import write_text
+    from stratos.pipeline import run_pipeline
+
+    _setup_threads(cfg)
+    write_text(os.path.join(run_dir, "config.yaml"), OmegaConf.to_yaml(cfg, resolve=True))
+    log.info("run dir: %s", run_dir)
+    try:
+        done = run_pipeline(cfg, run_dir)
+    except UserError as e:
+        print(f"stratos: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    ev = done.get("evaluate")
+    return ev.metrics.get("evaluate/test/accuracy") if ev else None
+
+
+def main() -> None:
+    try:
+        hydra_main()
+    except SystemExit as e:
+        # Hydra reports config-composition errors (unknown option, bad type, bad override) and exits 1
+        # before calling us; those are user mistakes, so they share the user-error exit code.
+        if not _task_started and e.code == 1:
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
+

@@ -1,0 +1,41 @@
+"""Data stage: the task writes train/val/test JSONL (synthesised, or read from `task.source`).
+
+Outputs: train.jsonl, val.jsonl, test.jsonl, corpus.txt (domain knowledge for injection), stats.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from stratos.artifacts import Manifest, StageContext
+
+log = logging.getLogger("stratos")
+SPLITS = ("train", "val", "test")
+
+
+def build_task(cfg: DictConfig):
+    """The task object for `cfg.task` (its `_target_`)."""
+    return instantiate(cfg.task, _convert_="all")
+
+
+def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
+    task = build_task(cfg)
+    splits = task.build_splits()
+    ids = [set(r["id"] for r in splits[s]) for s in SPLITS]
+    overlap = (ids[0] & ids[1]) | (ids[0] & ids[2]) | (ids[1] & ids[2])
+    if overlap:  # a task bug, not a user error: leaking test items into training would inflate accuracy
+        raise RuntimeError(f"task '{task.name}' put {len(overlap)} items in two splits")
+    metrics: dict = {}
+    stats: dict = {}
+    for s in SPLITS:
+        ctx.write_jsonl(f"{s}.jsonl", splits[s])
+        metrics[f"data/{s}/n"] = len(splits[s])
+        stats[s] = dict(sorted(collections.Counter(r.get("difficulty", "all") for r in splits[s]).items()))
+    ctx.write_text("corpus.txt", task.corpus())
+    ctx.write_json("stats.json", {"task": task.name, "difficulty": stats, "synthetic": cfg.task.get("source") is None})
+    log.info("data: %s", ", ".join(f"{s}={len(splits[s])}" for s in SPLITS))
+    return ctx.manifest(metrics=metrics)

@@ -1,0 +1,132 @@
+"""Turn task rows + a strategy decision into tokenized training examples.
+
+Format of every supervised example (the evaluate stage and the exported model see the same):
+    <bos> question \n target <eos>          loss on `target <eos>` only (labels -100 elsewhere)
+Corpus examples (knowledge injection) are plain LM text with the loss on every token.
+
+What `target` is:
+  labels_only              "Answer: ..." (the verified label, nothing else)
+  alignment / sequence     the teacher's rationale, kept only if the task's verifier accepts it
+                           (rejection sampling; counts recorded)
+  alignment / logit|hidden the verified rationale; the teacher's distributions add the KD term
+  injection                reverse synthesis: rationale built from the verified answer (task engine),
+                           or teacher-written given question + answer and verified
+`strategy.target=answer` trains on the answer line alone (shorter; no chain of thought).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+
+import fsspec
+import torch
+
+from stratos.data.task import Task
+from stratos.distill.strategy import Decision
+from stratos.models.generate import encode_prompt
+from stratos.models.teacher import ask
+
+log = logging.getLogger("stratos")
+IGNORE = -100
+
+
+@dataclass
+class TextExample:
+    prompt: str  # "" for corpus text
+    target: str
+
+
+def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, target: str,
+                     rules_in_prompt: bool) -> tuple[list[TextExample], dict]:
+    """(examples, stats) for the decided strategy."""
+    if decision.mode == "labels" or target == "answer":
+        return [TextExample(r["question"], task.answer_line(r)) for r in rows], {"kept": len(rows), "rejected": 0}
+    if decision.mode == "sequence":
+        answers = ask(teacher, task, rows)
+        kept = [TextExample(r["question"], a.text.strip()) for r, a in zip(rows, answers) if task.is_correct(r, a.text)]
+        stats = {"kept": len(kept), "rejected": len(rows) - len(kept),
+                 "failed": sum(1 for a in answers if a.error)}
+        log.info("sequence KD: kept %d / %d teacher rationales (verifier)", stats["kept"], len(rows))
+        return kept, stats
+    # logit / hidden / injection: the verified rationale built from the known answer
+    del rules_in_prompt
+    return [TextExample(r["question"], task.rationale(r)) for r in rows], {"kept": len(rows), "rejected": 0}
+
+
+def corpus_texts(task: Task, extra_paths: list[str], chunk_chars: int = 400) -> list[TextExample]:
+    """Domain corpus (task rules + user documents via fsspec), cut into LM-sized chunks."""
+    texts = [task.corpus()]
+    for p in extra_paths:
+        for f in fsspec.open_files(p, "r", encoding="utf-8"):
+            with f as fh:
+                texts.append(fh.read())
+    chunks = []
+    for t in texts:
+        paras = [p.strip() for p in t.split("\n\n") if p.strip()]
+        buf = ""
+        for p in paras:
+            if buf and len(buf) + len(p) > chunk_chars:
+                chunks.append(TextExample("", buf))
+                buf = ""
+            buf = f"{buf}\n\n{p}" if buf else p
+        if buf:
+            chunks.append(TextExample("", buf))
+    return chunks
+
+
+def tokenize(tokenizer, ex: TextExample, max_len: int) -> tuple[list[int], list[int]]:
+    """(input_ids, labels) for one example, truncated to `max_len`."""
+    tgt = tokenizer(ex.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    if ex.prompt:
+        prompt = encode_prompt(tokenizer, ex.prompt)
+        ids, labels = prompt + tgt, [IGNORE] * len(prompt) + tgt
+    else:
+        ids = [tokenizer.bos_token_id] + tgt
+        labels = [IGNORE] + tgt
+    return ids[:max_len], labels[:max_len]
+
+
+class ExampleDataset(torch.utils.data.Dataset):
+    """Supervised examples, plus corpus examples mixed in at `corpus_weight` of the data."""
+
+    def __init__(self, tokenizer, supervised: list[TextExample], corpus: list[TextExample], corpus_weight: float,
+                 max_len: int, seed: int) -> None:
+        items = [tokenize(tokenizer, e, max_len) for e in supervised]
+        if corpus and corpus_weight > 0:
+            # mixed objective: corpus LM and SFT share batches. Repeat the (small) corpus so it is
+            # `corpus_weight` of all examples; a separate continued-pretraining phase would spend
+            # steps the SFT needs on a CPU budget and invites forgetting of the rules afterwards.
+            n_corpus = int(round(len(items) * corpus_weight / (1 - corpus_weight)))
+            rng = random.Random(seed)
+            cor = [tokenize(tokenizer, e, max_len) for e in corpus]
+            items += [cor[rng.randrange(len(cor))] for _ in range(n_corpus)]
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[list[int], list[int]]:
+        return self.items[i]
+
+    @property
+    def max_len(self) -> int:
+        return max((len(x[0]) for x in self.items), default=0)
+
+
+def collate(pad_id: int):
+    """Right-pad a batch: input_ids (B, T), attention_mask (B, T), labels (B, T) with -100 on padding."""
+
+    def fn(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(ids) for ids, _ in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for r, (ids, lab) in enumerate(batch):
+            input_ids[r, : len(ids)] = torch.tensor(ids)
+            labels[r, : len(lab)] = torch.tensor(lab)
+            mask[r, : len(ids)] = 1
+        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+    return fn

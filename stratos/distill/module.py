@@ -1,0 +1,106 @@
+"""The LightningModule that trains a student. It only wires things: losses are pure functions
+in `stratos/distill/losses.py`, models come from `stratos/models/`.
+
+Per batch (B sequences of T tokens, vocabulary V, student width H):
+  student forward            -> hidden (B, T, H); logits come from the LM head inside the loss
+  labels shifted by one      -> position t predicts token t+1; -100 = no loss
+  sequence / labels / injection: loss = CE (per-token mean over supervised tokens)
+  logit:  loss = (1 - w) * CE + w * KD(student || teacher, T)  (both per-token means; chunked over tokens)
+  hidden: adds hidden_weight * MSE(proj(teacher hidden), student hidden) over supervised positions
+"""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from stratos.distill.losses import ChunkedDistillLoss
+
+
+def lm_parts(model):
+    """(base transformer, LM head) of a causal LM, through a PEFT wrapper if there is one."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder() if hasattr(inner, "get_decoder") else inner.base_model, inner.get_output_embeddings()
+
+
+class DistillModule(L.LightningModule):
+    def __init__(self, student, mode: str, alignment: dict, lr: float, weight_decay: float, warmup_steps: int,
+                 max_steps: int, teacher=None) -> None:
+        super().__init__()
+        self.student = student
+        self._teacher = [teacher]  # a list keeps the frozen teacher out of state_dict and checkpoints
+        self.mode = mode
+        self.lr, self.weight_decay, self.warmup_steps, self.max_steps = lr, weight_decay, warmup_steps, max_steps
+        self.kd_weight = float(alignment.get("kd_weight", 0.5)) if mode in ("logit", "hidden") else 0.0
+        self.hidden_weight = float(alignment.get("hidden_weight", 0.0)) if mode in ("logit", "hidden") else 0.0
+        if mode == "hidden" and self.hidden_weight == 0.0:
+            self.hidden_weight = 1.0
+        self.loss_fn = ChunkedDistillLoss(
+            loss=alignment.get("loss", "forward_kl"), temperature=float(alignment.get("temperature", 2.0)),
+            kd_weight=self.kd_weight, beta=float(alignment.get("beta", 0.5)), alpha=float(alignment.get("alpha", 0.1)),
+            chunk_size=int(alignment.get("chunk_size", 1024)),
+        )
+        self.hidden_proj = None
+        if self.hidden_weight > 0 and teacher is not None:
+            # learned projection teacher width -> student width, so widths may differ
+            t_h = teacher.model.config.hidden_size
+            s_h = lm_parts(student)[1].weight.shape[1]
+            self.hidden_proj = torch.nn.Linear(t_h, s_h, bias=False)
+
+    @property
+    def teacher(self):
+        return self._teacher[0]
+
+    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        base, head = lm_parts(self.student)
+        hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
+        hidden = hidden.last_hidden_state[:, :-1]  # (B, T-1, H): position t predicts token t+1
+        labels = batch["labels"][:, 1:]  # (B, T-1)
+        teacher_logits = t_hidden = None
+        if self.mode in ("logit", "hidden") and self.teacher is not None:
+            t_logits, t_hid = self.teacher.logits_and_hidden(batch["input_ids"], batch["attention_mask"])
+            teacher_logits, t_hidden = t_logits[:, :-1], t_hid[:, :-1]
+        out = self.loss_fn(hidden, head.weight, labels, teacher_logits=teacher_logits)
+        if self.hidden_proj is not None and t_hidden is not None:
+            mask = (labels != -100).unsqueeze(-1).to(hidden.dtype)  # (B, T-1, 1)
+            mse = ((self.hidden_proj(t_hidden) - hidden) ** 2 * mask).sum() / (mask.sum() * hidden.shape[-1]).clamp(min=1)
+            out["hidden_mse"] = mse
+            out["loss"] = out["loss"] + self.hidden_weight * mse
+        return out
+
+    def training_step(self, batch, batch_idx):
+        out = self.losses(batch)
+        self.log("train/loss", out["loss"], prog_bar=True)
+        for k in ("ce", "kd", "hidden_mse"):
+            if k in out:
+                self.log(f"train/{k}", out[k])
+        return out["loss"]
+
+    def validation_step(self, batch, batch_idx):
+        out = self.losses(batch)
+        self.log("val/loss", out["loss"], prog_bar=True, sync_dist=True)
+        self.log("val/ce", out["ce"], sync_dist=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in params if p.dim() >= 2]
+        no_decay = [p for p in params if p.dim() < 2]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": self.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=self.lr, betas=(0.9, 0.95))
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 10 %
+            if step < self.warmup_steps:
+                return (step + 1) / self.warmup_steps
+            t = min(1.0, (step - self.warmup_steps) / max(1, self.max_steps - self.warmup_steps))
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def shifted_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Reference CE for tests: logits (B, T, V) at positions predicting labels (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)

@@ -1,0 +1,122 @@
+"""Distill stage: decide the strategy, build examples, train the student with Lightning, save it.
+
+Outputs:
+  model/            merged HF checkpoint + tokenizer (save_pretrained; loads in transformers 4.x and 5.x)
+  checkpoints/      Lightning checkpoints step_{step:06d}.ckpt + last.ckpt (a re-run resumes from last.ckpt)
+  strategy.json     the decision: name, mode, reason, teacher probe accuracy, features, refusals
+  preflight.json    vocab / context / memory checks
+  train_log.jsonl   loss curve (step, loss, lr) for reports and DDP/resume comparisons
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from stratos import artifacts
+from stratos.artifacts import Manifest, StageContext
+from stratos.data.stage import build_task
+from stratos.distill.examples import ExampleDataset, collate, corpus_texts, supervised_texts
+from stratos.distill.module import DistillModule
+from stratos.distill.preflight import run_preflight
+from stratos.distill.trainer import build_trainer, last_checkpoint
+from stratos.errors import UserError
+from stratos.models.tokenizer import save_tokenizer
+
+log = logging.getLogger("stratos")
+
+
+def build_teacher(cfg: DictConfig):
+    if cfg.teacher.kind == "engine" and cfg.teacher.name.split("_")[0] != cfg.task.name:
+        raise UserError(f"invalid value for 'teacher': {cfg.teacher.name!r} is the rules engine of another task "
+                        f"(allowed for +task={cfg.task.name}: an hf or openai teacher, or {cfg.task.name}_engine)")
+    return instantiate(cfg.teacher, _convert_="all")
+
+
+def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    task = build_task(cfg)
+    data = ctx.input("data")
+    train_rows = artifacts.read_jsonl(data.path("train.jsonl"))
+    val_rows = artifacts.read_jsonl(data.path("val.jsonl"))
+    teacher = build_teacher(cfg)
+    strategy = instantiate(cfg.strategy, _convert_="all")
+
+    # the student's tokenizer is trained on what it will read and write (questions, rationales, rules)
+    texts = [r["question"] for r in train_rows] + [task.rationale(r) for r in train_rows[:2000]] + [task.corpus()]
+    student = instantiate(cfg.student, train_texts=texts, seed=int(cfg.seed), _convert_="all")
+    pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
+    decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason)
+    ctx.write_json("strategy.json", decision.as_dict())
+
+    rules_in_prompt = bool(cfg.strategy.injection.rules_in_prompt) and decision.mode == "injection"
+    sup, seq_stats = supervised_texts(decision, task, train_rows, teacher, strategy.target, rules_in_prompt)
+    if not sup:
+        raise UserError(f"the teacher produced no verified rationale for {len(train_rows)} training items "
+                        f"(allowed: strategy=injection or strategy=labels_only, or a stronger teacher)")
+    corpus = corpus_texts(task, list(cfg.strategy.injection.corpus_paths)) if decision.mode == "injection" else []
+    max_len = int(cfg.student.arch.max_position) if not cfg.student.name_or_path else 2048
+    train_ds = ExampleDataset(student.tokenizer, sup, corpus, float(cfg.strategy.injection.corpus_weight), max_len,
+                              int(cfg.seed))
+    val_sup, _ = supervised_texts(decision if decision.mode != "sequence" else _as_labels(decision), task,
+                                  val_rows, teacher, strategy.target, rules_in_prompt)
+    val_ds = ExampleDataset(student.tokenizer, val_sup, [], 0.0, max_len, int(cfg.seed))
+    pf = run_preflight(student, teacher, max_seq_len=train_ds.max_len, dtype=cfg.student.dtype)
+    ctx.write_json("preflight.json", pf.as_dict())
+
+    tr = cfg.trainer
+    per_device = max(1, int(tr.batch_size) // max(1, int(tr.devices)))
+    make_loader = lambda ds, shuffle: torch.utils.data.DataLoader(  # noqa: E731
+        ds, batch_size=per_device, shuffle=shuffle, collate_fn=collate(student.tokenizer.pad_token_id),
+        num_workers=int(tr.num_workers), drop_last=shuffle and len(ds) >= per_device)
+    module = DistillModule(student.model, decision.mode, dict(cfg.strategy.alignment), lr=float(tr.lr),
+                           weight_decay=float(tr.weight_decay), warmup_steps=int(tr.warmup_steps),
+                           max_steps=int(tr.max_steps), teacher=teacher if decision.mode in ("logit", "hidden") else None)
+    ckpt_dir = ctx.local_dir("checkpoints")
+    trainer, curve = build_trainer(cfg, ckpt_dir, ctx.path("train_log.jsonl"))
+    resume = last_checkpoint(ckpt_dir)
+    if resume:
+        log.info("resuming distill from %s", resume)
+    t0 = time.time()
+    trainer.fit(module, make_loader(train_ds, True), make_loader(val_ds, False), ckpt_path=resume)
+    seconds = time.time() - t0
+
+    metrics = {
+        "distill/steps": int(trainer.global_step),
+        "distill/seconds": round(seconds, 2),
+        "distill/train/examples": len(train_ds),
+        "distill/train/corpus_examples": len(corpus) and len(train_ds) - len(sup),
+        "distill/train/loss": curve.last("train/loss"),
+        "distill/val/loss": _metric(trainer, "val/loss"),
+        "distill/tokens_per_s": round(curve.tokens / max(seconds, 1e-9), 1),
+        "distill/student_params": student.n_params,
+        "distill/trainable_params": student.n_trainable,
+        "strategy/name": decision.name,
+        "strategy/mode": decision.mode,
+        "strategy/kept": seq_stats.get("kept"),
+        "strategy/rejected": seq_stats.get("rejected"),
+    }
+    if trainer.is_global_zero:
+        out = ctx.local_dir("model")
+        model = student.merged()
+        model.save_pretrained(out)
+        save_tokenizer(student.tokenizer, out)
+    return ctx.manifest(metrics=metrics)
+
+
+def _as_labels(decision):
+    """Validation for sequence KD uses verified rationales (teacher text may be missing for val rows)."""
+    from dataclasses import replace
+
+    return replace(decision, mode="injection")
+
+
+def _metric(trainer, key: str):
+    v = trainer.callback_metrics.get(key)
+    return round(float(v), 5) if v is not None else None
+

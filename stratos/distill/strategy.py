@@ -1,0 +1,95 @@
+"""Choose how knowledge moves from teacher to student.
+
+`strategy=auto` probes the teacher on `probe_n` held-out items with known answers:
+  teacher accuracy >= probe_threshold  -> knowledge ALIGNMENT (the teacher knows the domain;
+                                          match its outputs)
+  otherwise                            -> knowledge INJECTION (the teacher does not; build data
+                                          from verified answers backwards + a domain corpus)
+Within alignment the mode follows what the teacher offers and the preflight allows:
+  logits + identical vocabulary -> logit KD (white-box); otherwise sequence-level KD on the
+  teacher's verified rationales (black-box, rejection-sampled by the task's verifier).
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import asdict, dataclass, field
+
+from stratos.data.task import Task
+from stratos.models.teacher import ask
+
+log = logging.getLogger("stratos")
+NAMES = ("auto", "alignment", "injection", "labels_only")
+
+
+@dataclass
+class Decision:
+    name: str  # alignment | injection | labels_only
+    mode: str  # logit | hidden | sequence | injection | labels
+    reason: str
+    teacher_probe_accuracy: float | None
+    probe_n: int
+    features: dict[str, float] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # e.g. logit KD refused: different vocabularies
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def probe_teacher(teacher, task: Task, rows: list[dict]) -> tuple[float, dict[str, float]]:
+    """Teacher accuracy on `rows` plus mean task-complexity features."""
+    answers = ask(teacher, task, rows)
+    acc = sum(task.is_correct(r, a.text) for r, a in zip(rows, answers)) / max(1, len(rows))
+    feats = [task.features(r) for r in rows]
+    mean = {k: round(statistics.fmean(f[k] for f in feats), 3) for k in (feats[0] if feats else {})}
+    mean["teacher_text_chars"] = round(statistics.fmean(len(a.text) for a in answers), 1) if answers else 0.0
+    return acc, mean
+
+
+class Strategy:
+    """Built from `conf/strategy/*.yaml`; holds the distillation settings and makes the decision."""
+
+    def __init__(self, name: str, probe_n: int = 50, probe_threshold: float = 0.6, target: str = "rationale",
+                 alignment: dict | None = None, injection: dict | None = None, **_: object) -> None:
+        self.name = name
+        self.probe_n = probe_n
+        self.probe_threshold = probe_threshold
+        self.target = target
+        self.alignment = dict(alignment or {})
+        self.injection = dict(injection or {})
+
+    def decide(self, teacher, task: Task, probe_rows: list[dict], same_vocab: bool, vocab_reason: str) -> Decision:
+        if self.name == "labels_only":
+            return Decision("labels_only", "labels", "strategy=labels_only: supervised on verified labels only, "
+                            "no teacher knowledge", None, 0)
+        rows = probe_rows[: self.probe_n]
+        acc, feats = probe_teacher(teacher, task, rows)
+        log.info("teacher probe: %.3f accuracy on %d held-out items", acc, len(rows))
+        if self.name == "auto":
+            knows = acc >= self.probe_threshold
+            name = "alignment" if knows else "injection"
+            cmp = ">=" if knows else "<"
+            why = (f"teacher probe accuracy {acc:.2f} on {len(rows)} held-out items {cmp} threshold "
+                   f"{self.probe_threshold:.2f}: " + ("the teacher knows the task -> knowledge alignment" if knows else
+                   "the teacher does not know the task -> knowledge injection"))
+        else:
+            name, why = self.name, f"strategy={self.name} set in config (teacher probe accuracy {acc:.2f})"
+        if name == "injection":
+            return Decision(name, "injection", why, acc, len(rows), feats)
+        mode, refused = self._alignment_mode(teacher, same_vocab, vocab_reason)
+        return Decision(name, mode, f"{why}; mode {mode}", acc, len(rows), feats, refused)
+
+    def _alignment_mode(self, teacher, same_vocab: bool, vocab_reason: str) -> tuple[str, list[str]]:
+        wanted = self.alignment.get("mode", "auto")
+        caps = getattr(teacher, "capabilities", frozenset({"text"}))
+        white_box = "logits" in caps and same_vocab
+        refused = []
+        if wanted in ("logit", "hidden") and not white_box:
+            refused.append(f"{wanted} KD refused: {vocab_reason if 'logits' in caps else 'teacher offers text only'}"
+                           f"; using sequence-level KD instead")
+            log.warning(refused[-1])
+            return "sequence", refused
+        if wanted == "auto":
+            return ("logit" if white_box else "sequence"), refused
+        return wanted, refused

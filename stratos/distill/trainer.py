@@ -1,0 +1,83 @@
+"""Build the Lightning Trainer for the distill stage from `cfg.trainer`.
+
+Lightning is the engine for everything that is not distillation itself: devices, DDP/FSDP/DeepSpeed
+(`trainer.strategy`), precision, gradient clipping, checkpoints (`step_{step:06d}.ckpt` + `last.ckpt`,
+from which a re-run or a requeued Slurm job resumes) and the progress bar.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from omegaconf import DictConfig
+
+from stratos import artifacts
+
+
+class LossCurve(Callback):
+    """Keeps (step, loss, lr) every `every` steps and the number of real tokens trained on.
+
+    The curve is written atomically whenever a checkpoint is saved and when training ends, so a
+    resumed run continues the same curve (entries after the resumed step are dropped).
+    """
+
+    def __init__(self, url: str, every: int = 10) -> None:
+        self.url, self.every = url, every
+        self.rows: list[dict] = []
+        self.tokens = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        if artifacts.exists(self.url) and trainer.global_step > 0:
+            self.rows = [r for r in artifacts.read_jsonl(self.url) if r["step"] <= trainer.global_step]
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.tokens += int(batch["attention_mask"].sum())
+        step = trainer.global_step
+        if step % self.every == 0 or step == trainer.max_steps:
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            lr = trainer.optimizers[0].param_groups[0]["lr"]
+            self.rows.append({"step": step, "loss": round(float(loss), 6), "lr": lr})
+
+    def last(self, key: str = "train/loss"):
+        return self.rows[-1]["loss"] if self.rows else None
+
+    def _write(self, trainer) -> None:
+        if trainer.is_global_zero:
+            artifacts.write_jsonl(self.url, self.rows)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        self._write(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._write(trainer)
+
+
+def last_checkpoint(ckpt_dir: str) -> str | None:
+    last = os.path.join(ckpt_dir, "last.ckpt")
+    if os.path.exists(last):
+        return last
+    steps = sorted(glob.glob(os.path.join(ckpt_dir, "step_*.ckpt")))
+    return steps[-1] if steps else None
+
+
+def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Trainer, LossCurve]:
+    tr = cfg.trainer
+    ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="step_{step:06d}", auto_insert_metric_name=False,
+                           every_n_train_steps=int(tr.checkpoint_every_n_steps), save_last=True, save_top_k=1,
+                           monitor=None)
+    curve = LossCurve(curve_url)
+    val_every = min(int(tr.val_every_n_steps), int(tr.max_steps))
+    trainer = L.Trainer(
+        accelerator=tr.accelerator, devices=int(tr.devices), strategy=tr.strategy, precision=tr.precision,
+        max_steps=int(tr.max_steps), max_epochs=-1,
+        max_time={"minutes": float(tr.max_minutes)} if float(tr.max_minutes) > 0 else None,
+        val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
+        gradient_clip_val=float(tr.grad_clip) or None, callbacks=[ckpt, curve], logger=False,
+        enable_progress_bar=bool(tr.progress_bar), enable_model_summary=False, default_root_dir=ckpt_dir,
+        log_every_n_steps=10, deterministic=False,
+    )
+    return trainer, curve
+

@@ -1,0 +1,36 @@
+"""Batched greedy generation with transformers (KV cache), shared by HF teachers and evaluation.
+
+Prompts are left-padded so every row's last prompt token sits at the same position and the
+new tokens line up; `generate` then runs incrementally with its KV cache.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def encode_prompt(tokenizer, question: str) -> list[int]:
+    """Token ids of a prompt exactly as the distill stage formats it: BOS + question + newline."""
+    return [tokenizer.bos_token_id] + tokenizer(question + "\n", add_special_tokens=False)["input_ids"]
+
+
+@torch.inference_mode()
+def greedy_generate(model, tokenizer, questions: list[str], max_new_tokens: int, batch_size: int = 64) -> list[str]:
+    """Greedy completions (text after the prompt, special tokens removed) for each question."""
+    model.eval()
+    out: list[str] = []
+    pad = tokenizer.pad_token_id
+    for i in range(0, len(questions), batch_size):
+        ids = [encode_prompt(tokenizer, q) for q in questions[i : i + batch_size]]
+        width = max(len(x) for x in ids)
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)  # (B, T) left-padded
+        mask = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, x in enumerate(ids):
+            input_ids[r, width - len(x) :] = torch.tensor(x)
+            mask[r, width - len(x) :] = 1
+        gen = model.generate(
+            input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+            pad_token_id=pad, eos_token_id=tokenizer.eos_token_id, use_cache=True,
+        )
+        out.extend(tokenizer.batch_decode(gen[:, width:], skip_special_tokens=True))
+    return out

@@ -1,0 +1,109 @@
+"""Students: a tiny causal LM built from config (offline default) or a pretrained one by name/path.
+
+`conf/student/*.yaml` targets `load_student`; the distill stage instantiates it with the task's
+training texts (used only to train the tokenizer of a from-config student):
+
+    bundle = hydra.utils.instantiate(cfg.student, train_texts=texts, _convert_="object")
+    bundle.model, bundle.tokenizer
+
+LoRA (PEFT) is applied here when `peft.method == "lora"`; `merged()` folds adapters back in for export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedModel, Qwen2Config
+
+from stratos.errors import UserError
+from stratos.models.hub import load_causal_lm
+from stratos.models.tokenizer import train_tokenizer
+
+FAMILIES = ("llama", "qwen2", "gpt2")
+
+
+@dataclass
+class StudentBundle:
+    name: str
+    model: Any  # PreTrainedModel or peft.PeftModel
+    tokenizer: Any
+    tokenizer_family: str
+    peft_method: str
+
+    def merged(self) -> PreTrainedModel:
+        """The plain transformers model: LoRA adapters merged (ms, logits change <= 2e-6 measured)."""
+        if self.peft_method == "lora":
+            return self.model.merge_and_unload()
+        return self.model
+
+    @property
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def n_trainable(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+
+def arch_config(arch: dict, vocab_size: int, tokenizer) -> Any:
+    """transformers config for a from-scratch model of family `arch['family']`."""
+    family = arch["family"]
+    ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+               pad_token_id=tokenizer.pad_token_id)
+    if family in ("llama", "qwen2"):
+        cls = LlamaConfig if family == "llama" else Qwen2Config
+        return cls(vocab_size=vocab_size, hidden_size=arch["hidden"], num_hidden_layers=arch["layers"],
+                   num_attention_heads=arch["heads"], num_key_value_heads=arch["kv_heads"],
+                   intermediate_size=arch["intermediate"], max_position_embeddings=arch["max_position"],
+                   tie_word_embeddings=True, **ids)
+    if family == "gpt2":
+        return GPT2Config(vocab_size=vocab_size, n_embd=arch["hidden"], n_layer=arch["layers"], n_head=arch["heads"],
+                          n_inner=arch["intermediate"], n_positions=arch["max_position"], **ids)
+    raise UserError(f"invalid value for 'student.arch.family': {family!r} (allowed: {', '.join(FAMILIES)})")
+
+
+def apply_lora(model, peft: dict):
+    from peft import LoraConfig, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    missing = [m for m in peft["target_modules"] if m not in names]
+    if missing:
+        raise UserError(f"invalid value for 'student.peft.target_modules': {missing} not in the model "
+                        f"(allowed: module names such as {sorted(n for n in names if n.endswith('proj'))[:8]})")
+    lcfg = LoraConfig(r=peft["r"], lora_alpha=peft["alpha"], lora_dropout=peft["dropout"],
+                      target_modules=list(peft["target_modules"]), task_type="CAUSAL_LM")
+    return get_peft_model(model, lcfg)
+
+
+def load_student(
+    name: str,
+    name_or_path: str | None = None,
+    arch: dict | None = None,
+    tokenizer_vocab: int = 384,
+    dtype: str = "float32",
+    peft: dict | None = None,
+    card: dict | None = None,
+    train_texts: Iterable[str] | None = None,
+    seed: int = 0,
+) -> StudentBundle:
+    """Build (from `arch`, tokenizer trained on `train_texts`) or load (`name_or_path`) a student."""
+    peft = dict(peft or {"method": "none"})
+    if name_or_path:
+        model, tok = load_causal_lm(name_or_path, key="student.name_or_path", dtype=dtype)
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        family = (card or {}).get("tokenizer_family", "unknown")
+    else:
+        if train_texts is None:
+            raise ValueError("a from-config student needs train_texts to train its tokenizer")
+        tok = train_tokenizer(train_texts, vocab_size=tokenizer_vocab)
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(arch_config(dict(arch), len(tok), tok))
+        model.generation_config.pad_token_id = tok.pad_token_id
+        family = "stratos-bpe"
+    if peft.get("method", "none") == "lora":
+        model = apply_lora(model, peft)
+    return StudentBundle(name=name, model=model, tokenizer=tok, tokenizer_family=family,
+                         peft_method=peft.get("method", "none"))

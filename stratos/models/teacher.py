@@ -1,0 +1,83 @@
+"""Teachers: where the knowledge comes from.
+
+Every teacher answers task rows with text (`answer(task, rows)`), and says what else it can
+offer in `capabilities`:
+  text      always — sequence-level (chain-of-thought) distillation works with any teacher
+  logprobs  top-k log-probabilities per generated token (OpenAI-compatible servers that offer them)
+  logits    full next-token logits (white-box HF models) — logit KD
+  hidden    hidden states (white-box HF models) — hidden-state KD
+
+Backends: `EngineTeacher` (the task's own rules engine writes verified rationales),
+`HFTeacher` (transformers model by name or path), and `OpenAITeacher`
+(stratos/models/openai_teacher.py, any OpenAI-compatible endpoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from stratos.data.task import Task
+from stratos.models.generate import greedy_generate
+from stratos.models.hub import load_causal_lm
+
+
+@dataclass
+class TeacherAnswer:
+    text: str
+    error: str | None = None
+
+
+def rules_prompt(task: Task, question: str) -> str:
+    """Knowledge-injection prompt: the task's rules in front of the question."""
+    return f"{task.corpus().strip()}\n\n{question}"
+
+
+class EngineTeacher:
+    """The task's rules engine as a teacher: exact, verified rationales; no weights, no logits."""
+
+    kind = "engine"
+    capabilities = frozenset({"text"})
+
+    def __init__(self, name: str, **_: object) -> None:
+        self.name = name
+
+    def answer(self, task: Task, rows: list[dict], rules_in_prompt: bool = False) -> list[TeacherAnswer]:
+        return [TeacherAnswer(task.rationale(r)) for r in rows]
+
+
+class HFTeacher:
+    """A transformers causal LM (white-box): text, logits and hidden states."""
+
+    kind = "hf"
+    capabilities = frozenset({"text", "logits", "hidden"})
+
+    def __init__(self, name: str, name_or_path: str, dtype: str = "float32", max_new_tokens: int = 256, **_: object):
+        self.name = name
+        self.name_or_path = name_or_path
+        self.max_new_tokens = max_new_tokens
+        self.model, self.tokenizer = load_causal_lm(name_or_path, key="teacher.name_or_path", dtype=dtype)
+        self.model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    def answer(self, task: Task, rows: list[dict], rules_in_prompt: bool = False) -> list[TeacherAnswer]:
+        qs = [rules_prompt(task, r["question"]) if rules_in_prompt else r["question"] for r in rows]
+        n = min(self.max_new_tokens, task.max_new_tokens)
+        return [TeacherAnswer(t) for t in greedy_generate(self.model, self.tokenizer, qs, max_new_tokens=n)]
+
+    @torch.no_grad()
+    def logits_and_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """(logits (B, T, V), last hidden state (B, T, H)) for KD."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
+        return out.logits, out.hidden_states[-1]
+
+
+def ask(teacher, task: Task, rows: list[dict], rules_in_prompt: bool = False) -> list[TeacherAnswer]:
+    """Uniform entry for any teacher (engine, HF, OpenAI-compatible)."""
+    if hasattr(teacher, "answer"):
+        return teacher.answer(task, rows, rules_in_prompt=rules_in_prompt)
+    qs = [rules_prompt(task, r["question"]) if rules_in_prompt else r["question"] for r in rows]
+    outs = teacher.generate(qs, max_new_tokens=task.max_new_tokens)
+    return [TeacherAnswer(o.text or "", o.error) for o in outs]

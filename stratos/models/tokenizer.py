@@ -1,0 +1,59 @@
+"""Train a small byte-level BPE tokenizer locally (no downloads) and wrap it for transformers.
+
+Byte-level BPE never produces <unk> (every byte is in the base alphabet), so any text a user
+types later still tokenizes. Vocabulary size dominates CPU cost (the LM head and the softmax
+are (tokens, V)), so task students use a few hundred entries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
+SPECIAL_TOKENS = [PAD, BOS, EOS]
+
+# A minimal chat template so chat-completions servers (vLLM, Stratos' own) can format requests.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}{{ m['content'] }}\n"
+    "{% elif m['role'] == 'assistant' %}{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
+)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with `vocab_size` entries (incl. 3 special tokens) trained on `texts`."""
+    if vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
+        raise ValueError(f"vocab_size {vocab_size} is below the 256-byte base alphabet + specials")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD)
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str) -> None:
+    """save_pretrained, then make the files loadable by transformers 4.x as well as 5.x.
+
+    transformers 5 writes "tokenizer_class": "TokenizersBackend", which 4.x does not know;
+    "PreTrainedTokenizerFast" loads in both (measured, see shared NOTES).
+    """
+    tokenizer.save_pretrained(path)
+    cfg_path = os.path.join(path, "tokenizer_config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=2)

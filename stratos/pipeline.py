@@ -1,0 +1,137 @@
+"""Chain the stages plan -> data -> distill -> evaluate -> export -> report through artifacts.
+
+Each stage is `stratos/<stage>/stage.py: run(cfg, ctx) -> Manifest`. A stage's identity is a
+hash of the config keys it depends on plus its inputs' hashes; a stage whose manifest carries
+that hash is reused, one whose directory holds a different hash is wiped and redone, and one
+interrupted mid-way (same hash, no manifest) runs again in place — the distill stage resumes
+from its last Lightning checkpoint there. `pipeline.stages` picks a subset; the stages those
+need are reused or run first.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from dataclasses import dataclass
+
+import fsspec
+from omegaconf import DictConfig, OmegaConf
+
+from stratos import artifacts
+from stratos.artifacts import Manifest, StageContext
+
+log = logging.getLogger("stratos")
+
+HASH_FILE = ".config_hash"
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    module: str
+    keys: tuple[str, ...]  # config keys whose values define the stage's result
+    needs: tuple[str, ...] = ()  # stages that must be done first
+    uses: tuple[str, ...] = ()  # stages read when present (never forced to run)
+    cached: bool = True  # report always re-runs (it is cheap and reflects the current state)
+
+
+SPECS: dict[str, StageSpec] = {
+    "plan": StageSpec("stratos.plan.stage", ("cloud", "teacher", "student", "strategy", "deploy", "planner", "task",
+                                             "trainer.batch_size", "trainer.max_steps")),
+    "data": StageSpec("stratos.data.stage", ("task",)),
+    "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",)),
+    "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate", "teacher", "strategy.probe_n"), ("data", "distill")),
+    "export": StageSpec("stratos.export.stage", ("deploy", "cloud.slurm"), ("data", "distill"), ("plan",)),
+    "acme": StageSpec("stratos.acme.stage", ("cloud", "strategy", "task", "seed"), (), ("data",)),
+    "report": StageSpec("stratos.report.stage", (), (), ("plan", "data", "distill", "evaluate", "export", "acme"),
+                        cached=False),
+}
+ORDER = ("plan", "data", "distill", "evaluate", "export", "acme", "report")
+
+
+def stage_order(cfg: DictConfig) -> list[str]:
+    """Requested stages plus everything they need, in pipeline order."""
+    wanted = list(cfg.pipeline.stages)
+    if cfg.strategy.name == "acme":  # ACME replaces distill/evaluate/export with its own cloud->edge->device loop
+        wanted = [s for s in wanted if s not in ("distill", "evaluate", "export")]
+        if any(s in cfg.pipeline.stages for s in ("distill", "evaluate", "export")):
+            wanted.append("acme")
+    closure: set[str] = set()
+
+    def add(name: str) -> None:
+        if name not in closure:
+            closure.add(name)
+            for dep in SPECS[name].needs:
+                add(dep)
+
+    for s in wanted:
+        add(s)
+    return [s for s in ORDER if s in closure]
+
+
+def _select(cfg: DictConfig, key: str):
+    return OmegaConf.select(cfg, key, default=None)
+
+
+def stage_hash(cfg: DictConfig, name: str, inputs: dict[str, Manifest]) -> str:
+    spec = SPECS[name]
+    return artifacts.config_hash({k: _select(cfg, k) for k in spec.keys}, {k: m.config_hash for k, m in inputs.items()})
+
+
+def _prepare_dir(ctx: StageContext, resume: bool) -> None:
+    """Wipe a stale stage dir (other config); keep an interrupted one of this config (to resume)."""
+    fs, path = fsspec.core.url_to_fs(ctx.out_dir)
+    hash_path = f"{path}/{HASH_FILE}"
+    if fs.exists(path):
+        same = resume and fs.exists(hash_path) and fs.cat_file(hash_path).decode().strip() == ctx.config_hash
+        if not same:
+            fs.rm(path, recursive=True)
+    fs.makedirs(path, exist_ok=True)
+    with artifacts.atomic_open(f"{ctx.out_dir}/{HASH_FILE}") as f:
+        f.write(ctx.config_hash)
+
+
+def run_stage(cfg: DictConfig, name: str, run_dir: str, done: dict[str, Manifest]) -> tuple[Manifest, bool]:
+    """Run (or reuse) one stage; returns (manifest, reused)."""
+    spec = SPECS[name]
+    inputs = {k: done[k] for k in (*spec.needs, *spec.uses) if k in done}
+    h = stage_hash(cfg, name, inputs)
+    ctx = StageContext(run_dir=run_dir, stage=name, config_hash=h, inputs=inputs)
+    manifest_url = artifacts.join(ctx.out_dir, artifacts.MANIFEST_NAME)
+    if spec.cached and cfg.pipeline.resume and artifacts.exists(manifest_url):
+        old = Manifest.load(manifest_url)
+        if old.config_hash == h:
+            log.info("stage %-8s reused (%s)", name, h)
+            return old, True
+    _prepare_dir(ctx, resume=bool(cfg.pipeline.resume))
+    log.info("stage %-8s running -> %s", name, ctx.out_dir)
+    t0 = time.time()
+    manifest = importlib.import_module(spec.module).run(cfg, ctx)
+    manifest.seconds = round(time.time() - t0, 3)
+    artifacts.write_json(manifest_url, artifacts.asdict_manifest(manifest))  # last: marks the stage done
+    log.info("stage %-8s done in %.1f s", name, manifest.seconds)
+    return manifest, False
+
+
+def load_done(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
+    """Manifests of stages already finished in `run_dir` (used by stages outside the requested subset)."""
+    done = {}
+    for name in ORDER:
+        url = artifacts.join(run_dir, name, artifacts.MANIFEST_NAME)
+        if artifacts.exists(url):
+            done[name] = Manifest.load(url)
+    return done
+
+
+def run_pipeline(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
+    """Run the requested stages in order; returns every stage's manifest."""
+    done: dict[str, Manifest] = {}
+    previous = load_done(cfg, run_dir)
+    order = stage_order(cfg)
+    for name in ORDER:
+        if name in order:
+            done[name], _ = run_stage(cfg, name, run_dir, done)
+        elif name in previous and all(previous[name].inputs.get(k) == done[k].config_hash
+                                      for k in previous[name].inputs if k in done):
+            done[name] = previous[name]  # finished earlier and still consistent: visible to later stages
+    return done

@@ -1,0 +1,69 @@
+"""Render a report dict as Markdown (for people) and as a short console table."""
+
+from __future__ import annotations
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _summary_rows(r: dict) -> list[tuple[str, str]]:
+    sel = r["plan"].get("selected") or {}
+    st, m = r["strategy"], r["metrics"]
+    rows = [
+        ("task", r["task"]),
+        ("plan: selected", ", ".join(f"{k}={sel[k]}" for k in ("server", "teacher", "student", "strategy") if k in sel)
+         or "—"),
+        ("plan: candidates / pareto", f"{_fmt(r['plan'].get('candidates'))} / {_fmt(r['plan'].get('pareto'))}"),
+        ("executed here", ", ".join(f"{k}={v}" for k, v in r["plan"]["executed"].items())),
+        ("strategy", f"{_fmt(st.get('name'))} ({_fmt(st.get('mode'))})"),
+        ("teacher probe accuracy", _fmt(st.get("teacher_probe_accuracy"))),
+        ("student accuracy (test)", f"{_fmt(m['student'].get('accuracy'))} on {_fmt(m['student'].get('n'))} items"),
+        ("teacher accuracy (test)", f"{_fmt(m['teacher'].get('accuracy'))} on {_fmt(m['teacher'].get('n'))} items"),
+        ("latency per answer p50 / p95 ms",
+         f"{_fmt(m['student'].get('latency_ms_p50'))} / {_fmt(m['student'].get('latency_ms_p95'))}"),
+        ("ONNX max |logit diff|", _fmt(r["export"].get("onnx_max_abs_diff"))),
+        ("timings (s)", ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())),
+    ]
+    return rows
+
+
+def console_table(r: dict) -> str:
+    rows = _summary_rows(r)
+    w = max(len(k) for k, _ in rows)
+    line = "-" * (w + 3 + max(len(v) for _, v in rows))
+    return "\n".join([line, *[f"{k:<{w}} | {v}" for k, v in rows], line])
+
+
+def markdown(r: dict, plot: str | None) -> str:
+    out = [f"# Stratos report — {r['task']}", "", "| | |", "|---|---|"]
+    out += [f"| {k} | {v} |" for k, v in _summary_rows(r)]
+    st = r["strategy"]
+    out += ["", "## Strategy", "", f"- decision: **{_fmt(st.get('name'))}** ({_fmt(st.get('mode'))})",
+            f"- reason: {_fmt(st.get('reason'))}",
+            f"- verified rationales kept / rejected: {_fmt(st.get('kept'))} / {_fmt(st.get('rejected'))}"]
+    for ref in st.get("refused") or []:
+        out.append(f"- refused: {ref}")
+    bd = r["metrics"]["student"].get("by_difficulty") or {}
+    if bd:
+        out += ["", "## Student accuracy by difficulty", "", "| bucket | accuracy |", "|---|---|"]
+        out += [f"| {k} | {_fmt(v)} |" for k, v in bd.items()]
+    plan = r["plan"]
+    if plan.get("baselines"):
+        out += ["", "## Plan vs baselines", "", "| selection | deployment score | improvement of chosen plan |",
+                "|---|---|---|"]
+        imp = plan.get("improvement") or {}
+        for name, b in plan["baselines"].items():
+            out.append(f"| {name} | {_fmt((b or {}).get('score'))} | {_fmt(imp.get(name))} |")
+    if plot:
+        out += ["", f"![Pareto front]({plot})"]
+    dist = r["metrics"].get("distill") or {}
+    if dist:
+        out += ["", "## Training", "", *[f"- {k}: {_fmt(v)}" for k, v in dist.items()]]
+    if r.get("deploy"):
+        out += ["", "## Deploy", "", *[f"- {k}: {_fmt(v)}" for k, v in r["deploy"].items()]]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,87 @@
+"""Report stage: gather every stage's manifest into report.json (machines), report.md (people)
+and a short console table. Written into the stage directory and at the top of the run directory.
+
+report.json keys: task, plan {selected, candidates, pareto, baselines, improvement}, strategy {name, mode,
+reason, teacher_probe_accuracy, kept, rejected, refused}, metrics {student, teacher}, export, deploy,
+timings (seconds per stage), stages (config hash per stage), config (resolved).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig, OmegaConf
+
+from stratos import artifacts
+from stratos.artifacts import Manifest, StageContext
+from stratos.report.render import console_table, markdown
+
+log = logging.getLogger("stratos")
+
+
+def _read(m: Manifest | None, name: str, default=None):
+    if m is None or name not in m.outputs or not artifacts.exists(m.outputs[name]):
+        return default
+    return artifacts.read_json(m.outputs[name])
+
+
+def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
+    plan = _read(inputs.get("plan"), "plan.json", {})
+    strategy = _read(inputs.get("distill"), "strategy.json", {})
+    dm = inputs["distill"].metrics if "distill" in inputs else {}
+    ev = inputs["evaluate"].metrics if "evaluate" in inputs else {}
+    ex = inputs["export"].metrics if "export" in inputs else {}
+    report = {
+        "task": cfg.task.name,
+        "plan": {
+            "selected": plan.get("selected"),
+            "candidates": plan.get("candidates"),
+            "pareto": plan.get("pareto"),
+            "baselines": plan.get("baselines"),
+            "improvement": plan.get("improvement"),
+            "executed": {"teacher": cfg.teacher.name, "student": cfg.student.name, "strategy": cfg.strategy.name,
+                         "server": "local"},
+        },
+        "strategy": {
+            "name": strategy.get("name"),
+            "mode": strategy.get("mode"),
+            "reason": strategy.get("reason"),
+            "teacher_probe_accuracy": strategy.get("teacher_probe_accuracy"),
+            "features": strategy.get("features"),
+            "refused": strategy.get("refused"),
+            "kept": dm.get("strategy/kept"),
+            "rejected": dm.get("strategy/rejected"),
+        },
+        "metrics": {
+            "student": {"accuracy": ev.get("evaluate/test/accuracy"), "n": ev.get("evaluate/test/n"),
+                        "by_difficulty": ev.get("evaluate/test/by_difficulty"),
+                        "latency_ms_p50": ev.get("evaluate/latency_ms_p50"),
+                        "latency_ms_p95": ev.get("evaluate/latency_ms_p95"),
+                        "tokens_per_s": ev.get("evaluate/tokens_per_s")},
+            "teacher": {"accuracy": ev.get("evaluate/teacher/accuracy"), "n": ev.get("evaluate/teacher/n")},
+            "distill": {k.split("/", 1)[1]: v for k, v in dm.items() if k.startswith("distill/")},
+        },
+        "export": {"onnx_max_abs_diff": ex.get("export/onnx_max_abs_diff"),
+                   **{k.split("/", 1)[1]: v for k, v in ex.items() if k.startswith("export/")}},
+        "deploy": {k.split("/", 1)[1]: v for k, v in ex.items() if k.startswith("deploy/")},
+        "timings": {name: m.seconds for name, m in inputs.items()},
+        "stages": {name: m.config_hash for name, m in inputs.items()},
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    if "acme" in inputs:
+        report["acme"] = {k.split("/", 1)[1]: v for k, v in inputs["acme"].metrics.items()}
+    return report
+
+
+def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
+    report = build_report(cfg, ctx.inputs)
+    plot = None
+    if "plan" in ctx.inputs and "pareto.png" in ctx.inputs["plan"].outputs:
+        plot = "plan/pareto.png"
+    md = markdown(report, plot)
+    ctx.write_json("report.json", report)
+    ctx.write_text("report.md", md)
+    artifacts.write_json(artifacts.join(ctx.run_dir, "report.json"), report)
+    artifacts.write_text(artifacts.join(ctx.run_dir, "report.md"), md)
+    print(console_table(report))
+    return ctx.manifest(metrics={"report/student_accuracy": report["metrics"]["student"]["accuracy"]})
