@@ -1,0 +1,33 @@
+"""Shared fixtures: composed configs (CPU, tiny, tmp output dirs) and offline defaults."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on network retries for a hub id in tests
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+
+from stratos.cli import CONF_DIR  # noqa: E402  (also registers the structured configs)
+
+
+def compose_cfg(overrides: list[str] | None = None, tmp_path=None):
+    """Compose the real config tree with `overrides`; outputs under `tmp_path` when given."""
+    GlobalHydra.instance().clear()
+    extra = [f"paths.output_root={tmp_path}"] if tmp_path is not None else []
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=[*(overrides or []), *extra])
+
+
+@pytest.fixture
+def cfg_fast(tmp_path):
+    """The whole pipeline at smoke-test size (conf/debug/fast.yaml) writing into tmp_path."""
+    return compose_cfg(["+task=mahjong", "debug=fast"], tmp_path)
