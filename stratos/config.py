@@ -193,6 +193,9 @@ class MathTaskConfig(TaskConfig):
     min_steps: int = 2
     max_steps: int = 4
     hf_dataset: Optional[str] = None  # e.g. openai/gsm8k (needs the datasets package + network/cache)
+    hf_config: Optional[str] = None  # dataset config name, e.g. main (GSM8K) ; None => the dataset's default
+    distractor_rate: float = 0.0  # synthetic: share of problems with one irrelevant numeric sentence
+    max_value: int = 999  # synthetic: largest value any step may produce (<= 999 for aime)
 
 
 # ---------------------------------------------------------------- infrastructure
