@@ -55,6 +55,10 @@ class TeacherConfig:
     concurrency: int = 4
     max_retries: int = 5
     timeout_s: float = 60.0
+    backoff_base_s: float = 0.5  # openai: retry r waits ~U(c/2, c), c = min(backoff_max_s, base * 2^r) ...
+    backoff_max_s: float = 30.0  # ... unless the server sent Retry-After (honoured)
+    cache_dir: Optional[str] = "${paths.cache}"  # openai: response cache (fsspec); null = no cache
+    progress_every_s: float = 10.0  # openai: progress log line period during long runs
     card: ModelCard = field(default_factory=ModelCard)
 
 

@@ -1,0 +1,164 @@
+"""A real, scriptable OpenAI chat-completions HTTP server on 127.0.0.1 for tests (not collected by pytest).
+
+    with ChatServer(script) as srv:          # srv.url == "http://127.0.0.1:<free port>/v1"
+        ...                                   # srv.log, srv.max_in_flight, srv.count(prompt)
+
+`script(prompt, attempt, body) -> Reply` decides each answer; `attempt` counts earlier requests for
+the same (prompt, seed), so "fail the first time, succeed the second" is `attempt == 0`.
+Reply kinds: ok (a chat.completion, with top-k logprobs when asked and `logprobs="yes"`),
+status (an HTTP error with an OpenAI error body and optional headers such as Retry-After),
+malformed (200 with a body that is not JSON), nochoices (200, JSON without `choices`),
+drop (close the connection without answering). `delay_s` sleeps before answering (client timeouts).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+
+@dataclass
+class Reply:
+    kind: str = "ok"  # ok | status | malformed | nochoices | drop
+    text: str = ""
+    status: int = 200
+    message: str = "error"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+Script = Callable[[str, int, dict], Reply]
+
+
+def echo(prompt: str, attempt: int, body: dict) -> Reply:
+    return Reply(text=f"reply to: {prompt}")
+
+
+class ChatServer:
+    def __init__(self, script: Script = echo, *, logprobs: str = "yes", api_key: str | None = None,
+                 block_after: int | None = None) -> None:
+        self.script = script
+        self.logprobs = logprobs  # yes | ignore (never returns them) | reject (400 when asked)
+        self.api_key = api_key  # when set, other bearer tokens get 401
+        self.block_after = block_after  # after this many ok replies, hold new requests until stop()
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.attempts: collections.Counter = collections.Counter()
+        self.log: list[dict] = []
+        self.in_flight = self.max_in_flight = self.ok_served = 0
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.httpd.chat = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "ChatServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def prompts(self) -> list[str]:
+        return [r["prompt"] for r in self.log]
+
+    def count(self, prompt: str) -> int:
+        return sum(1 for r in self.log if r["prompt"] == prompt)
+
+
+def completion(text: str, k: int) -> dict:
+    """A chat.completion body; with k > 0, top-k logprobs per whitespace token (the token itself first)."""
+    choice: dict = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+    toks = text.split()
+    if k > 0:
+        choice["logprobs"] = {"content": [
+            {"token": t, "logprob": -0.05, "bytes": None,
+             "top_logprobs": [{"token": t, "logprob": -0.05, "bytes": None}]
+             + [{"token": f"alt{j}", "logprob": -3.0 - j, "bytes": None} for j in range(1, k)]}
+            for t in toks]}
+    return {"id": "chatcmpl-test", "object": "chat.completion", "created": int(time.time()), "model": "test",
+            "choices": [choice],
+            "usage": {"prompt_tokens": 7, "completion_tokens": len(toks), "total_tokens": 7 + len(toks)}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like real servers
+
+    def log_message(self, *args) -> None:  # keep pytest output clean
+        pass
+
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = {"error": {"message": message, "type": "test_error", "code": status}}
+        self._send(status, json.dumps(body).encode(), headers)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server naming
+        srv: ChatServer = self.server.chat  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._error(404, f"no route {self.path}")
+        auth = self.headers.get("Authorization", "")
+        prompt = body["messages"][-1]["content"]
+        seed = body.get("seed", 0)
+        with srv.lock:
+            attempt = srv.attempts[(prompt, seed)]
+            srv.attempts[(prompt, seed)] += 1
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+            blocked = srv.block_after is not None and srv.ok_served >= srv.block_after
+            record = {"prompt": prompt, "seed": seed, "attempt": attempt, "t": time.monotonic(), "body": body,
+                      "auth": auth}
+            srv.log.append(record)
+        try:
+            if blocked:
+                srv.release.wait(60)
+                self.close_connection = True
+                return None
+            if srv.api_key is not None and auth != f"Bearer {srv.api_key}":
+                return self._error(401, "Incorrect API key provided")
+            k = int(body.get("top_logprobs", 0)) if body.get("logprobs") else 0
+            if k and srv.logprobs == "reject":
+                return self._error(400, "logprobs are not supported by this server")
+            if srv.logprobs == "ignore":
+                k = 0
+            reply = srv.script(prompt, attempt, body)
+            if reply.delay_s:
+                time.sleep(reply.delay_s)
+            record["kind"] = reply.kind
+            if reply.kind == "ok":
+                self._send(200, json.dumps(completion(reply.text, k)).encode())
+                with srv.lock:
+                    srv.ok_served += 1
+            elif reply.kind == "status":
+                self._error(reply.status, reply.message.replace("{auth}", auth), reply.headers)
+            elif reply.kind == "malformed":
+                self._send(200, b'{"id": "chatcmpl-test", "choices": [')
+            elif reply.kind == "nochoices":
+                self._send(200, b'{"id": "chatcmpl-test", "object": "chat.completion"}')
+            elif reply.kind == "drop":
+                self.close_connection = True
+            else:
+                raise ValueError(reply.kind)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout) before we answered
+            pass
+        finally:
+            with srv.lock:
+                srv.in_flight -= 1
+        return None
