@@ -1,0 +1,121 @@
+"""The `cloud` config group: which servers a plan may use and what an hour on them costs.
+
+`conf/cloud/*.yaml` name `_target_: stratos.plan.cost.build_cloud`, so
+`hydra.utils.instantiate(cfg.cloud)` (or `cloud_from_cfg(cfg.cloud)`) gives a `Cloud`: the
+catalog after the region allow-list and availability floor, priced for `cloud.pricing`.
+Launchers read `cfg.cloud.slurm` directly.
+
+Pricing, per node-hour of a server with $n$ accelerators of which a plan uses $k$:
+
+$$ c_{\mathrm{hour}} = p \cdot k / n, \qquad
+   p = \begin{cases} p_{\mathrm{on\ demand}} & \text{on\_demand, or no spot market} \\
+                     p_{\mathrm{spot}} & \text{spot} \end{cases} $$
+
+Spot capacity is preempted; with checkpointing the lost work is the preempted share, so the
+wall time stretches by $1 / a_{\mathrm{spot}}$ (`time_factor`), and the deadline sees that.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from stratos.errors import UserError, bad_value
+from stratos.plan.catalog import LOCAL, ServerTable, load_rows, local_machine, table_from_rows
+from stratos.plan.synthetic import synthetic_rows
+
+
+@dataclass
+class Cloud:
+    servers: ServerTable  # after allow-list and availability floor
+    price_hour: np.ndarray  # (S,) USD per node-hour under the chosen pricing
+    time_factor: np.ndarray  # (S,) >= 1, wall-time stretch from spot preemption
+    availability: np.ndarray  # (S,) chance capacity is there (on-demand) / share not preempted (spot)
+    pricing: str = "on_demand"
+    user_region: str = "us-east"
+    api_usd_per_mtok: float = 2.0
+    run_server: dict[str, Any] | None = None  # catalog row of the machine the pipeline runs on
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> servers removed
+
+    def __len__(self) -> int:
+        return len(self.servers)
+
+
+def _allowed(regions: np.ndarray, allow: list[str]) -> np.ndarray:
+    """Region allow-list: exact names or shell patterns ("eu-*", "europe-*"). `local` always passes:
+    a job on the user's own machine keeps the data where it is."""
+    if not allow:
+        return np.ones(len(regions), dtype=bool)
+    return np.array([r == LOCAL or any(fnmatch.fnmatchcase(r, p) for p in allow) for r in regions], dtype=bool)
+
+
+def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: bool = True,
+                synthetic_nodes: int = 0, user_region: str = "us-east", region_allowlist: list[str] | None = None,
+                pricing: str = "on_demand", servers: list[dict] | None = None, run_server: str = LOCAL,
+                api_usd_per_mtok: float = 2.0, min_availability: float = 0.0, seed: int = 0,
+                **_: Any) -> Cloud:
+    """Assemble the catalog: inline `servers` (catalog=builtin) or rows from the `catalog` URL, or a
+    synthetic catalog of `synthetic_nodes` rows instead; plus this machine when `include_local`."""
+    if pricing not in ("on_demand", "spot"):
+        raise bad_value("cloud.pricing", pricing, "on_demand, spot")
+    if not 0.0 <= float(min_availability) <= 1.0:
+        raise bad_value("cloud.min_availability", min_availability, "0 <= availability <= 1")
+    if int(synthetic_nodes) < 0:
+        raise bad_value("cloud.synthetic_nodes", synthetic_nodes, "an integer >= 0")
+    if int(synthetic_nodes) > 0:
+        rows = synthetic_rows(int(synthetic_nodes), seed=seed)
+    elif catalog == "builtin":
+        rows = [dict(r) for r in (servers or [])]
+    else:
+        rows = load_rows(catalog)
+    rows = [r for r in rows if r.get("name") != LOCAL]
+    if include_local or run_server == LOCAL:
+        local = local_machine()
+    if include_local:
+        rows.append(local)
+    table = table_from_rows(rows, user_region)
+    if len(table) == 0:
+        raise UserError(f"cloud '{name}' lists no servers (allowed: set cloud.include_local=true, "
+                        f"cloud.catalog=<URL>, or cloud.synthetic_nodes=N)")
+    dropped = {}
+    keep = _allowed(table.region, list(region_allowlist or []))
+    dropped["region_allowlist"] = int((~keep).sum())
+    if not keep.any():
+        raise UserError(f"invalid value for 'cloud.region_allowlist': {list(region_allowlist or [])} matches no "
+                        f"server (allowed: patterns over {', '.join(sorted(set(table.region.tolist())))})")
+    spot = pricing == "spot"
+    has_spot = ~np.isnan(table.spot_hour)
+    avail = np.where(spot & has_spot, table.spot_availability, table.availability)
+    ok = avail >= float(min_availability)
+    dropped["min_availability"] = int((keep & ~ok).sum())
+    keep &= ok
+    if not keep.any():
+        raise UserError(f"invalid value for 'cloud.min_availability': {min_availability} leaves no server "
+                        f"(allowed: at most {float(avail.max()):.2f} for this catalog)")
+    table = table.subset(keep)
+    avail = avail[keep]
+    has_spot = has_spot[keep]
+    price = np.where(spot & has_spot, np.nan_to_num(table.spot_hour), table.price_hour)
+    time_factor = np.where(spot & has_spot, 1.0 / np.maximum(table.spot_availability, 1e-3), 1.0)
+    run_row = None
+    if run_server:
+        i = table.index(run_server)
+        if i >= 0:
+            run_row = table.row(i)
+        elif run_server == LOCAL:
+            run_row = table_from_rows([local], user_region).row(0)
+    return Cloud(servers=table, price_hour=price, time_factor=time_factor, availability=avail, pricing=pricing,
+                 user_region=user_region, api_usd_per_mtok=float(api_usd_per_mtok), run_server=run_row,
+                 dropped=dropped)
+
+
+def cloud_from_cfg(cloud_cfg: DictConfig, seed: int = 0) -> Cloud:
+    """`build_cloud` from the composed `cfg.cloud` (what Hydra's instantiate would do)."""
+    kwargs = OmegaConf.to_container(cloud_cfg, resolve=True)
+    kwargs.pop("_target_", None)
+    kwargs.pop("slurm", None)
+    return build_cloud(seed=seed, **kwargs)
