@@ -169,6 +169,12 @@ class CloudConfig:
     region_allowlist: list[str] = field(default_factory=list)  # empty => all
     pricing: str = "on_demand"  # on_demand | spot
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    # catalog rows when catalog=builtin (conf/cloud/catalog.yaml bundles real server types; fields in
+    # stratos/plan/catalog.py): name, provider, region, gpu, gpu_count, price_hour, spot_hour, ...
+    servers: list[dict[str, Any]] = field(default_factory=list)
+    run_server: str = "local"  # catalog name of the machine the pipeline itself runs on (ledger baseline)
+    api_usd_per_mtok: float = 2.0  # price of API-teacher (kind openai) tokens, USD per million
+    min_availability: float = 0.0  # drop servers whose capacity availability (0..1) is below this
 
 
 # ---------------------------------------------------------------- task (data + evaluate)
@@ -241,6 +247,23 @@ class PlannerConfig:
         default_factory=lambda: {"accuracy": 0.4, "latency": 0.2, "train_time": 0.1, "cost": 0.3}
     )
     history: Optional[str] = None  # fsspec path of the calibration history (ledger of measured runs)
+    # workload shape (tokens per sequence) the estimators use
+    seq_len: int = 512  # training sequence length (prompt + rationale)
+    prompt_tokens: int = 128  # serving: prompt length
+    output_tokens: int = 256  # serving: answer length
+    data_epochs: float = 3.0  # train_tokens / data_epochs = unique tokens the teacher writes (synthesis)
+    rejection_samples: float = 2.0  # sequence-level KD: teacher samples per kept rationale
+    # extra decision variables; more than one value each multiplies the search space
+    lora_ranks: list[int] = field(default_factory=list)  # 0 = full fine-tuning; empty => each student's peft
+    quant_bits: list[int] = field(default_factory=lambda: [16])  # serving weight precision: 16 | 8 | 4
+    micro_batch: list[int] = field(default_factory=lambda: [8])  # training sequences per GPU per step
+    gpus: list[int] = field(default_factory=list)  # GPUs used per node; empty => all of the node
+    search: str = "auto"  # auto (enumerate up to enumerate_limit, else nsga2) | enumerate | nsga2 | nsga3
+    enumerate_limit: int = 2_000_000
+    pop_size: int = 200
+    generations: int = 150
+    log_scale: bool = True  # deployment score normalises latency, time and cost in log10
+    front_max: int = 1000  # front points written to plan.json (best by score first)
 
 
 @dataclass
