@@ -41,6 +41,8 @@ _NUMBER = re.compile(
 
 
 def _value(m: re.Match) -> Fraction | None:
+    if len(m.group(0)) > 64:  # a runaway digit string from a degenerate generation is not an answer
+        return None
     if m["whole"] is not None:
         den = int(m["mden"])
         if den == 0:
@@ -97,21 +99,34 @@ _PHRASE = re.compile(r"(?i)\banswer\s+(?:is|=|would\s+be|will\s+be|should\s+be)\
 _CONTINUATION = re.compile(r"(?im)^\s*(?:question|q|problem)\s*\d*\s*[:.]")
 
 
+_SEGMENT = 200  # characters after a marker that can hold its answer (bounds the work on degenerate output)
+
+
+def _brace_ends(text: str) -> dict[int, int]:
+    """Position of the matching '}' for every '{' (one pass with a stack: O(len(text)))."""
+    ends, stack = {}, []
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            ends[stack.pop()] = i
+    return ends
+
+
 def boxed_spans(text: str) -> list[tuple[int, str]]:
-    """(position, content) of every \\boxed{...} / \\fbox{...}, matching nested braces."""
+    """(position, content) of every \\boxed{...} / \\fbox{...}, matching nested braces.
+
+    An unclosed brace (a generation cut off by max_new_tokens) runs to the end of the text.
+    """
     out = []
+    ends: dict[int, int] | None = None
     for m in _BOXED.finditer(text):
         i = m.end()
         if i < len(text) and text[i] == "{":
-            depth, j = 0, i
-            while j < len(text):
-                depth += {"{": 1, "}": -1}.get(text[j], 0)
-                if depth == 0:
-                    break
-                j += 1
-            out.append((m.start(), text[i + 1 : j]))  # unbalanced: content runs to the end
+            ends = _brace_ends(text) if ends is None else ends
+            out.append((m.start(), text[i + 1 : min(ends.get(i, len(text)), i + 1 + _SEGMENT)]))
         else:  # \boxed 5
-            tok = re.match(r"\s*(\S+)", text[i:])
+            tok = re.match(r"\s*(\S+)", text[i : i + 64])
             if tok:
                 out.append((m.start(), tok.group(1)))
     return out
@@ -119,11 +134,12 @@ def boxed_spans(text: str) -> list[tuple[int, str]]:
 
 def _line_end(text: str, i: int) -> str:
     """Rest of the line from i; when that is blank ("Answer:\n18"), the next non-blank line."""
-    j = text.find("\n", i)
-    rest = text[i:] if j < 0 else text[i:j]
+    window = text[i : i + _SEGMENT]
+    j = window.find("\n")
+    rest = window if j < 0 else window[:j]
     if rest.strip() or j < 0:
         return rest
-    nxt = re.search(r"\S[^\n]*", text[j:])
+    nxt = re.search(r"\S[^\n]*", text[i + j : i + j + _SEGMENT])
     return nxt.group(0) if nxt else ""
 
 

@@ -8,17 +8,19 @@ A problem is a small state machine walked for exactly `n_steps` arithmetic opera
 Each op writes one story sentence and 1-2 rationale lines `label: a op b = c` (the number of
 lines is the problem's difficulty, GSM8K-style "steps"), e.g.
 
-    Ava has 12 marbles. Ben has 3 times as many marbles as Ava. Ben gives 5 of them to Ava.
-    How many marbles does Ava have now?
-    ->  Ben: 12 * 3 = 36
-        Ava: 12 + 5 = 17
-        Answer: 17
+    Chen buys 9 buckets of socks with 10 socks in each bucket. Noah has 14 fewer socks than
+    Chen. Noah loses 30 of them. How many socks does Noah end up with?
+    ->  socks: 9 * 10 = 90
+        Noah: 90 - 14 = 76
+        lost: 76 - 30 = 46
+        Answer: 46
 
 Values are computed twice, independently: by the state machine (Python ints) and by
 re-evaluating every rationale line's text with `safe_eval`; `verify` also checks that every
 operand is grounded (a number in the question, a number word, 100 for a percent, or an earlier
-result). A problem that fails is a bug and raises. Numbers stay small (operands <= 60, values
-<= `max_value`) so a tiny student can learn the arithmetic; names, nouns, verbs, sentence frames,
+result). A problem that fails is a bug and raises. Numbers stay small (opening amounts <= 120,
+other operands <= 30, multipliers <= 12, every result in 2..`max_value`) so a tiny student can
+learn the arithmetic; names, nouns, verbs, sentence frames,
 linkers, op order and optional distractor sentences vary so a model cannot memorise answers.
 Deterministic: the same `random.Random` state gives the same problem.
 """
@@ -74,10 +76,6 @@ def _things(st: State) -> str:
     return "money" if st.unit == "money" else st.noun[0]
 
 
-def _amount(st: State, k: int) -> str:
-    return f"${k}" if st.unit == "money" else f"{k} {st.noun[0]}"
-
-
 # ---------------------------------------------------------------- ops: (name, cost, unit, final, fn)
 def op_gain(c: _Ctx, st: State) -> Optional[Step]:
     k = c.pick(range(2, 31), lambda k: c.ok(st.value + k))
@@ -93,7 +91,8 @@ def op_gain(c: _Ctx, st: State) -> Optional[Step]:
             s = f"{st.subject} {verb} {k} more {st.noun[0]}."
         else:  # a new giver joins the story, so later comparisons never reuse the name
             giver = c.new_name(st)
-            s, label, st = f"{giver} gives {st.subject} {k} {st.noun[0]}.", "given", replace(st, names=st.names + (giver,))
+            s, label = f"{giver} gives {st.subject} {k} {st.noun[0]}.", "given"
+            st = replace(st, names=st.names + (giver,))
     return Step(s, [(label, f"{st.value} + {k}", st.value + k)], replace(st, value=st.value + k))
 
 

@@ -93,7 +93,8 @@ def _read_parquet(url: str) -> list[tuple[str, dict]]:
     try:
         import pyarrow.parquet as pq
     except ImportError as e:
-        raise UserError(f"task.source: reading {url!r} needs pyarrow (pip install pyarrow), or convert it to .jsonl") from e
+        raise UserError(f"task.source: reading {url!r} needs pyarrow (pip install pyarrow), "
+                        "or convert it to .jsonl") from e
     with fsspec.open(url, "rb") as f:
         rows = pq.read_table(f).to_pylist()
     return [(f"{url}[row {i}]", r) for i, r in enumerate(rows)]

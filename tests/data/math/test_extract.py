@@ -109,3 +109,14 @@ def test_clean_latex():
 
 def test_numbers_in_running_text():
     assert numbers("$5 and 2 1/2, then -3 and 1,200.5 or 7/0") == [F(5), F(5, 2), F(-3), F(2401, 2)]
+
+
+def test_degenerate_generations_stay_cheap_and_sane():
+    import time
+
+    t0 = time.perf_counter()
+    assert extract_answer("\\boxed{" * 5000) is None  # 5000 unclosed boxes: linear, not quadratic
+    assert extract_answer("9" * 100_000) is None  # a runaway digit string is not an answer
+    assert extract_answer("Answer: " * 5000 + "5") == F(5)
+    assert extract_answer("<think>" + "3 + 4 = 7. " * 10_000 + "</think> The answer is 8.") == F(8)
+    assert time.perf_counter() - t0 < 8.0  # was ~25 s with per-box scans to the end of the text

@@ -49,7 +49,8 @@ def test_schema_rejects_unknown_keys():
 
 def test_synthetic_splits_deterministic_disjoint_balanced():
     t = GSM8KTask(n_train=200, n_val=20, n_test=60, min_steps=2, max_steps=4, seed=3)
-    a, b = t.build_splits(), GSM8KTask(n_train=200, n_val=20, n_test=60, min_steps=2, max_steps=4, seed=3).build_splits()
+    a = t.build_splits()
+    b = GSM8KTask(n_train=200, n_val=20, n_test=60, min_steps=2, max_steps=4, seed=3).build_splits()
     assert a == b
     ids = [{r["id"] for r in a[s]} for s in ("train", "val", "test")]
     assert sum(map(len, ids)) == 280 and len(set().union(*ids)) == 280
@@ -70,7 +71,8 @@ def test_aime_synthetic_answers_are_valid_aime_answers():
 
 
 def test_source_file_through_the_task(tmp_path):
-    rows = [{"question": f"Q{i}: 2 + {i}?", "answer": f"2+{i}=<<2+{i}={2 + i}>>{2 + i}\n#### {2 + i}"} for i in range(12)]
+    rows = [{"question": f"Q{i}: 2 + {i}?", "answer": f"2+{i}=<<2+{i}={2 + i}>>{2 + i}\n#### {2 + i}"}
+            for i in range(12)]
     (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     t = GSM8KTask(n_train=8, n_val=1, n_test=3, source=str(tmp_path / "g.jsonl"))
     s = t.build_splits()
