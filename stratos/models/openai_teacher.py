@@ -195,7 +195,7 @@ class OpenAITeacher:
         self.url = _safe_url(self.base_url)
 
         secret = os.environ.get(api_key_env, "") if api_key_env else ""
-        if not secret:
+        if api_key_env and not secret:
             log.warning("teacher %s: environment variable %r is not set; calling %s without an API key",
                         name, api_key_env, self.url)
         # Kept only for scrubbing server error text; never logged or stored. vLLM-style servers accept any

@@ -114,7 +114,7 @@ def test_429_retry_after_is_honoured():
     assert outs[0].text == "reply to: x1" and outs[0].attempts == 2 and outs[1].attempts == 1
     t0, t1 = [r["t"] for r in srv.log if r["prompt"] == "x1"]
     # back-off alone would wait <= 0.05 s (backoff_max_s); the server asked for 1 s
-    assert 1.0 <= t1 - t0 < 1.5
+    assert 1.0 <= t1 - t0 < 3.0  # (generous upper bound: the CPU is shared)
 
 
 def test_retry_after_ms_header_is_honoured():
@@ -122,7 +122,7 @@ def test_retry_after_ms_header_is_honoured():
     with ChatServer(script) as srv:
         outs = make(srv.url).generate(["x1"])
     t0, t1 = [r["t"] for r in srv.log]
-    assert outs[0].attempts == 2 and 0.4 <= t1 - t0 < 0.9
+    assert outs[0].attempts == 2 and 0.4 <= t1 - t0 < 2.0
 
 
 @pytest.mark.parametrize("kind,reply,expect", [
@@ -131,12 +131,12 @@ def test_retry_after_ms_header_is_honoured():
     ("malformed", {}, "malformed response"),
     ("nochoices", {}, "malformed response"),
     ("drop", {}, "connection error"),
-    ("ok", {"delay_s": 1.2, "text": "late"}, "timeout after 0.4s"),
+    ("ok", {"delay_s": 2.5, "text": "late"}, "timeout after 1s"),
 ])
 def test_transient_failures_are_retried(kind, reply, expect, caplog):
     with ChatServer(fail_first(kind, times=2, **reply)) as srv:
         with caplog.at_level(logging.DEBUG, logger="stratos.models.openai_teacher"):
-            outs = make(srv.url, timeout_s=0.4).generate(["x1", "plain"])
+            outs = make(srv.url, timeout_s=1.0).generate(["x1", "plain"])
     assert [o.text for o in outs] == ["reply to: x1", "reply to: plain"]
     assert outs[0].attempts == 3 and outs[0].error is None
     assert srv.count("x1") == 3 and srv.count("plain") == 1
