@@ -36,6 +36,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         metrics[f"data/{s}/n"] = len(splits[s])
         stats[s] = dict(sorted(collections.Counter(r.get("difficulty", "all") for r in splits[s]).items()))
     ctx.write_text("corpus.txt", task.corpus())
-    ctx.write_json("stats.json", {"task": task.name, "difficulty": stats, "synthetic": cfg.task.get("source") is None})
+    synthetic = all(r.get("synthetic", cfg.task.get("source") is None) for s in SPLITS for r in splits[s])
+    ctx.write_json("stats.json", {"task": task.name, "difficulty": stats, "synthetic": synthetic})
     log.info("data: %s", ", ".join(f"{s}={len(splits[s])}" for s in SPLITS))
     return ctx.manifest(metrics=metrics)
