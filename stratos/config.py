@@ -130,6 +130,19 @@ class StrategyConfig:
 
 # ---------------------------------------------------------------- deploy (export) + budgets
 @dataclass
+class VllmConfig:
+    """`vllm serve` settings (stratos/export/vllm_target.py); 0 / auto => from the plan or the model."""
+
+    tensor_parallel_size: int = 0  # 0 => the plan's GPU count, reduced until the heads split evenly
+    max_model_len: int = 0  # 0 => the model's context
+    dtype: str = "auto"  # auto => bfloat16 on GPUs with bf16, float16 on older ones
+    gpu_memory_utilization: float = 0.9
+    lora: bool = False  # serve LoRA adapter(s) on the base model instead of the merged checkpoint
+    lora_modules: dict[str, str] = field(default_factory=dict)  # extra adapters: served name -> local dir
+    smoke_timeout_s: float = 600.0  # smoke test (only when vllm is importable): wait for the server
+
+
+@dataclass
 class DeployConfig:
     _target_: str = MISSING
     name: str = MISSING  # onnx | vllm
@@ -138,9 +151,23 @@ class DeployConfig:
     kv_cache: bool = True
     quantize_int8: bool = False
     parity_tol: float = 1e-4
+    parity_prompts: int = 8  # test prompts for the logit/greedy parity checks
+    bench_prompts: int = 8  # quick ONNX-vs-torch speed figures in the manifest (0 => skip)
+    bench_new_tokens: int = 32
+    quant_eval_n: int = 32  # test rows graded with fp32 and int8 graphs (accuracy change)
+    served_model_name: Optional[str] = None  # None => the student's name
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+    # serving (python -m stratos.serve, or after the pipeline when serve=true)
     serve: bool = False
     host: str = "127.0.0.1"
     port: int = 8000
+    backend: str = "auto"  # auto (onnx when exported, else torch) | onnx | torch
+    api_key_env: str = "STRATOS_API_KEY"  # env var holding the API key; unset or empty => no auth
+    max_tokens: int = 1024  # per-request cap on generated tokens
+    max_concurrency: int = 4  # requests generating at once
+    max_queue: int = 64  # requests waiting beyond that; more => 429
+    max_body_bytes: int = 1048576
+    threads: int = 1  # ONNX Runtime / torch intra-op threads per request
     # user constraints the planner enforces
     budget_usd: float = 100.0
     deadline_h: float = 24.0

@@ -1,0 +1,9 @@
+"""OpenAI-compatible serving of an exported student (ONNX Runtime or torch).
+
+    python -m stratos.serve --model outputs/<exp>/seed0/export          # CLI (see __main__.py)
+    stratos.serve.launch.serve_export(export_manifest, cfg.deploy)      # after the pipeline (deploy.serve=true)
+
+Modules: engine (token loop, backends), textstream (detokenisation, stop strings), protocol (request
+schemas, errors), handlers (requests -> responses/chunks), app (FastAPI routes, auth, limits),
+server (uvicorn, graceful shutdown), settings, launch.
+"""

@@ -1,0 +1,238 @@
+"""The OpenAI-compatible HTTP app (FastAPI): /v1/models, /v1/chat/completions, /v1/completions, /health.
+
+FastAPI/Starlette give routing, request parsing and SSE-capable streaming responses; uvicorn
+(server.py) gives HTTP/1.1, keep-alive and signal handling. What is ours:
+
+  auth         `Authorization: Bearer <key>` when a key is configured (constant-time compare) -> 401
+  body limit   Content-Length (or streamed bytes) above `max_body_bytes` -> 413, before parsing
+  admission    at most `max_concurrency` requests generate at once and `max_queue` wait; more -> 429
+               with Retry-After (a bounded queue keeps latency bounded instead of piling up work)
+  errors       every 4xx/5xx is OpenAI's {"error": {...}} body; validation failures are 400, not 422
+  streaming    the blocking token loop runs in a worker thread and hands chunks to the event loop
+               through a queue; a client that disconnects sets a cancel flag the loop checks per token
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from stratos.serve.engine import Engine
+from stratos.serve.handlers import chat_jobs, completion_jobs, respond, stream_chunks
+from stratos.serve.protocol import APIError, ChatCompletionRequest, CompletionRequest, validation_message
+from stratos.serve.settings import ServeSettings
+
+log = logging.getLogger("stratos.serve")
+
+
+class Admission:
+    """At most `limit` holders; at most `queue` waiters; anyone beyond is refused (429)."""
+
+    def __init__(self, limit: int, queue: int) -> None:
+        self.sem = asyncio.Semaphore(limit)
+        self.queue, self.waiting, self.active = queue, 0, 0
+
+    async def acquire(self) -> None:
+        if self.sem.locked():
+            if self.waiting >= self.queue:
+                raise APIError(429, "the server is at capacity; retry later", type_="server_overloaded",
+                               code="rate_limit_exceeded", headers={"Retry-After": "1"})
+            self.waiting += 1
+            try:
+                await self.sem.acquire()
+            finally:
+                self.waiting -= 1
+        else:
+            await self.sem.acquire()
+        self.active += 1
+
+    def release(self) -> None:
+        self.active -= 1
+        self.sem.release()
+
+
+class BodyLimit:
+    """Pure ASGI middleware: refuse bodies over `limit` bytes with 413 (declared or streamed)."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = APIError(413, f"request body exceeds {self.limit} bytes", param=None, code="request_too_large")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await _send_error(send, too_big)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise too_big
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except APIError as e:  # raised from inside body reading (chunked upload past the limit)
+            await _send_error(send, e)
+
+
+async def _send_error(send, e: APIError) -> None:
+    body = json.dumps(e.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")]
+    await send({"type": "http.response.start", "status": e.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _error_response(e: APIError) -> JSONResponse:
+    return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+
+class GatedStream(StreamingResponse):
+    """A streaming response that releases its admission slot however the response ends."""
+
+    def __init__(self, content, on_close, **kw) -> None:
+        super().__init__(content, **kw)
+        self._on_close = on_close
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._on_close()
+
+
+def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
+    admission: dict[str, Admission] = {}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        admission["gate"] = Admission(settings.max_concurrency, settings.max_queue)  # bound to the server's loop
+        yield
+
+    app = FastAPI(title="Stratos OpenAI-compatible server", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, e: APIError):
+        return _error_response(e)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, e: RequestValidationError):
+        msg, param = validation_message(e.errors())
+        return _error_response(APIError(400, msg, param=param))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, e: StarletteHTTPException):
+        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        return _error_response(APIError(e.status_code, str(e.detail), type_=kind))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, e: Exception):
+        log.exception("internal error on %s", request.url.path)
+        return _error_response(APIError(500, f"internal server error: {type(e).__name__}", type_="server_error"))
+
+    def authorize(request: Request) -> None:
+        if settings.api_key is None:
+            return
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
+            raise APIError(401, "invalid or missing API key (send 'Authorization: Bearer <key>')",
+                           code="invalid_api_key")
+
+    @app.get("/health")
+    async def health():
+        gate = admission["gate"]
+        return {"status": "ok", "model": engine.name, "backend": engine.backend, "active": gate.active,
+                "waiting": gate.waiting}
+
+    @app.get("/v1/models")
+    async def models(request: Request):
+        authorize(request)
+        return {"object": "list", "data": [{"id": engine.name, "object": "model", "created": int(time.time()),
+                                            "owned_by": "stratos", "max_model_len": engine.context}]}
+
+    async def generate(request: Request, kind: str, req):
+        authorize(request)
+        jobs = (chat_jobs if kind == "chat" else completion_jobs)(engine, req, settings)
+        gate = admission["gate"]
+        await gate.acquire()
+        if not req.stream:
+            try:
+                body = await asyncio.to_thread(respond, engine, kind, req, jobs)
+            finally:
+                gate.release()
+            return JSONResponse(body)
+        released = threading.Event()
+
+        def release_once() -> None:
+            if not released.is_set():
+                released.set()
+                gate.release()
+
+        return GatedStream(_sse(engine, kind, req, jobs), release_once, media_type="text/event-stream",
+                           headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request, req: ChatCompletionRequest):
+        return await generate(request, "chat", req)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request, req: CompletionRequest):
+        return await generate(request, "completion", req)
+
+    return app
+
+
+async def _sse(engine: Engine, kind: str, req, jobs):
+    """Run the blocking chunk generator in a thread; yield SSE frames as chunks arrive."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    cancel = threading.Event()
+    done = object()
+
+    def put(item) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone (server stopped): nobody is listening
+            cancel.set()
+
+    def produce() -> None:
+        try:
+            for chunk in stream_chunks(engine, kind, req, jobs, cancel):
+                put(chunk)
+        except Exception as e:  # surface as an error event: the HTTP status is already sent
+            log.exception("generation failed mid-stream")
+            put(APIError(500, f"generation failed: {type(e).__name__}", type_="server_error"))
+        finally:
+            put(done)
+
+    threading.Thread(target=produce, name="stratos-gen", daemon=True).start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is done:
+                break
+            if isinstance(item, APIError):
+                yield f"data: {json.dumps(item.body())}\n\n"
+                continue
+            yield f"data: {json.dumps(item, ensure_ascii=False)}\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        cancel.set()  # client gone or response finished: the worker stops at its next token

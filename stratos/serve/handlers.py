@@ -1,0 +1,186 @@
+"""Requests -> generation jobs -> OpenAI response bodies and stream chunks (blocking; run in threads).
+
+    jobs = chat_jobs(engine, req, settings)                      # validates lengths (APIError 400)
+    body = respond(engine, "chat", req, jobs)                    # non-streaming
+    for chunk in stream_chunks(engine, "chat", req, jobs, cancel): ...
+
+A request with `n` choices (and, for completions, several prompts) becomes one job per choice,
+run one after another on the request's slot; choice index = prompt_index * n + sample_index, as in
+OpenAI's API. With a `seed`, choice i samples with seed + i, so choices differ but runs repeat.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Iterator
+
+from stratos.serve.engine import Engine, SamplingParams, TokenEvent
+from stratos.serve.protocol import APIError, ChatCompletionRequest, CompletionRequest
+from stratos.serve.settings import ServeSettings
+
+
+@dataclass
+class Job:
+    index: int
+    prompt_ids: list[int]
+    params: SamplingParams
+    echo: str = ""  # completions with echo=true: the prompt text, returned before the completion
+
+
+def _budget(engine: Engine, n_prompt: int, asked: int | None, settings: ServeSettings) -> int:
+    room = engine.context - n_prompt
+    if room < 1:
+        raise APIError(400, f"this model's maximum context length is {engine.context} tokens; the prompt has "
+                            f"{n_prompt}", param="messages", code="context_length_exceeded")
+    if asked is None:
+        return min(settings.max_tokens, room)
+    if asked > settings.max_tokens:
+        raise APIError(400, f"invalid value for 'max_tokens': {asked} (allowed: 1..{settings.max_tokens} "
+                            "on this server)", param="max_tokens")
+    if asked > room:
+        raise APIError(400, f"this model's maximum context length is {engine.context} tokens; you requested "
+                            f"{n_prompt + asked} ({n_prompt} in the prompt, {asked} to generate)",
+                       param="max_tokens", code="context_length_exceeded")
+    return asked
+
+
+def _check_model(engine: Engine, model: str) -> None:
+    if model != engine.name:
+        raise APIError(404, f"the model '{model}' does not exist (this server serves '{engine.name}')",
+                       param="model", code="model_not_found")
+
+
+def _params(req, budget: int, i: int) -> SamplingParams:
+    return SamplingParams(max_tokens=budget, temperature=req.temperature, top_p=req.top_p,
+                          seed=None if req.seed is None else req.seed + i, stop=list(req.stop or []),
+                          logprobs=req.n_logprobs)
+
+
+def chat_jobs(engine: Engine, req: ChatCompletionRequest, settings: ServeSettings) -> list[Job]:
+    _check_model(engine, req.model)
+    if req.n > settings.max_n:
+        raise APIError(400, f"invalid value for 'n': {req.n} (allowed: 1..{settings.max_n})", param="n")
+    messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+    try:
+        ids = engine.chat_ids(messages)
+    except Exception as e:  # a template may reject a conversation shape (jinja raise_exception)
+        raise APIError(400, f"the chat template cannot format these messages: {e}", param="messages") from None
+    budget = _budget(engine, len(ids), req.budget, settings)
+    return [Job(i, ids, _params(req, budget, i)) for i in range(req.n)]
+
+
+def completion_jobs(engine: Engine, req: CompletionRequest, settings: ServeSettings) -> list[Job]:
+    _check_model(engine, req.model)
+    prompts = req.prompts()
+    if len(prompts) * req.n > settings.max_n:
+        raise APIError(400, f"too many choices: {len(prompts)} prompts x n={req.n} (allowed: at most "
+                            f"{settings.max_n} per request)", param="n")
+    vocab = len(engine.tokenizer)
+    jobs = []
+    for p_i, p in enumerate(prompts):
+        if isinstance(p, str):
+            ids, text = engine.encode(p), p
+        else:
+            if any(t < 0 or t >= vocab for t in p):
+                raise APIError(400, f"invalid value for 'prompt': token ids must be in 0..{vocab - 1}", param="prompt")
+            ids, text = list(p), engine.tokenizer.decode(p)
+        if not ids:
+            raise APIError(400, "invalid value for 'prompt': it encodes to no tokens", param="prompt")
+        budget = _budget(engine, len(ids), req.budget, settings)
+        for s in range(req.n):
+            i = p_i * req.n + s
+            jobs.append(Job(i, ids, _params(req, budget, i), echo=text if req.echo else ""))
+    return jobs
+
+
+# ------------------------------------------------------------------ logprobs in both API shapes
+def _chat_logprob(engine: Engine, ev: TokenEvent) -> dict:
+    def entry(tok: int, lp: float) -> dict:
+        return {"token": engine.token_text(tok), "logprob": lp, "bytes": engine.token_bytes(tok)}
+
+    return {**entry(ev.token_id, ev.logprob), "top_logprobs": [entry(t, lp) for t, lp in ev.top]}
+
+
+def _completion_logprobs(engine: Engine, events: list[TokenEvent], offset: int) -> dict:
+    out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for ev in events:
+        tok = engine.token_text(ev.token_id)
+        out["tokens"].append(tok)
+        out["token_logprobs"].append(ev.logprob)
+        out["top_logprobs"].append({engine.token_text(t): lp for t, lp in ev.top})
+        out["text_offset"].append(offset)
+        offset += len(tok)
+    return out
+
+
+# ------------------------------------------------------------------ running
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def respond(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.Event | None = None) -> dict:
+    """The whole (non-streaming) response body."""
+    choices, n_prompt, n_out = [], 0, 0
+    seen_prompts: set[int] = set()
+    for job in jobs:
+        events = list(engine.stream(job.prompt_ids, job.params, cancel))
+        text = "".join(ev.text for ev in events)
+        finish = events[-1].finish_reason if events else "length"
+        n_out += len(events)
+        if id(job.prompt_ids) not in seen_prompts:  # usage counts each distinct prompt once
+            seen_prompts.add(id(job.prompt_ids))
+            n_prompt += len(job.prompt_ids)
+        if kind == "chat":
+            lp = {"content": [_chat_logprob(engine, ev) for ev in events]} if job.params.logprobs is not None else None
+            choices.append({"index": job.index, "message": {"role": "assistant", "content": text},
+                            "logprobs": lp, "finish_reason": finish})
+        else:
+            lp = _completion_logprobs(engine, events, len(job.echo)) if job.params.logprobs is not None else None
+            choices.append({"index": job.index, "text": job.echo + text, "logprobs": lp, "finish_reason": finish})
+    return {"id": _id(kind), "object": "chat.completion" if kind == "chat" else "text_completion",
+            "created": int(time.time()), "model": engine.name, "choices": choices, "usage": _usage(n_prompt, n_out)}
+
+
+def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.Event) -> Iterator[dict]:
+    """Chunks of a streamed response (the caller frames them as SSE and ends with [DONE])."""
+    rid, created = _id(kind), int(time.time())
+    obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
+    usage_field = {"usage": None} if req.include_usage else {}
+    n_prompt, n_out, seen = 0, 0, set()
+
+    def chunk(choice: dict) -> dict:
+        return {"id": rid, "object": obj, "created": created, "model": engine.name, "choices": [choice], **usage_field}
+
+    for job in jobs:
+        if id(job.prompt_ids) not in seen:
+            seen.add(id(job.prompt_ids))
+            n_prompt += len(job.prompt_ids)
+        want_lp = job.params.logprobs is not None
+        if kind == "chat":
+            yield chunk({"index": job.index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                         "finish_reason": None})
+        elif job.echo:
+            yield chunk({"index": job.index, "text": job.echo, "logprobs": None, "finish_reason": None})
+        offset = len(job.echo)
+        for ev in engine.stream(job.prompt_ids, job.params, cancel):
+            n_out += 1
+            if kind == "chat":
+                lp = {"content": [_chat_logprob(engine, ev)]} if want_lp else None
+                yield chunk({"index": job.index, "delta": {"content": ev.text} if ev.text else {}, "logprobs": lp,
+                             "finish_reason": ev.finish_reason})
+            else:
+                lp = _completion_logprobs(engine, [ev], offset) if want_lp else None
+                offset += len(engine.token_text(ev.token_id))
+                yield chunk({"index": job.index, "text": ev.text, "logprobs": lp, "finish_reason": ev.finish_reason})
+        if cancel.is_set():
+            return
+    if req.include_usage:
+        yield {"id": rid, "object": obj, "created": created, "model": engine.name, "choices": [],
+               "usage": _usage(n_prompt, n_out)}
+
+
+def _id(kind: str) -> str:
+    return f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-{uuid.uuid4().hex[:24]}"
