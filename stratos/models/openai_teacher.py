@@ -180,7 +180,8 @@ class OpenAITeacher:
 
         self.name = name
         self.base_url = str(base_url).rstrip("/")
-        self.model = str(model)
+        # not `self.model`: other code reads `teacher.model` as the torch module of a white-box teacher
+        self.model_name = str(model)
         self.api_key_env = api_key_env
         self.max_new_tokens = int(max_new_tokens)
         self.temperature = float(temperature)
@@ -213,7 +214,7 @@ class OpenAITeacher:
                       "prompt_tokens": 0, "completion_tokens": 0}
 
     def __repr__(self) -> str:
-        return f"OpenAITeacher(name={self.name!r}, model={self.model!r}, base_url={self.url!r})"
+        return f"OpenAITeacher(name={self.name!r}, model={self.model_name!r}, base_url={self.url!r})"
 
     # ------------------------------------------------------------------ capabilities
     @property
@@ -297,7 +298,7 @@ class OpenAITeacher:
         """The request body: exactly what is sent and what the cache key hashes."""
         if not isinstance(prompt, str):
             raise TypeError(f"prompts must be strings, got {type(prompt).__name__}")
-        req: dict[str, Any] = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
+        req: dict[str, Any] = {"model": self.model_name, "messages": [{"role": "user", "content": prompt}],
                                "max_tokens": max_tokens, "temperature": temperature}
         if top_logprobs > 0:
             req.update(logprobs=True, top_logprobs=top_logprobs)

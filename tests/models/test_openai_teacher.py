@@ -307,6 +307,7 @@ def test_yaml_option_composes_and_instantiates(tmp_path):
         cfg = compose_teacher(tmp_path, [f"teacher.base_url={srv.url}", "teacher.model=m", "teacher.max_retries=0"])
         t = instantiate(cfg.teacher)
         assert isinstance(t, OpenAITeacher) and t.kind == "openai" and t.concurrency == 8
+        assert t.model_name == "m" and not hasattr(t, "model")  # `.model` means a torch module elsewhere
         assert t.cache_dir == f"{tmp_path}/cache"  # ${paths.cache}: shared, content-addressed
         outs = t.generate(["hello"])
     assert outs[0].text == "reply to: hello"
