@@ -291,6 +291,7 @@ class PlannerConfig:
     generations: int = 150
     log_scale: bool = True  # deployment score normalises latency, time and cost in log10
     front_max: int = 1000  # front points written to plan.json (best by score first)
+    seed: int = 0  # NSGA and synthetic catalogs (kept here so the plan stage's config hash covers it)
 
 
 @dataclass
