@@ -97,6 +97,7 @@ FIBRE_KM_PER_MS = 200.0
 ROUTE_STRETCH = 1.5
 RTT_BASE_MS = 2.0
 LOCAL = "local"
+DEFAULT_MFU = 0.35  # MFU prior of an accelerator not in GPU_SPECS
 
 
 def rtt_ms(a: tuple[float, float], b: tuple[float, float]) -> float:
@@ -228,7 +229,7 @@ def table_from_rows(rows: list[dict[str, Any]], user_region: str,
         cols["gpu"].append(gpu)
         cols["gpu_count"].append(count)
         for k in ("gpu_mem_gb", "tflops", "mem_bw_gbs", "mfu"):
-            cols[k].append(_num(r, k, where, spec.get(k)))
+            cols[k].append(_num(r, k, where, spec.get(k, DEFAULT_MFU if k == "mfu" else None)))
         cols["interconnect"].append(str(r.get("interconnect") or spec.get("interconnect", "pcie")))
         cols["price_hour"].append(_num(r, "price_hour", where))
         cols["spot_hour"].append(float("nan") if spot in (None, "") else _num(r, "spot_hour", where))

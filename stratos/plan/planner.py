@@ -86,7 +86,7 @@ def build_space(cfg: DictConfig, cloud: Cloud | None = None, zoo: Zoo | None = N
     if cfg.get("task") is None:
         raise UserError("no task selected: add +task=<name> (the planner predicts accuracy per task)")
     pc, d = cfg.planner, cfg.deploy
-    cloud = cloud if cloud is not None else cloud_from_cfg(cfg.cloud, seed=int(cfg.get("seed", 0)))
+    cloud = cloud if cloud is not None else cloud_from_cfg(cfg.cloud, seed=int(pc.seed))
     zoo = zoo if zoo is not None else build_zoo(cfg)
     strategies = list(pc.strategies)
     work = Workload(task=str(cfg.task.name), tokens=float(pc.train_tokens), seq_len=int(pc.seq_len),
@@ -127,19 +127,20 @@ def _unfit_pairs(sp: Space, X: dict[str, np.ndarray], ev) -> list[dict]:
     mem = ev.G[:, CONSTRAINTS.index("memory")]
     worst = np.full(T * U * K, np.inf)
     np.minimum.at(worst, tri, mem)
-    out = []
+    grouped: dict[tuple[int, int], dict] = {}
     need = ev.est["train_mem_gb_per_device"]
     for f in np.flatnonzero((worst > 0) & sp.pairs.ok.ravel()):
         t, rest = divmod(int(f), U * K)
         u, k = divmod(rest, K)
         mine = tri == f
         best = int(np.flatnonzero(mine)[np.argmin(mem[mine])])
-        out.append({"teacher": sp.zoo.teachers[t].name, "student": sp.zoo.students[u].name,
-                    "strategies": [sp.strategies[k]],
-                    "reasons": [f"fits no server: needs {need[best]:.1f} GB per device at best "
-                                f"({sp.cloud.servers.name[X['server'][best]]} offers "
-                                f"{ev.est['usable_gb_per_device'][best]:.1f} GB usable)"]})
-    return out
+        g = grouped.setdefault((t, u), {"teacher": sp.zoo.teachers[t].name, "student": sp.zoo.students[u].name,
+                                        "strategies": [], "reasons": []})
+        g["strategies"].append(sp.strategies[k])
+        g["reasons"].append(f"{sp.strategies[k]} fits no server: needs {need[best]:.1f} GB per device at best "
+                            f"({sp.cloud.servers.name[X['server'][best]]} offers "
+                            f"{ev.est['usable_gb_per_device'][best]:.1f} GB usable)")
+    return list(grouped.values())
 
 
 def run_estimate(cfg: DictConfig, sp: Space) -> dict[str, Any] | None:
@@ -187,7 +188,7 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
     if method == "enumerate":
         X = sp.enumerate_all()
     else:
-        X = nsga(sp, method, int(pc.pop_size), int(pc.generations), seed=int(cfg.get("seed", 0)))
+        X = nsga(sp, method, int(pc.pop_size), int(pc.generations), seed=int(pc.seed))
         if len(X["server"]) == 0:  # the search met no feasible candidate: diagnose on a sample
             rng = np.random.default_rng(0)
             flat = rng.integers(0, sp.size, size=min(sp.size, 200_000))

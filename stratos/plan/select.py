@@ -2,7 +2,8 @@ r"""Choosing one plan from the front, and the baselines it is compared with.
 
 Deployment score. Each objective becomes a utility in [0, 1] (1 = best on the front), from the
 ideal and nadir points of the front $P$; latency, training time and cost span orders of
-magnitude, so with `log_scale` they are compared in $\log_{10}$ (cost floored at one cent):
+magnitude, so with `log_scale` they are compared in $\log_{10}$ after adding floors
+$\epsilon$ = 0.001 ms, 0.0001 h and $0.01 (so a free local run still has a finite log cost):
 
 $$ u_{\mathrm{acc}} = \frac{a - a_{\min}}{a_{\max} - a_{\min}}, \qquad
    u_k = \frac{\max_P \tilde f_k - \tilde f_k}{\max_P \tilde f_k - \min_P \tilde f_k},\quad

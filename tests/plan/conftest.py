@@ -1,0 +1,32 @@
+"""Planner test configs, built from the structured schema and the real conf/ options (no Hydra run)."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from stratos.config import CloudConfig, DeployConfig, StratosConfig, StrategyConfig
+from stratos.plan.zoo import conf_dir, load_option
+
+
+def make_cfg(cloud: str = "catalog", teacher: str = "mahjong_engine", student: str = "tiny_llama",
+             strategy: str = "auto", task: str = "mahjong", **dotlist):
+    """A composed-like config: the named conf/ options merged onto their dataclasses, plus overrides
+    given as dotted keys with '__' for '.' (planner__teachers=[...])."""
+    cloud_raw = OmegaConf.load(conf_dir() / "cloud" / f"{cloud}.yaml")
+    cloud_raw.pop("defaults", None)
+    cfg = OmegaConf.structured(StratosConfig)
+    cfg.cloud = OmegaConf.merge(OmegaConf.structured(CloudConfig), cloud_raw)
+    cfg.teacher = load_option("teacher", teacher)
+    cfg.student = load_option("student", student)
+    cfg.strategy = OmegaConf.merge(OmegaConf.structured(StrategyConfig), {"_target_": "x", "name": strategy})
+    cfg.deploy = OmegaConf.merge(OmegaConf.structured(DeployConfig), {"_target_": "x", "name": "onnx"})
+    cfg.task = {"name": task}
+    for k, v in dotlist.items():
+        OmegaConf.update(cfg, k.replace("__", "."), v, merge=False)
+    return cfg
+
+
+@pytest.fixture
+def cfg_factory():
+    return make_cfg
