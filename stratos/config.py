@@ -108,6 +108,8 @@ class AlignmentConfig:
     hidden_weight: float = 0.0
     top_k: int = 0  # >0: KD from the offline top-k logprob store
     chunk_size: int = 1024
+    verify: bool = True  # sequence KD: keep a teacher rationale only if the task's verifier accepts it
+    n_samples: int = 4  # sequence KD: draws per item for rejection sampling (greedy teachers get 1)
 
 
 @dataclass
@@ -183,6 +185,13 @@ class SlurmConfig:
     account: Optional[str] = None
     qos: Optional[str] = None
     time_min: int = 60
+    # read by conf/hydra/launcher/stratos_slurm*.yaml (None => the cluster's default)
+    cpus_per_task: Optional[int] = None
+    mem_gb: Optional[int] = None
+    gpus_per_node: Optional[int] = None  # stratos_slurm_gpu sets it to trainer.devices
+    max_requeue: int = 3  # requeues after *time-outs*; preemptions requeue without limit
+    signal_delay_s: int = 120  # Slurm sends USR2 this long before the time limit: checkpoint + requeue
+    array_parallelism: int = 256  # sweep jobs running at once
 
 
 @dataclass

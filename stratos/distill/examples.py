@@ -24,9 +24,9 @@ import fsspec
 import torch
 
 from stratos.data.task import Task
+from stratos.distill.rejection import sequence_distillation_rows
 from stratos.distill.strategy import Decision
 from stratos.models.generate import encode_prompt
-from stratos.models.teacher import ask
 
 log = logging.getLogger("stratos")
 IGNORE = -100
@@ -39,19 +39,16 @@ class TextExample:
 
 
 def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, target: str,
-                     rules_in_prompt: bool) -> tuple[list[TextExample], dict]:
+                     rules_in_prompt: bool, verify: bool = True, n_samples: int = 1) -> tuple[list[TextExample], dict]:
     """(examples, stats) for the decided strategy."""
     if decision.mode == "labels" or target == "answer":
         return [TextExample(r["question"], task.answer_line(r)) for r in rows], {"kept": len(rows), "rejected": 0}
     if decision.mode == "sequence":
-        answers = ask(teacher, task, rows)
-        kept = [TextExample(r["question"], a.text.strip()) for r, a in zip(rows, answers) if task.is_correct(r, a.text)]
-        stats = {"kept": len(kept), "rejected": len(rows) - len(kept),
-                 "failed": sum(1 for a in answers if a.error)}
+        kept, stats = sequence_distillation_rows(teacher, task, rows, verify=verify, n_samples=n_samples,
+                                                 rules_in_prompt=rules_in_prompt)
         log.info("sequence KD: kept %d / %d teacher rationales (verifier)", stats["kept"], len(rows))
-        return kept, stats
-    # logit / hidden / injection: the verified rationale built from the known answer
-    del rules_in_prompt
+        return [TextExample(r["question"], r["rationale"].strip()) for r in kept], stats
+    # logit / hidden / injection: the verified rationale built backwards from the known answer
     return [TextExample(r["question"], task.rationale(r)) for r in rows], {"kept": len(rows), "rejected": 0}
 
 

@@ -54,8 +54,10 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason)
     ctx.write_json("strategy.json", decision.as_dict())
 
-    rules_in_prompt = bool(cfg.strategy.injection.rules_in_prompt) and decision.mode == "injection"
-    sup, seq_stats = supervised_texts(decision, task, train_rows, teacher, strategy.target, rules_in_prompt)
+    rules_in_prompt = bool(cfg.strategy.injection.rules_in_prompt) and decision.name == "injection"
+    al = cfg.strategy.alignment
+    sup, seq_stats = supervised_texts(decision, task, train_rows, teacher, strategy.target, rules_in_prompt,
+                                      verify=bool(al.verify), n_samples=int(al.n_samples))
     if not sup:
         raise UserError(f"the teacher produced no verified rationale for {len(train_rows)} training items "
                         f"(allowed: strategy=injection or strategy=labels_only, or a stronger teacher)")

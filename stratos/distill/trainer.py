@@ -8,13 +8,24 @@ from which a re-run or a requeued Slurm job resumes) and the progress bar.
 from __future__ import annotations
 
 import glob
+import logging
 import os
+import warnings
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
 from stratos import artifacts
+
+
+# Lightning's start-up chatter (accelerator inventory, tips, an `srun` hint whenever Slurm is merely
+# installed) buries Stratos' own progress lines; real warnings still come through.
+for _name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
+warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+warnings.filterwarnings("ignore", message=".*modules in eval mode.*")
 
 
 class LossCurve(Callback):
