@@ -1,0 +1,142 @@
+r"""A training DataLoader that resumes mid-epoch exactly and gives DDP the same batches as 1 process.
+
+Two properties a plain `DataLoader(shuffle=True)` lacks:
+
+* **Exact resume.** Lightning restores the step counter from a mid-epoch checkpoint but a plain
+  loader restarts the epoch from its first batch, in an order drawn from the global RNG: a
+  resumed run then sees other batches than an uninterrupted one. Here the order of epoch $e$ is
+  a pure function of `(seed, e)` and the loader reports how many batches it has handed out
+  (Lightning's `_Stateful` protocol: `state_dict` / `load_state_dict`, stored in the
+  checkpoint), so a resumed epoch continues at the next unseen batch.
+
+* **DDP = 1 process.** With world size $W$, per-device batch $B$ and global batch $G = W B$,
+  global batch $k$ of epoch $e$ is the same index set for every $W$:
+
+  $$\pi_e = \mathrm{randperm}(n;\ \mathrm{seed} + e), \qquad
+    \mathcal{B}_k = \pi_e[kG : (k+1)G], \qquad
+    \mathcal{B}_k^{(r)} = \pi_e[kG + rB : kG + (r+1)B]$$
+
+  so rank $r$'s batch is its slice of the 1-process batch. (Lightning must not swap in a
+  `DistributedSampler`: pass `use_distributed_sampler=False` to the Trainer.)
+
+Every rank gets the same number of batches, $\lfloor n/G \rfloor$ (`drop_last=True`) or
+$\lceil n/G \rceil$ with the last global batch padded from the start of $\pi_e$ (as
+`DistributedSampler` pads); uneven counts would hang DDP at the last all-reduce.
+Validation loaders need none of this: keep a plain `DataLoader(shuffle=False)`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+STATE_VERSION = 1
+
+
+def _world() -> tuple[int, int]:
+    """(world size, rank) of the initialised process group, else (1, 0)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_world_size(), torch.distributed.get_rank()
+    return 1, 0
+
+
+class ResumableSampler(Sampler[int]):
+    """Indices of this rank's batches for epoch `epoch`, skipping `skip_batches` already trained.
+
+    `batch_size` is per device; world size and rank are read from torch.distributed when
+    iterating (Lightning initialises the process group before the first epoch).
+    """
+
+    def __init__(self, n: int, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
+                 world_size: int | None = None, rank: int | None = None) -> None:
+        if n <= 0 or batch_size <= 0:
+            raise ValueError(f"ResumableSampler needs n > 0 and batch_size > 0 (got n={n}, batch_size={batch_size})")
+        self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+        self._world_size, self._rank = world_size, rank
+        self.epoch = 0
+        self.skip_batches = 0  # batches of `self.epoch` already trained (set by a resume)
+
+    def world(self) -> tuple[int, int]:
+        w, r = _world()
+        return (self._world_size or w, self._rank if self._rank is not None else r)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at every epoch start; a new epoch starts from its first batch."""
+        if epoch != self.epoch:
+            self.skip_batches = 0
+        self.epoch = epoch
+
+    def num_batches(self) -> int:
+        """Batches per epoch on every rank."""
+        g = self.batch_size * self.world()[0]
+        return max(1, self.n // g) if self.drop_last else math.ceil(self.n / g)
+
+    def order(self, epoch: int) -> torch.Tensor:
+        """$\\pi_e$, padded/truncated to whole global batches. Shape (num_batches * G,)."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + epoch)
+            perm = torch.randperm(self.n, generator=g)
+        else:
+            perm = torch.arange(self.n)
+        total = self.num_batches() * self.batch_size * self.world()[0]
+        if total > self.n:  # pad by wrapping around (also covers n < G with drop_last)
+            perm = perm.repeat(math.ceil(total / self.n))
+        return perm[:total]
+
+    def __iter__(self) -> Iterator[int]:
+        w, r = self.world()
+        b, g = self.batch_size, self.batch_size * w
+        perm = self.order(self.epoch).view(-1, g)  # (num_batches, G): row k = global batch k
+        mine = perm[:, r * b:(r + 1) * b]  # (num_batches, B): this rank's slice of each
+        yield from mine[self.skip_batches:].reshape(-1).tolist()
+
+    def __len__(self) -> int:
+        return self.num_batches() * self.batch_size
+
+
+class ResumableLoader(DataLoader):
+    """`DataLoader` over a `ResumableSampler`, with Lightning's `state_dict`/`load_state_dict`.
+
+    `batch_size` is per device. Counting happens where batches leave the loader (not in the
+    sampler, which worker processes read ahead), so the count equals batches trained: Lightning
+    does not prefetch from loaders with a length.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = True, **kwargs: Any) -> None:
+        sampler = ResumableSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed,  # type: ignore[arg-type]
+                                   drop_last=drop_last)
+        # The sampler already yields whole batches' worth of indices: the loader must drop nothing.
+        super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, **kwargs)
+        self.resumable_sampler = sampler
+        self.batches_done = 0  # batches handed out in the current epoch (incl. skipped ones)
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        # A generator: nothing (not even worker start-up) happens before the first next(),
+        # which Lightning calls after `set_epoch`, so workers never read the previous epoch's order.
+        s = self.resumable_sampler
+        self.batches_done = s.skip_batches
+        for batch in super().__iter__():
+            self.batches_done += 1
+            yield batch
+        s.skip_batches = 0  # a finished epoch leaves nothing to skip
+
+    def state_dict(self) -> dict[str, Any]:
+        s = self.resumable_sampler
+        return {"version": STATE_VERSION, "epoch": s.epoch, "batches_done": self.batches_done, "n": s.n,
+                "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        s = self.resumable_sampler
+        here = {"n": s.n, "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle}
+        there = {k: state.get(k) for k in here}
+        if here != there:
+            # Another dataset size / global batch / seed cannot continue the same order.
+            raise ValueError(f"checkpoint's data order {there} does not match this loader {here}: cannot resume "
+                             f"exactly (start a new run directory, or keep the batch size and data)")
+        s.epoch = int(state["epoch"])
+        s.skip_batches = int(state["batches_done"])
+        self.batches_done = s.skip_batches
