@@ -80,8 +80,12 @@ def check_pair(t: ModelEntry, s: ModelEntry, strategy: str, task: str, seq_len: 
                 notes.append(f"teacher context {t.context} < planner.seq_len {seq_len}: logit KD truncated")
         else:
             mode = "sequence"
-            why = ("the teacher offers no logits" if t.kind != "hf" else
-                   f"different tokenizers ({t.tokenizer_family} vs {s.tokenizer_family})")
+            if t.kind == "openai" and t.top_logprobs > 0:
+                why = "the API's top-k logprobs live in its own tokenizer, not the student's"
+            elif t.kind != "hf":
+                why = "the teacher offers no logits"
+            else:
+                why = f"different tokenizers ({t.tokenizer_family} vs {s.tokenizer_family})"
             notes.append(f"{why}: alignment runs as sequence-level KD on verified rationales")
     elif strategy == "injection":
         mode = "injection"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import numpy as np
 from pymoo.core.problem import Problem
 
-from stratos.plan.front import pareto_front
 from stratos.plan.problem import VARS, Space, evaluate
 
 
@@ -62,11 +61,3 @@ def nsga(space: Space, algorithm: str = "nsga2", pop_size: int = 200, generation
     seen = np.unique(np.concatenate(problem.seen, axis=0), axis=0) if problem.seen else np.zeros((0, len(VARS)), int)
     return {v: seen[:, i] for i, v in enumerate(VARS)}
 
-
-def archive_front_of(space: Space, X: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Keep only the non-dominated candidates of X (used to shrink the NSGA archive)."""
-    if len(X["server"]) == 0:
-        return X
-    ev = evaluate(space, X)
-    keep = pareto_front(ev.F)
-    return {k: v[keep] for k, v in X.items()}

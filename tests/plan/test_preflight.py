@@ -54,3 +54,10 @@ def test_table_and_grouped_exclusions():
     ex = excluded_list(zoo, ["alignment", "injection"], p)
     assert len(ex) == 1 and ex[0]["teacher"] == "t0" and ex[0]["strategies"] == ["alignment", "injection"]
     assert len(ex[0]["reasons"]) == 1  # the same reason is listed once for both strategies
+
+
+def test_api_teacher_logprobs_still_mean_sequence_kd():
+    api = model("api", kind="openai", params=0, family="unknown")
+    api.top_logprobs = 5
+    mode, why, notes = check_pair(api, model("s", params=1e9), "alignment", "x", 512)
+    assert mode == "sequence" and not why and "own tokenizer" in notes[0]
