@@ -4,7 +4,8 @@ Hands are built backwards: draw a *complete* 14-tile hand (4 melds + a pair; in 
 pairs or thirteen orphans), remove one tile, and the removed tile is a known winning tile of the
 13 left — the answer is never empty by accident. The full answer then comes from the exact
 solver (`waits.winning_tiles`; decompositions only for hands kept). Non-tenpai hands (empty
-answer) are near misses: a tenpai hand with tiles swapped one at a time until nothing wins, so "none" cannot be guessed from a hand that looks random.
+answer) are near misses: a tenpai hand with tiles swapped one at a time until nothing wins, so
+"none" cannot be guessed from a hand that merely looks random.
 
 Where the tiles land is a *mode*: `mixed` draws every group's suit uniformly; `half` puts each
 group in one main suit with probability 0.7; `flush` puts all of them there. Concentrated hands
