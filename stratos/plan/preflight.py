@@ -91,6 +91,9 @@ def check_pair(t: ModelEntry, s: ModelEntry, strategy: str, task: str, seq_len: 
         mode = "injection"
     else:
         mode = "labels"
+    for m in (t, s):
+        if m.unset:
+            notes.append(f"{m.name} needs {', '.join(m.unset)} set before it can run")
     if t.chat_template and not s.chat_template:
         notes.append(f"student {s.name} has no chat template: prompts use the plain format")
     for m in (t, s):

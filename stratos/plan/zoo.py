@@ -62,6 +62,7 @@ class ModelEntry:
     lora_rank: int = 0  # students: 0 = full fine-tuning (peft.method none), else the LoRA rank
     lora_targets: int = 2  # students: LoRA-adapted projections per layer
     top_logprobs: int = 0  # openai teachers: top-k log-probs offered per token
+    unset: list[str] = field(default_factory=list)  # required keys still '???' (the user must set them to run it)
 
     @property
     def kv_dim(self) -> int:
@@ -106,7 +107,17 @@ def entry_from_cfg(c: DictConfig, role: str) -> ModelEntry:
         prior_scores={str(k): float(v) for k, v in (card.prior_scores or {}).items()},
         lora_rank=lora_rank, lora_targets=targets,
         top_logprobs=int(c.get("top_logprobs", 0) or 0) if role == "teacher" else 0,
+        unset=[f"teacher.{k}" for k in REQUIRED.get(kind, ()) if role == "teacher" and _unset(c, k)],
     )
+
+
+# Keys a teacher of each kind needs to run. YAML options mark them '???', but OmegaConf's merge keeps the
+# schema's None under a '???', so "unset" means missing or None.
+REQUIRED = {"hf": ("name_or_path",), "openai": ("base_url", "model")}
+
+
+def _unset(c: DictConfig, key: str) -> bool:
+    return key not in c or OmegaConf.is_missing(c, key) or c[key] is None
 
 
 def _pick(group: str, wanted: list[str], current: DictConfig | None) -> list[ModelEntry]:

@@ -69,3 +69,15 @@ def test_student_peft_and_kv_dim(cfg_factory):
     s = build_zoo(cfg).students[0]
     assert s.lora_rank == 32 and s.lora_targets == 2
     assert s.kv_dim == 2 * 1536 // 12  # 2 KV heads x head_dim 128
+
+
+def test_unset_required_keys_are_reported(cfg_factory):
+    from stratos.plan.preflight import check_pair
+
+    zoo = build_zoo(cfg_factory(planner__teachers=["tiny_teacher", "openai_endpoint", "qwen2p5_7b"],
+                                planner__students=["tiny_llama"]))
+    tiny, api, qwen = zoo.teachers
+    assert tiny.unset == ["teacher.name_or_path"] and qwen.unset == []
+    assert set(api.unset) == {"teacher.base_url", "teacher.model"}
+    notes = check_pair(tiny, zoo.students[0], "alignment", "mahjong", 512)[2]
+    assert any("needs teacher.name_or_path set" in n for n in notes)
