@@ -282,7 +282,7 @@ class PlannerConfig:
     weights: dict[str, float] = field(
         default_factory=lambda: {"accuracy": 0.4, "latency": 0.2, "train_time": 0.1, "cost": 0.3}
     )
-    history: Optional[str] = None  # fsspec path of the calibration history (ledger of measured runs)
+    history: Optional[str] = "${paths.cache}/planner_history.json"  # calibration history (fsspec); null = off
     # workload shape (tokens per sequence) the estimators use
     seq_len: int = 512  # training sequence length (prompt + rationale)
     prompt_tokens: int = 128  # serving: prompt length
@@ -390,4 +390,11 @@ def validate(cfg: DictConfig) -> None:
     _check(not bad and len(cfg.pipeline.stages) > 0, "pipeline.stages", list(cfg.pipeline.stages),
            f"a non-empty list from {', '.join(STAGES)}")
     _check(cfg.teacher.kind in ("engine", "hf", "openai"), "teacher.kind", cfg.teacher.kind, "engine, hf, openai")
+    # `???` in a YAML over a dataclass default of None merges to None, so required keys are checked here
+    if cfg.teacher.kind == "hf":
+        _check(bool(cfg.teacher.name_or_path), "teacher.name_or_path", cfg.teacher.name_or_path,
+               "a hub id or a local checkpoint directory")
+    if cfg.teacher.kind == "openai":
+        _check(bool(cfg.teacher.base_url), "teacher.base_url", cfg.teacher.base_url, "an http(s) URL ending in /v1")
+        _check(bool(cfg.teacher.model), "teacher.model", cfg.teacher.model, "the served model's name")
     _check(cfg.cloud.pricing in ("on_demand", "spot"), "cloud.pricing", cfg.cloud.pricing, "on_demand, spot")

@@ -36,8 +36,9 @@ class StageSpec:
 
 
 SPECS: dict[str, StageSpec] = {
+    # plan re-runs every time (seconds): it reads the calibration history, which changes between runs
     "plan": StageSpec("stratos.plan.stage", ("cloud", "teacher", "student", "strategy", "deploy", "planner", "task",
-                                             "trainer.batch_size", "trainer.max_steps")),
+                                             "trainer.batch_size", "trainer.max_steps"), cached=False),
     "data": StageSpec("stratos.data.stage", ("task",)),
     "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",)),
     "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate", "teacher", "strategy.probe_n"), ("data", "distill")),

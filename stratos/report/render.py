@@ -64,6 +64,11 @@ def markdown(r: dict, plot: str | None) -> str:
     dist = r["metrics"].get("distill") or {}
     if dist:
         out += ["", "## Training", "", *[f"- {k}: {_fmt(v)}" for k, v in dist.items()]]
+    if r.get("ledger"):
+        out += ["", "## Ledger: planner estimate vs measured", "", "| quantity | estimated | actual | ratio |",
+                "|---|---|---|---|"]
+        out += [f"| {x.get('quantity')} | {_fmt(x.get('estimated'))} | {_fmt(x.get('actual'))} | {_fmt(x.get('ratio'))} |"
+                for x in r["ledger"]]
     if r.get("deploy"):
         out += ["", "## Deploy", "", *[f"- {k}: {_fmt(v)}" for k, v in r["deploy"].items()]]
     return "\n".join(out) + "\n"
