@@ -137,8 +137,10 @@ class PreemptionCheckpoint(Callback):
         if signum in self.stop_signals and callable(prev) and _submitit_handler({signum: prev}) is None:
             prev(signum, frame)
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Here, not in `setup`: Lightning registers its own handlers just before training and on
+        # teardown puts back whatever it found then; installing after it keeps us out of that list.
+        if threading.current_thread() is not threading.main_thread():
             return
         self.received, self.saved_path = None, None
         for sig in (*self.requeue_signals, *self.stop_signals):
@@ -148,13 +150,20 @@ class PreemptionCheckpoint(Callback):
             signal.signal(sig, self._handler)
         self._active = True
 
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage != "fit" or threading.current_thread() is not threading.main_thread():
+    def _restore(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
             return
         self._active = False
         for sig, prev in self._previous.items():
             if signal.getsignal(sig) == self._handler:
                 signal.signal(sig, prev if prev is not None else signal.SIG_DFL)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            self._restore()
 
     # -- the safe point
     def checkpoint_path(self, trainer: L.Trainer) -> str:

@@ -1,12 +1,13 @@
 """A tiny Llama LM trained with the stratos.faults wiring; run as a subprocess by the fault tests.
 
     python tests/faults/tiny_train.py OUT [--steps 40] [--batch 8] [--devices 1] [--ckpt-every 10]
-                                          [--step-sleep 0] [--seed 0] [--n 96]
+                                          [--step-sleep 0] [--seed 0] [--n 96] [--signal-at 17:USR1]
 
 Trains `LlamaForCausalLM` built from config (no download) on a synthetic language (noisy
 arithmetic progressions mod V, so the loss really falls) with `ResumableLoader`,
 `PreemptionCheckpoint` and `latest_checkpoint`, i.e. the same wiring the distill stage uses.
-Prints `step=N` after every optimizer step (tests signal on it) and writes
+Prints `step=N` after every optimizer step (tests signal on it; `--signal-at STEP:NAME` makes the
+process send itself a real signal at that step, for exact fault injection) and writes
   OUT/curve.jsonl   {"step", "loss"} per step, loss = global-batch mean (all-reduced under DDP)
   OUT/final.json    {"step", "eval_loss", "weights_sha256", "resumed_from"} at the end
 Exit codes: 0 done, 75 preempted (checkpoint written; run again to resume).
@@ -18,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import signal
 import sys
 import time
 
@@ -77,8 +79,8 @@ class TinyLM(L.LightningModule):
 class Curve(Callback):
     """Global-batch loss per step; saved with every checkpoint so a resumed run continues it."""
 
-    def __init__(self, url: str, sleep: float) -> None:
-        self.url, self.sleep, self.rows = url, sleep, []
+    def __init__(self, url: str, sleep: float, signal_at: tuple[int, int] | None = None) -> None:
+        self.url, self.sleep, self.rows, self.signal_at = url, sleep, [], signal_at
 
     def on_train_start(self, trainer, pl_module) -> None:
         if trainer.global_step > 0 and os.path.exists(self.url):
@@ -91,6 +93,8 @@ class Curve(Callback):
             print(f"step={trainer.global_step}", flush=True)
         if self.sleep:
             time.sleep(self.sleep)
+        if self.signal_at and trainer.global_step == self.signal_at[0] and trainer.is_global_zero:
+            os.kill(os.getpid(), self.signal_at[1])  # as if the signal arrived during this step
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         if trainer.is_global_zero:
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step-sleep", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n", type=int, default=96)
+    p.add_argument("--signal-at", default=None, help="STEP:SIGNAME, e.g. 17:USR1 (rank 0 signals itself)")
     p.add_argument("--plain-loader", action="store_true",
                    help="negative control: DataLoader(shuffle=True) + Lightning's samplers (not resumable)")
     a = p.parse_args(argv)
@@ -126,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         loader = ResumableLoader(data, per_device, shuffle=True, seed=a.seed, drop_last=True)
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="step_{step:06d}", auto_insert_metric_name=False,
                            every_n_train_steps=a.ckpt_every, save_last=True, save_top_k=1, monitor=None)
-    curve = Curve(os.path.join(a.out, "curve.jsonl"), a.step_sleep)
+    signal_at = None
+    if a.signal_at:
+        step, name = a.signal_at.split(":")
+        signal_at = (int(step), int(getattr(signal, "SIG" + name)))
+    curve = Curve(os.path.join(a.out, "curve.jsonl"), a.step_sleep, signal_at)
     trainer = L.Trainer(accelerator="cpu", devices=a.devices, strategy="ddp" if a.devices > 1 else "auto",
                         max_steps=a.steps, max_epochs=-1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=a.out,
