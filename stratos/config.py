@@ -344,6 +344,9 @@ def register_configs() -> None:
     cs.store(group="task", name="base_task", node=TaskConfig)
     cs.store(group="task", name="base_task_mahjong", node=MahjongTaskConfig)
     cs.store(group="task", name="base_task_math", node=MathTaskConfig)
+    from stratos.acme.config import register_acme_configs  # strategy=acme, cloud=edge schemas
+
+    register_acme_configs()
 
 
 # ---------------------------------------------------------------- value checks
@@ -379,8 +382,12 @@ def validate(cfg: DictConfig) -> None:
     _check(float(d.latency_slo_ms) > 0, "deploy.latency_slo_ms", d.latency_slo_ms, "milliseconds > 0")
     _check(0.0 <= float(d.min_accuracy) <= 1.0, "deploy.min_accuracy", d.min_accuracy, "0 <= accuracy <= 1")
     s = cfg.strategy
-    _check(s.name in ("auto", "alignment", "injection", "labels_only"), "strategy.name", s.name,
-           "auto, alignment, injection, labels_only")
+    _check(s.name in ("auto", "alignment", "injection", "labels_only", "acme"), "strategy.name", s.name,
+           "auto, alignment, injection, labels_only, acme")
+    if s.name == "acme":
+        from stratos.acme.config import validate_acme
+
+        validate_acme(s, cfg.cloud)
     _check(s.target in ("rationale", "answer"), "strategy.target", s.target, "rationale, answer")
     _check(0.0 <= float(s.alignment.kd_weight) <= 1.0, "strategy.alignment.kd_weight", s.alignment.kd_weight,
            "0 <= weight <= 1")
