@@ -267,62 +267,66 @@ def _softmax_chain(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return g.sub_(_rowdot(q, g).unsqueeze(1)).mul_(q)
 
 
-def _k_forward_kl(ls, lt, beta, alpha):
-    p = lt.exp()
+def _k_forward_kl(ls, lt, beta, alpha, buf):
+    p = torch.exp(lt, out=buf)
     d = _rowdot(p, lt) - _rowdot(p, ls)
     return d, ls.exp_().sub_(p)  # dKL(p||q)/ds = q - p
 
 
-def _k_reverse_kl(ls, lt, beta, alpha):
-    q = ls.exp()
+def _k_reverse_kl(ls, lt, beta, alpha, buf):
+    q = torch.exp(ls, out=buf)
     f = ls.sub_(lt)  # log q - log p
     d = _rowdot(q, f)
     return d, f.sub_(d.unsqueeze(1)).mul_(q)  # q * (log(q/p) - KL)
 
 
-def _k_jsd(ls, lt, beta, alpha):
+def _k_jsd(ls, lt, beta, alpha, buf):
     if beta in (0.0, 1.0):  # endpoints by convention, as in generalized_jsd
-        return (_k_forward_kl if beta == 0.0 else _k_reverse_kl)(ls, lt, beta, alpha)
-    lm = torch.logaddexp(ls + math.log(1 - beta), lt + math.log(beta))  # log m, m = beta p + (1-beta) q
+        return (_k_forward_kl if beta == 0.0 else _k_reverse_kl)(ls, lt, beta, alpha, buf)
+    lm = torch.logaddexp(ls + math.log(1 - beta), lt + math.log(beta), out=buf)  # m = beta p + (1-beta) q
     p, q = lt.exp(), ls.exp()
     f = ls.sub_(lm)  # log q - log m
-    d = beta * _rowdot(p, lt - lm) + (1 - beta) * _rowdot(q, f)
+    d = beta * _rowdot(p, lt.sub_(lm)) + (1 - beta) * _rowdot(q, f)
     return d, _softmax_chain(q, f.mul_(1 - beta))  # dJSD/dq = (1-beta)(log q - log m)
 
 
-def _k_skew_kl(ls, lt, beta, alpha):
-    lm = torch.logaddexp(lt + _log(alpha), ls + _log(1 - alpha))  # m = alpha p + (1-alpha) q
+def _k_skew_kl(ls, lt, beta, alpha, buf):
+    lm = torch.logaddexp(lt + _log(alpha), ls + _log(1 - alpha), out=buf)  # m = alpha p + (1-alpha) q
     p = lt.exp()
-    r = lt - lm  # log(p/m)
+    r = lt.sub_(lm)  # log(p/m)
     d = _rowdot(p, r)
     return d, _softmax_chain(ls.exp_(), r.exp_().mul_(alpha - 1))  # dD/dq = -(1-alpha) p/m
 
 
-def _k_skew_reverse_kl(ls, lt, beta, alpha):
-    lm = torch.logaddexp(lt + _log(1 - alpha), ls + _log(alpha))  # m = (1-alpha) p + alpha q
+def _k_skew_reverse_kl(ls, lt, beta, alpha, buf):
+    lm = torch.logaddexp(lt + _log(1 - alpha), ls + _log(alpha), out=buf)  # m = (1-alpha) p + alpha q
     q = ls.exp()
     f = ls.sub_(lm)  # log(q/m)
     d = _rowdot(q, f)
-    return d, _softmax_chain(q, f.sub_(f.exp().mul_(alpha)))  # dD/dq = log(q/m) + 1 - alpha q/m
+    return d, _softmax_chain(q, f.sub_(torch.exp(f, out=buf).mul_(alpha)))  # dD/dq = log(q/m) + 1 - alpha q/m
 
 
-def _k_tvd(ls, lt, beta, alpha):
+def _k_tvd(ls, lt, beta, alpha, buf):
     q = ls.exp_()
-    diff = q - lt.exp()
+    diff = torch.sub(q, lt.exp_(), out=buf)
     d = 0.5 * diff.abs().sum(-1)
     return d, _softmax_chain(q, diff.sign_().mul_(0.5))  # subgradient sign(0) = 0, as autograd's abs
 
 
-def _k_topk(ls, top, beta, alpha):
+def _k_topk(ls, top, beta, alpha, buf):
     """Bucketed forward KL of topk_kd_loss; g = q * mass - p~ (p~ = p on K, P q/Q off K)."""
     ids, t_lp, tail = top  # (C, k) int64, (C, k), (C,)
     ls_k = ls.gather(1, ids)
     p_k, p_tail = t_lp.exp(), tail.exp()
-    lq_tail = ls.scatter(1, ids, torch.finfo(ls.dtype).min).logsumexp(-1)
+    # student tail log-mass: logsumexp over v not in K, in place in `buf` (torch.logsumexp would
+    # allocate (C, V) temporaries); finfo.min rather than -inf keeps k = V finite.
+    masked = buf.copy_(ls).scatter_(1, ids, torch.finfo(ls.dtype).min)
+    top_v = masked.amax(-1, keepdim=True)
+    lq_tail = (top_v.squeeze(1) + masked.sub_(top_v).exp_().sum(-1).log())
     lq_tail = lq_tail.clamp_min(math.log(torch.finfo(ls.dtype).tiny))  # student tail underflow: big, finite
     d = _rowdot(p_k, t_lp - ls_k) + torch.where(p_tail > 0, p_tail * (tail - lq_tail), torch.zeros_like(tail))
     mass = (p_k.sum(-1) + p_tail).unsqueeze(1)  # 1 up to the store's fp16 rounding; kept exact
-    spread = (ls - lq_tail.unsqueeze(1)).exp_().mul_(p_tail.unsqueeze(1))  # P q_v / Q
+    spread = torch.sub(ls, lq_tail.unsqueeze(1), out=buf).exp_().mul_(p_tail.unsqueeze(1))  # P q_v / Q
     g = ls.exp_().mul_(mass).sub_(spread)
     return d, g.scatter_(1, ids, mass * ls_k.exp() - p_k)
 
@@ -349,46 +353,71 @@ class _Spec:
     report_ce: bool = True
 
 
-def _logits(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], temperature: float) -> torch.Tensor:
-    """(x @ w.T + b) / T, dividing the (C, H) input and the bias rather than the (C, V) output."""
+class _Workspace:
+    """(chunk, V) buffers reused across chunks. Fresh buffers per chunk cost page faults and let
+    malloc fragment: the peak RSS measured 2-3x the live size with a new allocation per op."""
+
+    def __init__(self, rows: int, vocab: int, dtype: torch.dtype):
+        self.rows, self.vocab, self.dtype = rows, vocab, dtype
+        self._bufs: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, c: int) -> torch.Tensor:
+        if name not in self._bufs:
+            self._bufs[name] = torch.empty(self.rows, self.vocab, dtype=self.dtype)
+        return self._bufs[name][:c]  # leading rows of a contiguous buffer: contiguous
+
+
+def _log_softmax_(x: torch.Tensor) -> torch.Tensor:
+    """In-place log_softmax over the last dim (the CPU and CUDA kernels finish reading a row
+    before writing it; the tests compare against the out-of-place op)."""
+    return torch.log_softmax(x, -1, out=x)
+
+
+def _logits(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], temperature: float,
+            out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(x @ w.T + b) / T into `out`, dividing the (C, H) input and the bias, not the (C, V) output."""
     if temperature != 1.0:
         x, b = x * (1.0 / temperature), None if b is None else b / temperature
-    return x @ w.T if b is None else torch.addmm(b, x, w.T)
+    return torch.mm(x, w.T, out=out) if b is None else torch.addmm(b, x, w.T, out=out)
 
 
-def _chunk(hc, W, b, y, teacher, kernel, spec: _Spec, denom: float, want_grad: bool = True):
-    """One chunk of kept tokens: per-token CE and KD (C,), and (G, scale) with d(total)/dz = scale * G."""
-    T, w = spec.temperature, spec.kd_weight
+def _chunk(hc, W, b, y, teacher, kernel, spec: _Spec, denom: float, want_grad: bool, ws: _Workspace):
+    """One chunk of kept tokens: per-token CE and KD (C,), and (G, scale) with d(total)/dz = scale * G.
+
+    `teacher` is this chunk's teacher (log-probs (C, V) at T in ws("t"), or the top-k triple) or None.
+    """
+    T, w, c = spec.temperature, spec.kd_weight, hc.shape[0]
     if teacher is None:  # kd_weight == 0 and no teacher: plain fine-tuning, one log_softmax
-        l1 = torch.log_softmax(_logits(hc, W, b, 1.0), -1)
+        l1 = _log_softmax_(_logits(hc, W, b, 1.0, out=ws("s", c)))
         ce = -l1.gather(1, y).squeeze(1)
         return ce, torch.zeros_like(ce), l1.exp_().scatter_add_(1, y, torch.full_like(l1[:, :1], -1.0)), 1 / denom
-    ls = torch.log_softmax(_logits(hc, W, b, T), -1)  # (C, V) student log-probs at T
+    ls = _log_softmax_(_logits(hc, W, b, T, out=ws("s", c)))  # (C, V) student log-probs at T
     if T == 1.0:
         l1 = ls
     elif w < 1 or spec.report_ce:
-        l1 = torch.log_softmax(ls * T, -1)  # at T = 1: log_softmax(T * ls) = log_softmax(z)
+        l1 = _log_softmax_(torch.mul(ls, T, out=ws("ce", c)))  # log_softmax(T * ls) = log_softmax(z)
     else:
         l1 = None  # pure KD at T != 1 and CE not wanted for logging: skip two passes
     ce = torch.full_like(ls[:, 0], math.nan) if l1 is None else -l1.gather(1, y).squeeze(1)
-    sm1 = l1.exp() if w < 1 and want_grad else None  # CE's softmax, taken before the kernel consumes `ls`
-    del l1
-    kd, g = kernel(ls, teacher, spec.beta, spec.alpha)
+    sm1 = None
+    if w < 1 and want_grad:  # CE's softmax, taken before the kernel consumes `ls`
+        sm1 = torch.exp(l1, out=ws("ce", c))
+    kd, g = kernel(ls, teacher, spec.beta, spec.alpha, ws("p", c))
     if sm1 is None:  # pure KD (or no gradient wanted)
         return ce, kd, g, w * T / denom
     if w == 0:  # KD only logged
         return ce, kd, sm1.scatter_add_(1, y, torch.full_like(sm1[:, :1], -1.0)), 1 / denom
     # d total/dz = (w T^2/n)(1/T) g + ((1-w)/n)(sm1 - onehot(y)) = (w T/n) [g + c (sm1 - onehot)]
-    c = (1 - w) / (w * T)
-    g.add_(sm1, alpha=c).scatter_add_(1, y, torch.full_like(g[:, :1], -c))
+    k = (1 - w) / (w * T)
+    g.add_(sm1, alpha=k).scatter_add_(1, y, torch.full_like(g[:, :1], -k))
     return ce, kd, g, w * T / denom
 
 
 def _fused_forward(h, weight, bias, labels, teacher, spec: _Spec, need: tuple[bool, bool, bool]):
     """Loss terms and gradients, chunk by chunk over the kept tokens.
 
-    h (N, H), weight (V, H), bias (V,) | None, labels (N,); teacher: idx (C,) -> teacher chunk
-    (log-probs (C, V) at T, or the top-k triple) | None. Returns (loss, ce, kd, [dh, dW, db]).
+    h (N, H), weight (V, H), bias (V,) | None, labels (N,); teacher: (idx (C,), out (C, V)) ->
+    teacher chunk | None. Returns (loss, ce, kd, [dh, dW, db]).
     """
     N, H = h.shape
     V = weight.shape[0]
@@ -397,18 +426,20 @@ def _fused_forward(h, weight, bias, labels, teacher, spec: _Spec, need: tuple[bo
     b = None if bias is None else bias.detach().to(cdt)
     rows = _rows(labels)
     denom = _denominator(rows.numel(), spec.num_items)
-    kernel = _KERNELS["topk" if spec.loss == "topk" else spec.loss]
+    kernel = _KERNELS[spec.loss]
     gh = torch.zeros(N, H, dtype=cdt) if need[0] else None
     gw = torch.zeros(V, H, dtype=cdt) if need[1] else None
     gb = torch.zeros(V, dtype=cdt) if need[2] and bias is not None else None
     ce_sum = torch.zeros((), dtype=torch.float64)
     kd_sum = torch.zeros((), dtype=torch.float64)
-    step = spec.chunk if spec.chunk > 0 else auto_chunk_size(V)
+    step = min(spec.chunk if spec.chunk > 0 else auto_chunk_size(V), max(rows.numel(), 1))
+    ws = _Workspace(step, V, cdt)
     for start in range(0, rows.numel(), step):
         idx = rows[start:start + step]  # (C,)
         hc = h.detach().index_select(0, idx).to(cdt)  # (C, H)
-        t = None if teacher is None else teacher(idx)  # with kd_weight 0, KD is still logged
-        ce, kd, g, scale = _chunk(hc, W, b, labels.index_select(0, idx).unsqueeze(1), t, kernel, spec, denom, any(need))
+        t = None if teacher is None else teacher(idx, ws("t", idx.numel()))  # with kd_weight 0, KD is logged
+        ce, kd, g, scale = _chunk(hc, W, b, labels.index_select(0, idx).unsqueeze(1), t, kernel, spec, denom,
+                                  any(need), ws)
         ce_sum += ce.sum()
         kd_sum += kd.sum()
         if gh is not None:
@@ -419,8 +450,8 @@ def _fused_forward(h, weight, bias, labels, teacher, spec: _Spec, need: tuple[bo
             gb.add_(g.sum(0), alpha=scale)
     w, T = spec.kd_weight, spec.temperature
     ce, kd = (ce_sum / denom).to(cdt), (kd_sum * T**2 / denom).to(cdt)
-    grads = [None if g is None else g.to(x.dtype) for g, x in ((gh, h), (gw, weight), (gb, bias))]
     total = kd.clone() if w == 1 else (1 - w) * ce + w * kd  # w == 1: ce may be NaN (not computed)
+    grads = [None if g is None else g.to(x.dtype) for g, x in ((gh, h), (gw, weight), (gb, bias))]
     return total, ce, kd, grads
 
 
@@ -507,8 +538,12 @@ class ChunkedDistillLoss:
             if tl.shape[1] != V:
                 raise ValueError(f"teacher vocab {tl.shape[1]} != student vocab {V}")
 
-            def teacher(idx):  # (C,) -> (C, V) teacher log-probs at T; indexing copies, so in place is safe
-                return torch.log_softmax(tl.index_select(0, idx).to(cdt).div_(T), -1)
+            def teacher(idx, out):  # (C,) -> (C, V) teacher log-probs at T, written into `out`
+                if tl.dtype == cdt:
+                    torch.index_select(tl, 0, idx, out=out)
+                else:
+                    out.copy_(tl.index_select(0, idx))
+                return _log_softmax_(out.div_(T) if T != 1.0 else out)
         elif teacher_hidden is not None:
             if teacher_weight is None or teacher_weight.shape[0] != V:
                 raise ValueError(f"teacher_hidden needs teacher_weight of shape (V={V}, H_t)")
@@ -516,8 +551,8 @@ class ChunkedDistillLoss:
             tw = teacher_weight.detach().to(cdt)
             tb = None if teacher_bias is None else teacher_bias.detach().to(cdt)
 
-            def teacher(idx):
-                return torch.log_softmax(_logits(th.index_select(0, idx).to(cdt), tw, tb, T), -1)
+            def teacher(idx, out):
+                return _log_softmax_(_logits(th.index_select(0, idx).to(cdt), tw, tb, T, out=out))
         elif teacher_topk is not None:
             if loss != "forward_kl":
                 raise bad_value("strategy.alignment.loss", loss, "forward_kl (the only loss with top_k > 0)")
@@ -526,7 +561,7 @@ class ChunkedDistillLoss:
             k = ids.shape[-1]
             ids, lp, tail = ids.reshape(-1, k), lp.reshape(-1, k), tail.reshape(-1)
 
-            def teacher(idx):
+            def teacher(idx, out):
                 return ids.index_select(0, idx).long(), lp.index_select(0, idx).to(cdt), tail.index_select(0, idx).to(cdt)
         spec = _Spec(loss, T, self.kd_weight, self.beta, self.alpha, self.chunk_size, num_items, self.report_ce)
         total, ce, kd = _FusedLinearDistill.apply(h, student_weight, student_bias, flat, teacher, spec)
