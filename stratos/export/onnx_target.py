@@ -22,6 +22,7 @@ import os
 import torch
 from transformers import AutoModelForCausalLM
 
+from stratos.errors import bad_value
 from stratos.export.hf import copy_tokenizer_files, load_tokenizer
 from stratos.export.job import ExportJob
 from stratos.export.onnx_graph import export_onnx
@@ -47,19 +48,33 @@ class OnnxTarget:
 
     def __init__(self, name: str = "onnx", onnx_opset: int = 17, onnx_dynamo: bool = False, kv_cache: bool = True,
                  quantize_int8: bool = False, parity_tol: float = 1e-4, parity_prompts: int = 8,
-                 bench_prompts: int = 8, bench_new_tokens: int = 32, quant_eval_n: int = 32, **_: object) -> None:
+                 bench_prompts: int = 8, bench_new_tokens: int = 32, quant_eval_n: int = 32, threads: int = 1,
+                 **_: object) -> None:
         self.name, self.opset, self.dynamo, self.kv_cache = name, int(onnx_opset), bool(onnx_dynamo), bool(kv_cache)
         self.int8, self.tol = bool(quantize_int8), float(parity_tol)
         self.parity_prompts, self.bench_prompts = int(parity_prompts), int(bench_prompts)
         self.bench_new_tokens, self.quant_eval_n = int(bench_new_tokens), int(quant_eval_n)
+        self.threads = int(threads)
+        if self.threads < 1:
+            raise bad_value("deploy.threads", threads, "an integer >= 1")
 
     def build(self, job: ExportJob) -> dict:
+        # Checks and figures use the serving thread budget (deploy.threads) for both runtimes: a fair
+        # race, the configuration that will serve, and no oversubscription stalls on a shared CPU.
+        prev = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._build(job)
+        finally:
+            torch.set_num_threads(prev)
+
+    def _build(self, job: ExportJob) -> dict:
         out = job.ctx.local_dir("onnx")
         model = AutoModelForCausalLM.from_pretrained(job.hf_dir).eval()
         tok = load_tokenizer(job.hf_dir)
         meta = export_onnx(model, out, opset=self.opset, dynamo=self.dynamo, kv_cache=self.kv_cache)
         copy_tokenizer_files(job.hf_dir, out)
-        lm = OrtCausalLM(out, threads=torch.get_num_threads())  # same thread budget as torch: a fair race
+        lm = OrtCausalLM(out, threads=self.threads)
         questions = job.questions or ["Hello"]
         prompts = [chat_prompt_ids(tok, q) for q in questions]
         pad, eos = tok.pad_token_id, tok.eos_token_id
@@ -89,7 +104,7 @@ class OnnxTarget:
 
     def _int8(self, job: ExportJob, out: str, lm: OrtCausalLM, tok, prompts: list[list[int]]) -> dict:
         q_info = quantize_int8(out)
-        q = OrtCausalLM(out, threads=torch.get_num_threads(), file=INT8_FILE)
+        q = OrtCausalLM(out, threads=self.threads, file=INT8_FILE)
         eos = [tok.eos_token_id] if tok.eos_token_id is not None else []
         cmp = compare_int8(lm, q, prompts[: max(self.parity_prompts, 1)], min(job.max_new_tokens, 128), eos,
                            tok.pad_token_id)

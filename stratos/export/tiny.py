@@ -61,3 +61,20 @@ def build_tiny_checkpoint(out_dir: str, *, family: str = "llama", hidden: int = 
     model.save_pretrained(out_dir)
     save_tokenizer(tok, out_dir)
     return out_dir
+
+
+def build_tiny_export(out_dir: str, *, name: str = "tiny", kv_cache: bool = True, **arch) -> dict[str, str]:
+    """An export-stage layout without running the stage: out_dir/src (the "distill" checkpoint),
+    out_dir/hf (export_hf) and out_dir/onnx (KV-cache graph + tokenizer). Returns the three paths."""
+    import os
+
+    from stratos.export.hf import copy_tokenizer_files, export_hf
+    from stratos.export.onnx_graph import export_onnx
+
+    src = build_tiny_checkpoint(os.path.join(out_dir, "src"), **arch)
+    hf = os.path.join(out_dir, "hf")
+    export_hf(src, hf, name=name, max_new_tokens=64)
+    onnx_dir = os.path.join(out_dir, "onnx")
+    export_onnx(AutoModelForCausalLM.from_pretrained(hf), onnx_dir, kv_cache=kv_cache)
+    copy_tokenizer_files(hf, onnx_dir)
+    return {"src": src, "hf": hf, "onnx": onnx_dir}

@@ -84,6 +84,9 @@ class Engine:
         self.model_dir = model_dir
         self.tokenizer = tokenizer
         self.context = int(context or 2048)
+        # requests are checked against the context explicitly (a 400 with the numbers); the tokenizer's
+        # own "sequence longer than model_max_length" warning would only add noise to the server log
+        tokenizer.model_max_length = 1 << 60
         meta = read_export_meta(model_dir)
         self.name = name or meta.get("name") or os.path.basename(os.path.normpath(model_dir))
         self.eos_ids = _eos_ids(model_dir, tokenizer)

@@ -60,7 +60,7 @@ class _Common(BaseModel):
     n: int = Field(1, ge=1, le=8)
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
-    stop: Union[str, list[str], None] = None
+    stop: Union[str, list[str], None] = Field(None, validate_default=True)  # normalised to a list
     seed: Optional[int] = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0

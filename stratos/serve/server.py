@@ -11,6 +11,7 @@ real subprocess (tests/serve/test_server.py).
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import sys
 import threading
@@ -41,11 +42,29 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, except that a drained shutdown ends the process normally (exit 0).
+
+    uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process would die
+    "by signal 15" even though the stop was requested and every request finished. A second SIGINT
+    still forces an immediate exit, as in uvicorn.
+    """
+
+    def handle_exit(self, sig: int, frame) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True
+            return
+        if not self.should_exit:
+            print(f"stratos.serve: {signal.Signals(sig).name}: draining in-flight requests "
+                  f"(up to {self.config.timeout_graceful_shutdown:g} s)", file=sys.stderr, flush=True)
+        self.should_exit = True
+
+
 def make_server(engine: Engine, settings: ServeSettings) -> uvicorn.Server:
     app = create_app(engine, settings)
     config = uvicorn.Config(app, log_level=settings.log_level, timeout_graceful_shutdown=settings.graceful_timeout_s,
                             access_log=False, lifespan="on", timeout_keep_alive=5)
-    return uvicorn.Server(config)
+    return DrainingServer(config)
 
 
 def serve(engine: Engine, settings: ServeSettings) -> None:
@@ -67,6 +86,7 @@ def serve(engine: Engine, settings: ServeSettings) -> None:
 
     threading.Thread(target=announce, daemon=True).start()
     server.run(sockets=[sock])
+    print("stratos.serve: stopped", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
