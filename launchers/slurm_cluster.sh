@@ -244,22 +244,29 @@ cmd_status() {
   return $rc
 }
 
-stop_pid() {  # stop_pid NAME: SIGTERM, wait up to 10 s, then SIGKILL
-  local name=$1 p i
-  p=$(pid_of "$name")
-  if alive "$p"; then
-    kill "$p" 2>/dev/null || true
-    for i in $(seq 1 100); do alive "$p" || break; sleep 0.1; done
-    alive "$p" && { log "$name (pid $p) ignored SIGTERM: SIGKILL"; kill -9 "$p" 2>/dev/null || true; }
-    log "stopped $name (pid $p)"
-  fi
-  rm -f "$PIDS/$name.pid"
+stop_pids() {  # stop_pids NAME...: SIGTERM to all at once, wait up to 10 s, then SIGKILL
+  local name p i pids=() names=()
+  for name in "$@"; do
+    p=$(pid_of "$name")
+    if alive "$p"; then kill "$p" 2>/dev/null || true; pids+=("$p"); names+=("$name"); fi
+    rm -f "$PIDS/$name.pid"
+  done
+  [ ${#pids[@]} = 0 ] && return 0
+  for i in $(seq 1 100); do
+    local left=0
+    for p in "${pids[@]}"; do alive "$p" && left=1; done
+    [ $left = 0 ] && break
+    sleep 0.1
+  done
+  for i in "${!pids[@]}"; do
+    if alive "${pids[$i]}"; then log "${names[$i]} (pid ${pids[$i]}) ignored SIGTERM: SIGKILL"; kill -9 "${pids[$i]}" 2>/dev/null || true; fi
+    log "stopped ${names[$i]} (pid ${pids[$i]})"
+  done
 }
 
 stop_daemons() {
-  stop_pid slurmd
-  stop_pid slurmctld
-  stop_pid slurmdbd
+  stop_pids slurmd slurmctld
+  stop_pids slurmdbd  # after slurmctld, which sends it the last job records
 }
 
 cmd_stop() {
@@ -275,9 +282,8 @@ cmd_stop() {
     fi
   fi
   stop_daemons
-  stop_pid mariadbd  # only when this script started it (PID file present)
-  # munged is only ours to stop when we recorded starting it.
-  stop_pid munged
+  # mariadbd and munged: only when this script started them (their PID files are ours).
+  stop_pids mariadbd munged
 }
 
 case "${1:-}" in

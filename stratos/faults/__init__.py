@@ -18,15 +18,25 @@ The distill trainer wires it with `trainer_kwargs(callbacks)`.
 
 from __future__ import annotations
 
-from stratos.faults.cache import SharedCache, cache_key
-from stratos.faults.checkpoints import checkpoint_ok, latest_checkpoint
-from stratos.faults.loader import ResumableLoader, ResumableSampler
-from stratos.faults.preempt import EXIT_PREEMPTED, Preempted, PreemptionCheckpoint, slurm_plugins
+import importlib
+from typing import Any
 
-__all__ = [
-    "EXIT_PREEMPTED", "Preempted", "PreemptionCheckpoint", "ResumableLoader", "ResumableSampler", "SharedCache",
-    "cache_key", "checkpoint_ok", "latest_checkpoint", "slurm_plugins", "trainer_kwargs",
-]
+# Lazy exports: `stratos.faults.cache` is used by data/teacher code and by many small worker
+# processes that must not pay Lightning's ~5 s import; the training helpers load it on demand.
+_EXPORTS = {
+    "SharedCache": "cache", "cache_key": "cache",
+    "checkpoint_ok": "checkpoints", "latest_checkpoint": "checkpoints",
+    "ResumableLoader": "loader", "ResumableSampler": "loader",
+    "EXIT_PREEMPTED": "preempt", "Preempted": "preempt", "PreemptionCheckpoint": "preempt",
+    "slurm_plugins": "preempt",
+}
+__all__ = [*_EXPORTS, "trainer_kwargs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"stratos.faults.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'stratos.faults' has no attribute {name!r}")
 
 
 def trainer_kwargs(callbacks: list | None = None) -> dict:
@@ -39,6 +49,8 @@ def trainer_kwargs(callbacks: list | None = None) -> dict:
     `use_distributed_sampler=False`: the ResumableLoader splits batches across ranks itself
     (Lightning's DistributedSampler would reshuffle and break both resume and DDP = 1 process).
     """
+    from stratos.faults.preempt import PreemptionCheckpoint, slurm_plugins
+
     return {
         "callbacks": [*(callbacks or []), PreemptionCheckpoint()],
         "plugins": slurm_plugins(),
