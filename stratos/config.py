@@ -188,7 +188,7 @@ class SlurmConfig:
     # read by conf/hydra/launcher/stratos_slurm*.yaml (None => the cluster's default)
     cpus_per_task: Optional[int] = None
     mem_gb: Optional[int] = None
-    gpus_per_node: Optional[int] = None  # stratos_slurm_gpu sets it to trainer.devices
+    gpus_per_node: Optional[int] = None  # stratos_slurm; stratos_slurm_gpu uses trainer.devices
     max_requeue: int = 3  # requeues after *time-outs*; preemptions requeue without limit
     signal_delay_s: int = 120  # Slurm sends USR2 this long before the time limit: checkpoint + requeue
     array_parallelism: int = 256  # sweep jobs running at once
