@@ -18,7 +18,12 @@ import threading
 import time
 from typing import Iterator
 
-import uvicorn
+try:
+    import uvicorn
+except ImportError as e:  # the serving stack is an extra: say how to get it instead of a traceback
+    from stratos.errors import UserError
+
+    raise UserError(f"serving needs the 'serve' extra ({e.name} is missing): pip install 'stratos[serve]'") from None
 
 from stratos.serve.app import create_app
 from stratos.serve.engine import Engine
