@@ -77,14 +77,36 @@ def layout_of_model(model: PreTrainedModel) -> Layout:
     return layout_of(model.config)
 
 
-def kept_layers(n_layers: int, depth: float) -> list[int]:
-    """Layers kept at depth fraction `depth`: n = round(depth * L) evenly spaced indices from 0.
+def _van_der_corput(k: int) -> float:
+    """k-th term of the base-2 van der Corput sequence: 0, 1/2, 1/4, 3/4, 1/8, 5/8, ..."""
+    x, denom = 0.0, 1.0
+    while k:
+        denom *= 2
+        k, bit = divmod(k, 2)
+        x += bit / denom
+    return x
 
-    floor(i * L / n) nests across depths when L/n is an integer ratio chain (L=4: [0,1,2,3] >
-    [0,1,2] > [0,2] > [0]), so smaller sub-networks reuse the layers bigger ones train.
+
+def layer_priority(n_layers: int) -> list[int]:
+    """All layers, most-kept first: floor(vdC(k) * L) without repeats (0, L/2, L/4, 3L/4, ...)."""
+    order: list[int] = []
+    k = 0
+    while len(order) < n_layers:
+        i = int(_van_der_corput(k) * n_layers)
+        if i not in order:
+            order.append(i)
+        k += 1
+    return order
+
+
+def kept_layers(n_layers: int, depth: float) -> list[int]:
+    """Layers kept at depth fraction `depth`: the first n = round(depth * L) of `layer_priority`, sorted.
+
+    Always nested (a shallower sub-network's layers are a subset of a deeper one's, so the layers the
+    small ones train are the big ones' too) and spread out: L=4 gives [0,1,2,3] > [0,1,2] > [0,2] > [0].
     """
     n = max(1, round(depth * n_layers))
-    return [(i * n_layers) // n for i in range(n)]
+    return sorted(layer_priority(n_layers)[:n])
 
 
 def kept_units(total: int, width: float) -> int:

@@ -172,7 +172,8 @@ def validate_acme(strategy: Any, cloud: Any) -> None:
     for k in ("hidden", "layers", "heads", "kv_heads", "intermediate", "max_length"):
         _check(int(b[k]) > 0, f"strategy.acme.backbone.{k}", b[k], "an integer > 0")
     _check(b.hidden % b.heads == 0, "strategy.acme.backbone.heads", b.heads, f"a divisor of hidden={b.hidden}")
-    _check(b.heads % b.kv_heads == 0, "strategy.acme.backbone.kv_heads", b.kv_heads, f"a divisor of heads={b.heads}")
+    if b.family == "llama":
+        _check(b.heads % b.kv_heads == 0, "strategy.acme.backbone.kv_heads", b.kv_heads, f"a divisor of heads={b.heads}")
     e = a.elastic
     for key in ("widths", "depths"):
         vals = list(e[key])

@@ -38,8 +38,14 @@ def count_params(model: PreTrainedModel) -> int:
 
 
 def mflops(model: PreTrainedModel, inputs: dict[str, torch.Tensor]) -> float:
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        model(**inputs)
+    """Counted under eager attention: the fused CPU SDPA kernels (causal) are invisible to the flop counter."""
+    old = model.config._attn_implementation
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            model(**inputs)
+    finally:
+        model.set_attn_implementation(old)
     return fc.get_total_flops() / 1e6
 
 

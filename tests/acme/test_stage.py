@@ -1,0 +1,64 @@
+"""End to end at toy size: the whole loop inline (and, marked slow, as submitit processes)."""
+
+import json
+
+import pytest
+
+from stratos import artifacts
+from stratos.acme.__main__ import compose_acme
+from stratos.acme.exchange import read_ledger
+from stratos.acme.stage import run
+from stratos.artifacts import StageContext
+
+TOY = [
+    "strategy.acme.n_public=240", "strategy.acme.corpus_size=300",
+    "strategy.acme.backbone.hidden=32", "strategy.acme.backbone.layers=2", "strategy.acme.backbone.heads=2",
+    "strategy.acme.backbone.intermediate=64", "strategy.acme.backbone.pretrain_steps=5",
+    "strategy.acme.elastic.teacher_steps=15", "strategy.acme.elastic.steps=4", "strategy.acme.elastic.batch_size=32",
+    "strategy.acme.elastic.widths=[1.0,0.5]", "strategy.acme.elastic.depths=[1.0,0.5]",
+    "strategy.acme.elastic.subnets_per_step=2", "strategy.acme.elastic.importance_batches=1",
+    "strategy.acme.selection.surrogate_degree=1", "strategy.acme.selection.n_measured=3",
+    "strategy.acme.selection.latency_runs=3",
+    "strategy.acme.heads.hiddens=[8]", "strategy.acme.heads.depths=[1]", "strategy.acme.heads.steps=20",
+    "strategy.acme.clients.n_train=16", "strategy.acme.clients.n_test=16", "strategy.acme.clients.local_steps=10",
+    "cloud.device_classes.0.n_clients=2", "cloud.device_classes.1.n_clients=2",
+    "cloud.device_classes.0.max_size_mb=1.0", "cloud.device_classes.1.max_size_mb=0.1",
+    "cloud.device_classes.1.head_max_params=400",
+]
+
+
+def _run(tmp_path, extra):
+    cfg = compose_acme([*TOY, *extra])
+    ctx = StageContext(run_dir=str(tmp_path), stage="acme", config_hash="test")
+    return run(cfg, ctx), ctx
+
+
+def test_inline_loop_end_to_end(tmp_path):
+    m, ctx = _run(tmp_path, ["strategy.acme.engine.kind=inline"])
+    x = m.metrics
+    assert x["acme/consistency/max_abs"] == 0.0  # device jobs and the harness agree exactly
+    assert x["acme/onnx/max_abs_diff"] < 1e-4
+    for meth in ("similarity", "fedavg", "local", "similarity_imp_only", "shared_central", "shared_fedavg"):
+        assert 0.0 <= x[f"acme/test/acc_{meth}"] <= 1.0
+    rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
+    sel = rep["cloud"]["selections"]
+    assert sel["watch"]["chosen"]["size_mb"] <= 0.1 < sel["phone"]["chosen"]["size_mb"] + 1  # limits honoured
+    assert rep["edges"]["watch"]["search"]["chosen"]["hidden"] == 8
+    ledger = read_ledger(rep["storage"])
+    acme = [r for r in ledger if r["scenario"] == "acme"]
+    # devices never send data: only summaries, heads and reports leave them
+    assert {r["kind"] for r in acme if r["src"].startswith("device:")} <= {"summary", "head", "report"}
+    assert {r["boundary"] for r in acme} == {"cloud->edge", "edge->device", "device->edge"}
+    cen = [r for r in ledger if r["scenario"] == "centralised"]
+    assert {r["boundary"] for r in cen if r["kind"] == "data"} == {"device->edge", "edge->cloud"}
+    assert x["acme/bytes/acme"] == sum(r["bytes"] for r in acme)
+    assert "bytes: ACME" in open(artifacts.local_path(m.outputs["report.txt"])).read()
+
+
+@pytest.mark.slow
+def test_local_engine_runs_every_tier_as_its_own_process_and_matches_inline(tmp_path):
+    inline, _ = _run(tmp_path / "a", ["strategy.acme.engine.kind=inline"])
+    local, _ = _run(tmp_path / "b", ["strategy.acme.engine.kind=local", "strategy.acme.engine.max_parallel=4"])
+    for k, v in inline.metrics.items():
+        if not k.startswith("acme/select/") and "bytes" not in k:  # latency-dependent choices may differ
+            assert local.metrics[k] == pytest.approx(v), k
