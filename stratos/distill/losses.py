@@ -197,7 +197,7 @@ def distill_loss(student_logits: torch.Tensor, teacher_logits: Optional[torch.Te
     if teacher_logits is None:
         if kd_weight > 0:
             raise ValueError("teacher_logits is required when kd_weight > 0")
-        kd = torch.zeros((), dtype=ce.dtype)
+        kd = torch.zeros((), dtype=ce.dtype, device=ce.device)
     else:
         kd = kd_loss(student_logits, teacher_logits, labels, loss, temperature, beta, alpha, num_items)
     return {"loss": (1 - kd_weight) * ce + kd_weight * kd, "ce": ce, "kd": kd}
@@ -269,7 +269,7 @@ def _softmax_chain(q: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
 
 def _k_forward_kl(ls, lt, beta, alpha, buf):
     p = torch.exp(lt, out=buf)
-    d = _rowdot(p, lt) - _rowdot(p, ls)
+    d = _rowdot(p, lt.sub_(ls))  # <p, log p - log q>: one subtraction, no cancellation of two dots
     return d, ls.exp_().sub_(p)  # dKL(p||q)/ds = q - p
 
 
@@ -336,7 +336,7 @@ _KERNELS = {"forward_kl": _k_forward_kl, "reverse_kl": _k_reverse_kl, "jsd": _k_
 
 
 # ----------------------------------------------------------------------------- chunked, fused linear
-def auto_chunk_size(vocab: int, budget_mib: float = 8.0) -> int:
+def auto_chunk_size(vocab: int, budget_mib: float = 32.0) -> int:
     """Tokens per chunk so that one (chunk, V) fp32 buffer is about ``budget_mib`` (min 16)."""
     return max(16, int(budget_mib * 2**20) // (4 * vocab))
 
@@ -357,41 +357,47 @@ class _Workspace:
     """(chunk, V) buffers reused across chunks. Fresh buffers per chunk cost page faults and let
     malloc fragment: the peak RSS measured 2-3x the live size with a new allocation per op."""
 
-    def __init__(self, rows: int, vocab: int, dtype: torch.dtype):
-        self.rows, self.vocab, self.dtype = rows, vocab, dtype
+    def __init__(self, rows: int, vocab: int, dtype: torch.dtype, device: torch.device):
+        self.rows, self.vocab, self.dtype, self.device = rows, vocab, dtype, device
         self._bufs: dict[str, torch.Tensor] = {}
 
     def __call__(self, name: str, c: int) -> torch.Tensor:
         if name not in self._bufs:
-            self._bufs[name] = torch.empty(self.rows, self.vocab, dtype=self.dtype)
+            self._bufs[name] = torch.empty(self.rows, self.vocab, dtype=self.dtype, device=self.device)
         return self._bufs[name][:c]  # leading rows of a contiguous buffer: contiguous
 
 
 def _log_softmax_(x: torch.Tensor) -> torch.Tensor:
     """In-place log_softmax over the last dim (the CPU and CUDA kernels finish reading a row
-    before writing it; the tests compare against the out-of-place op)."""
-    return torch.log_softmax(x, -1, out=x)
+    before writing it; the tests compare against the out-of-place op). Falls back to a copy if a
+    future torch refuses the aliasing."""
+    try:
+        return torch.log_softmax(x, -1, out=x)
+    except RuntimeError:
+        return x.copy_(torch.log_softmax(x, -1))
 
 
-def _logits(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], temperature: float,
-            out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """(x @ w.T + b) / T into `out`, dividing the (C, H) input and the bias, not the (C, V) output."""
-    if temperature != 1.0:
-        x, b = x * (1.0 / temperature), None if b is None else b / temperature
+def _mm(x: torch.Tensor, w: torch.Tensor, b: Optional[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    """x @ w.T + b into `out` (x and b already divided by T: (C, H) work instead of (C, V))."""
     return torch.mm(x, w.T, out=out) if b is None else torch.addmm(b, x, w.T, out=out)
 
 
-def _chunk(hc, W, b, y, teacher, kernel, spec: _Spec, denom: float, want_grad: bool, ws: _Workspace):
-    """One chunk of kept tokens: per-token CE and KD (C,), and (G, scale) with d(total)/dz = scale * G.
+def _scaled(x: Optional[torch.Tensor], temperature: float) -> Optional[torch.Tensor]:
+    return x if x is None or temperature == 1.0 else x * (1.0 / temperature)
 
+
+def _chunk(xs, W, bs, y, teacher, kernel, spec: _Spec, want_grad: bool, ws: _Workspace):
+    """One chunk of kept tokens: per-token CE and KD (C,), and G (C, V) with d(total)/dz = scale * G.
+
+    xs (C, H) and bs (V,) are the student inputs divided by T (undivided when there is no teacher);
     `teacher` is this chunk's teacher (log-probs (C, V) at T in ws("t"), or the top-k triple) or None.
     """
-    T, w, c = spec.temperature, spec.kd_weight, hc.shape[0]
+    T, w, c = spec.temperature, spec.kd_weight, xs.shape[0]
     if teacher is None:  # kd_weight == 0 and no teacher: plain fine-tuning, one log_softmax
-        l1 = _log_softmax_(_logits(hc, W, b, 1.0, out=ws("s", c)))
+        l1 = _log_softmax_(_mm(xs, W, bs, out=ws("s", c)))
         ce = -l1.gather(1, y).squeeze(1)
-        return ce, torch.zeros_like(ce), l1.exp_().scatter_add_(1, y, torch.full_like(l1[:, :1], -1.0)), 1 / denom
-    ls = _log_softmax_(_logits(hc, W, b, T, out=ws("s", c)))  # (C, V) student log-probs at T
+        return ce, torch.zeros_like(ce), l1.exp_().scatter_add_(1, y, torch.full_like(l1[:, :1], -1.0))
+    ls = _log_softmax_(_mm(xs, W, bs, out=ws("s", c)))  # (C, V) student log-probs at T
     if T == 1.0:
         l1 = ls
     elif w < 1 or spec.report_ce:
@@ -404,51 +410,65 @@ def _chunk(hc, W, b, y, teacher, kernel, spec: _Spec, denom: float, want_grad: b
         sm1 = torch.exp(l1, out=ws("ce", c))
     kd, g = kernel(ls, teacher, spec.beta, spec.alpha, ws("p", c))
     if sm1 is None:  # pure KD (or no gradient wanted)
-        return ce, kd, g, w * T / denom
+        return ce, kd, g
     if w == 0:  # KD only logged
-        return ce, kd, sm1.scatter_add_(1, y, torch.full_like(sm1[:, :1], -1.0)), 1 / denom
-    # d total/dz = (w T^2/n)(1/T) g + ((1-w)/n)(sm1 - onehot(y)) = (w T/n) [g + c (sm1 - onehot)]
+        return ce, kd, sm1.scatter_add_(1, y, torch.full_like(sm1[:, :1], -1.0))
+    # d total/dz = (w T^2/n)(1/T) g + ((1-w)/n)(sm1 - onehot(y)) = (w T/n) [g + k (sm1 - onehot)]
     k = (1 - w) / (w * T)
     g.add_(sm1, alpha=k).scatter_add_(1, y, torch.full_like(g[:, :1], -k))
-    return ce, kd, g, w * T / denom
+    return ce, kd, g
 
 
 def _fused_forward(h, weight, bias, labels, teacher, spec: _Spec, need: tuple[bool, bool, bool]):
     """Loss terms and gradients, chunk by chunk over the kept tokens.
 
-    h (N, H), weight (V, H), bias (V,) | None, labels (N,); teacher: (idx (C,), out (C, V)) ->
-    teacher chunk | None. Returns (loss, ce, kd, [dh, dW, db]).
+    h (N, H), weight (V, H), bias (V,) | None, labels (N,); teacher: rows (n,) -> (slice, out (C, V))
+    -> teacher chunk, or None. Returns (loss, ce, kd, [dh, dW, db]).
+
+    Everything per token that is small -- the kept rows of h, their 1/T-scaled copy, the teacher's
+    rows -- is gathered once up front, and the gradient scale is applied once at the end: on a
+    busy 2-core machine every extra op per chunk is one more thread barrier (~10 ms each, measured).
     """
     N, H = h.shape
     V = weight.shape[0]
+    T, w = spec.temperature, spec.kd_weight
     cdt = torch.float64 if h.dtype == torch.float64 else torch.float32
     W = weight.detach().to(cdt)
     b = None if bias is None else bias.detach().to(cdt)
     rows = _rows(labels)
-    denom = _denominator(rows.numel(), spec.num_items)
+    n = rows.numel()
+    denom = _denominator(n, spec.num_items)
     kernel = _KERNELS[spec.loss]
-    gh = torch.zeros(N, H, dtype=cdt) if need[0] else None
-    gw = torch.zeros(V, H, dtype=cdt) if need[1] else None
-    gb = torch.zeros(V, dtype=cdt) if need[2] and bias is not None else None
-    ce_sum = torch.zeros((), dtype=torch.float64)
-    kd_sum = torch.zeros((), dtype=torch.float64)
-    step = min(spec.chunk if spec.chunk > 0 else auto_chunk_size(V), max(rows.numel(), 1))
-    ws = _Workspace(step, V, cdt)
-    for start in range(0, rows.numel(), step):
-        idx = rows[start:start + step]  # (C,)
-        hc = h.detach().index_select(0, idx).to(cdt)  # (C, H)
-        t = None if teacher is None else teacher(idx, ws("t", idx.numel()))  # with kd_weight 0, KD is logged
-        ce, kd, g, scale = _chunk(hc, W, b, labels.index_select(0, idx).unsqueeze(1), t, kernel, spec, denom,
-                                  any(need), ws)
+    hv = h.detach().index_select(0, rows).to(cdt)  # (n, H) kept rows
+    yv = labels.index_select(0, rows).unsqueeze(1)  # (n, 1)
+    t_chunk = None if teacher is None else teacher(rows)
+    xs, bs = (hv, b) if t_chunk is None else (_scaled(hv, T), _scaled(b, T))
+    dev = h.device
+    gh = torch.empty(n, H, dtype=cdt, device=dev) if need[0] else None
+    gw = torch.zeros(V, H, dtype=cdt, device=dev) if need[1] else None
+    gb = torch.zeros(V, dtype=cdt, device=dev) if need[2] and bias is not None else None
+    ce_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    kd_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    step = min(spec.chunk if spec.chunk > 0 else auto_chunk_size(V), max(n, 1))
+    ws = _Workspace(step, V, cdt, dev)
+    for start in range(0, n, step):
+        sl = slice(start, min(start + step, n))
+        t = None if t_chunk is None else t_chunk(sl, ws("t", sl.stop - sl.start))  # kd_weight 0: KD logged
+        ce, kd, g = _chunk(xs[sl], W, bs, yv[sl], t, kernel, spec, any(need), ws)
         ce_sum += ce.sum()
         kd_sum += kd.sum()
         if gh is not None:
-            gh.index_copy_(0, idx, (g @ W).mul_(scale))  # (C, V) @ (V, H)
+            torch.mm(g, W, out=gh[sl])  # (C, V) @ (V, H)
         if gw is not None:
-            gw.addmm_(g.T, hc, alpha=scale)  # (V, C) @ (C, H)
+            gw.addmm_(g.T, hv[sl])  # (V, C) @ (C, H)
         if gb is not None:
-            gb.add_(g.sum(0), alpha=scale)
-    w, T = spec.kd_weight, spec.temperature
+            gb.add_(g.sum(0))
+    scale = (w * T if t_chunk is not None and w > 0 else 1.0) / denom  # d total/dz = scale * g (see _chunk)
+    if gh is not None:
+        gh = torch.zeros(N, H, dtype=cdt, device=dev).index_copy_(0, rows, gh.mul_(scale))
+    for g in (gw, gb):
+        if g is not None:
+            g.mul_(scale)
     ce, kd = (ce_sum / denom).to(cdt), (kd_sum * T**2 / denom).to(cdt)
     total = kd.clone() if w == 1 else (1 - w) * ce + w * kd  # w == 1: ce may be NaN (not computed)
     grads = [None if g is None else g.to(x.dtype) for g, x in ((gh, h), (gw, weight), (gb, bias))]
@@ -532,37 +552,41 @@ class ChunkedDistillLoss:
         if self.kd_weight > 0 and sources != 1:
             raise ValueError("give exactly one of teacher_logits, teacher_hidden (+teacher_weight), teacher_topk")
         loss = self.loss
-        teacher = None
+        teacher = None  # rows (n,) -> chunk function (slice, out) -> teacher chunk; gathers once per call
         if teacher_logits is not None:
             tl = teacher_logits.detach().reshape(-1, teacher_logits.shape[-1])
             if tl.shape[1] != V:
                 raise ValueError(f"teacher vocab {tl.shape[1]} != student vocab {V}")
 
-            def teacher(idx, out):  # (C,) -> (C, V) teacher log-probs at T, written into `out`
-                if tl.dtype == cdt:
-                    torch.index_select(tl, 0, idx, out=out)
-                else:
-                    out.copy_(tl.index_select(0, idx))
-                return _log_softmax_(out.div_(T) if T != 1.0 else out)
+            def teacher(rows):
+                def chunk(sl, out):  # (C, V) teacher log-probs at T, written into `out`
+                    if tl.dtype == cdt:
+                        torch.index_select(tl, 0, rows[sl], out=out)
+                    else:
+                        out.copy_(tl.index_select(0, rows[sl]))
+                    return _log_softmax_(out.div_(T) if T != 1.0 else out)
+                return chunk
         elif teacher_hidden is not None:
             if teacher_weight is None or teacher_weight.shape[0] != V:
                 raise ValueError(f"teacher_hidden needs teacher_weight of shape (V={V}, H_t)")
             th = teacher_hidden.detach().reshape(-1, teacher_hidden.shape[-1])
             tw = teacher_weight.detach().to(cdt)
-            tb = None if teacher_bias is None else teacher_bias.detach().to(cdt)
+            tb = None if teacher_bias is None else _scaled(teacher_bias.detach().to(cdt), T)
 
-            def teacher(idx, out):
-                return _log_softmax_(_logits(th.index_select(0, idx).to(cdt), tw, tb, T, out=out))
+            def teacher(rows):
+                x = _scaled(th.index_select(0, rows).to(cdt), T)  # (n, H_t) / T
+                return lambda sl, out: _log_softmax_(_mm(x[sl], tw, tb, out=out))
         elif teacher_topk is not None:
             if loss != "forward_kl":
                 raise bad_value("strategy.alignment.loss", loss, "forward_kl (the only loss with top_k > 0)")
             loss = "topk"
             ids, lp, tail = teacher_topk
             k = ids.shape[-1]
-            ids, lp, tail = ids.reshape(-1, k), lp.reshape(-1, k), tail.reshape(-1)
 
-            def teacher(idx, out):
-                return ids.index_select(0, idx).long(), lp.index_select(0, idx).to(cdt), tail.index_select(0, idx).to(cdt)
+            def teacher(rows):
+                i = ids.reshape(-1, k).index_select(0, rows).long()
+                l, t = lp.reshape(-1, k).index_select(0, rows).to(cdt), tail.reshape(-1).index_select(0, rows).to(cdt)
+                return lambda sl, out: (i[sl], l[sl], t[sl])
         spec = _Spec(loss, T, self.kd_weight, self.beta, self.alpha, self.chunk_size, num_items, self.report_ce)
         total, ce, kd = _FusedLinearDistill.apply(h, student_weight, student_bias, flat, teacher, spec)
         return {"loss": total, "ce": ce, "kd": kd}

@@ -254,7 +254,7 @@ def test_from_config_and_teacher_checks():
     with pytest.raises(ValueError, match="vocab"):
         fn(h, W, y, teacher_logits=torch.zeros(N, V + 1, dtype=h.dtype))
     assert float(L.ChunkedDistillLoss(kd_weight=0.0)(h, W, y)["kd"]) == 0.0  # CE only: no teacher needed
-    assert L.auto_chunk_size(32000) == 65 and L.auto_chunk_size(512) == 4096 and L.auto_chunk_size(10**7) == 16
+    assert L.auto_chunk_size(32000) == 262 and L.auto_chunk_size(512) == 16384 and L.auto_chunk_size(10**7) == 16
 
 
 # ----------------------------------------------------------------------------- sparse top-k
