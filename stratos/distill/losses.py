@@ -386,6 +386,24 @@ def _scaled(x: Optional[torch.Tensor], temperature: float) -> Optional[torch.Ten
     return x if x is None or temperature == 1.0 else x * (1.0 / temperature)
 
 
+def _row_view(x: torch.Tensor):
+    """x (..., V) as a 2-D (R, V) view without copying, and a map from flat row indices to its rows.
+
+    Callers pass shifted logits such as ``logits[:, :-1]``: not contiguous, so ``reshape`` would
+    copy the whole (B, T, V) tensor. Its rows are still contiguous, V apart, so the underlying
+    (B * T_full, V) rows are viewed instead and row (b, t) is found at b * T_full + t.
+    """
+    V = x.shape[-1]
+    if x.is_contiguous():
+        return x.reshape(-1, V), lambda r: r
+    if x.dim() == 3 and x.stride(2) == 1 and x.stride(1) == V and x.stride(0) % V == 0:
+        B, T, _ = x.shape
+        per_b = x.stride(0) // V
+        view = x.as_strided(((B - 1) * per_b + T, V), (V, 1))
+        return view, lambda r: torch.div(r, T, rounding_mode="floor") * per_b + r % T
+    return x.reshape(-1, V), lambda r: r  # unusual layout: copy
+
+
 def _chunk(xs, W, bs, y, teacher, kernel, spec: _Spec, want_grad: bool, ws: _Workspace):
     """One chunk of kept tokens: per-token CE and KD (C,), and G (C, V) with d(total)/dz = scale * G.
 
@@ -554,16 +572,18 @@ class ChunkedDistillLoss:
         loss = self.loss
         teacher = None  # rows (n,) -> chunk function (slice, out) -> teacher chunk; gathers once per call
         if teacher_logits is not None:
-            tl = teacher_logits.detach().reshape(-1, teacher_logits.shape[-1])
-            if tl.shape[1] != V:
-                raise ValueError(f"teacher vocab {tl.shape[1]} != student vocab {V}")
+            if teacher_logits.shape[-1] != V:
+                raise ValueError(f"teacher vocab {teacher_logits.shape[-1]} != student vocab {V}")
+            tl, row_of = _row_view(teacher_logits.detach())
 
             def teacher(rows):
+                trows = row_of(rows)
+
                 def chunk(sl, out):  # (C, V) teacher log-probs at T, written into `out`
                     if tl.dtype == cdt:
-                        torch.index_select(tl, 0, rows[sl], out=out)
+                        torch.index_select(tl, 0, trows[sl], out=out)
                     else:
-                        out.copy_(tl.index_select(0, rows[sl]))
+                        out.copy_(tl.index_select(0, trows[sl]))
                     return _log_softmax_(out.div_(T) if T != 1.0 else out)
                 return chunk
         elif teacher_hidden is not None:

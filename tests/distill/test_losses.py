@@ -295,3 +295,21 @@ def test_chunked_topk_equals_plain_topk(k):
             assert torch.allclose(got, want, atol=tol, rtol=tol)
     with pytest.raises(UserError, match="forward_kl"):
         L.ChunkedDistillLoss(loss="jsd")(h, W, y, teacher_topk=(ids, lp, tail))
+
+
+def test_chunked_reads_shifted_teacher_logits_without_copying():
+    g = torch.Generator().manual_seed(7)
+    B, T = 3, 8
+    h = torch.randn(B, T - 1, H, generator=g, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(V, H, generator=g, dtype=torch.float64)
+    full = torch.randn(B, T, V, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, V, (B, T - 1), generator=g)
+    labels[0, :3] = L.IGNORE_INDEX
+    fn = L.ChunkedDistillLoss(kd_weight=0.6, chunk_size=4)
+    for shifted in (full[:, :-1], full[:, 1:]):  # non-contiguous views, as the LightningModule passes
+        view, row_of = L._row_view(shifted)
+        assert view.untyped_storage().data_ptr() == full.untyped_storage().data_ptr()  # a view, not a copy
+        assert torch.equal(view.index_select(0, row_of(torch.arange((T - 1) * B))), shifted.reshape(-1, V))
+        got = fn(h, W, labels, teacher_logits=shifted)["loss"]
+        want = L.distill_loss(h @ W.T, shifted.contiguous(), labels, kd_weight=0.6)["loss"]
+        assert torch.allclose(got, want, atol=1e-12)
