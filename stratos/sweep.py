@@ -48,6 +48,7 @@ IGNORED_KEYS = ("paths.", "hydra.", "exp_name")  # differ per run by constructio
 class Run:
     name: str  # path relative to the sweep dir
     status: str  # "done" | "missing: <stages>"
+    label: str = ""  # the swept values, e.g. "student=tiny_llama strategy=alignment" (name when none)
     params: dict[str, Any] = field(default_factory=dict)  # the swept config values
     metrics: dict[str, Any] = field(default_factory=dict)
     pareto: bool = False
@@ -151,6 +152,7 @@ def summarize(sweep_dir: str, objectives: Sequence[str] = DEFAULT_OBJECTIVES) ->
                and len({repr(c.get(k)) for c in configs}) > 1 and all(_scalar(c.get(k)) for c in configs)]
     for r, c in zip(runs, configs):
         r.params = {k: c.get(k) for k in varying}
+        r.label = " ".join(f"{k}={_fmt(v)}" for k, v in r.params.items()) or r.name
     for i in pareto_front(runs, objs):
         runs[i].pareto = True
     summary = {
@@ -178,13 +180,23 @@ def _fmt(v: Any) -> str:
 def markdown(runs: list[Run], varying: list[str], objs: list[tuple[str, str]]) -> str:
     cols = [*varying, "status", *dict.fromkeys([*(k for k, _ in objs), *HEADLINE]), "pareto"]
     lines = ["| run | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+    # rows are named by what the sweep varied; the directory of each run is in sweep_summary.json
     for r in runs:
         cells = [_fmt(r.params.get(c)) if c in varying else r.status if c == "status"
                  else ("*" if r.pareto else "") if c == "pareto" else _fmt(r.metrics.get(c)) for c in cols]
-        lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
-    front = ", ".join(r.name for r in runs if r.pareto) or "(no run has every objective yet)"
+        lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    front = "; ".join(r.label for r in runs if r.pareto) or "(no run has every objective yet)"
     head = f"# Sweep summary: {len(runs)} runs, {sum(r.status == 'done' for r in runs)} done\n\n"
     return head + "\n".join(lines) + f"\n\nPareto front over {', '.join(f'{k} ({s})' for k, s in objs)}: {front}\n"
+
+
+def _short(r: Run) -> str:
+    """Plot label: the swept values under their last key part (student.name=x -> name=x)."""
+    if not r.params:
+        return r.name
+    tails = [k.rsplit(".", 1)[-1] for k in r.params]
+    keys = tails if len(set(tails)) == len(tails) else list(r.params)
+    return " ".join(f"{k}={_fmt(v)}" for k, v in zip(keys, r.params.values()))
 
 
 def plot(runs: list[Run], objs: list[tuple[str, str]], path: str) -> None:
@@ -197,21 +209,21 @@ def plot(runs: list[Run], objs: list[tuple[str, str]], path: str) -> None:
     (ky, sy), (kx, sx) = objs[0], objs[1] if len(objs) > 1 else objs[0]
     pts = [(r.metrics.get(kx), r.metrics.get(ky), r) for r in runs]
     pts = [(x, y, r) for x, y, r in pts if isinstance(x, (int, float)) and isinstance(y, (int, float))]
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     for x, y, r in pts:
         ax.scatter(x, y, c="tab:red" if r.pareto else "tab:gray", s=50 if r.pareto else 25, zorder=3)
-        ax.annotate(r.name, (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(_short(r), (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.margins(x=0.2, y=0.1)
     front = sorted((x, y) for x, y, r in pts if r.pareto)
     if len(front) > 1:
         ax.plot(*zip(*front), c="tab:red", lw=1, zorder=2, label="Pareto front")
         ax.legend()
     ax.set_xlabel(f"{kx} ({'lower' if sx == 'min' else 'higher'} is better)")
     ax.set_ylabel(f"{ky} ({'lower' if sy == 'min' else 'higher'} is better)")
-    ax.set_title(f"Sweep: {len(runs)} runs, {len(pts)} with both metrics")
+    ax.set_title(f"Sweep: {len(runs)} runs, {len(pts)} with both metrics (red: Pareto front)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
     tmp = f"{path}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
     plt.close(fig)
     os.replace(tmp, path)
 
@@ -235,8 +247,9 @@ class SweepSummary(_HydraCallback):  # type: ignore[misc]
         except Exception as e:  # a summary must never turn a finished sweep into a failed one
             log.warning("sweep summary of %s failed: %s (run `python -m stratos.sweep %s`)", sweep_dir, e, sweep_dir)
             return
+        front = [r["label"] for r in s["runs"] if r["pareto"]]
         log.info("sweep summary: %d runs (%d done), Pareto front %s -> %s/sweep_summary.md", s["n_runs"],
-                 s["n_done"], s["pareto"], sweep_dir)
+                 s["n_done"], front, sweep_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
