@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"clean exit on SIGTERM: {res_exit == 0}")
     print(f"  {'':<22}{'p50 ms':>9}{'p95 ms':>9}{'req/s':>9}{'tok/s':>9}")
     for label, r in (("HTTP server (load)", res), ("HTTP server, 1 client", single), ("engine, sequential", base)):
-        print(f"  {label:<22}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['requests_per_s']:>9.1f}{r['tokens_per_s']:>9.0f}")
+        print(f"  {label:<22}{r['p50_ms']:>9.1f}{r['p95_ms']:>9.1f}{r['requests_per_s']:>9.1f}"
+              f"{r['tokens_per_s']:>9.0f}")
     print(f"  ratios vs in-process baseline: load latency p50 x{res['p50_ms'] / base['p50_ms']:.2f}, "
           f"load throughput x{res['requests_per_s'] / base['requests_per_s']:.2f}, "
           f"1-client latency p50 x{single['p50_ms'] / base['p50_ms']:.2f} (HTTP overhead)")

@@ -5,7 +5,8 @@ Steps, each recorded in export/onnx/*.json and as manifest metrics:
   2. parity     max |logit diff| over single prompts + a left-padded batch + cached decode steps, and
                 identical greedy tokens vs transformers `generate`; a miss beyond `parity_tol` fails
                 the stage (shipping a graph that computes something else is a bug, not a metric)
-  3. speed      quick ONNX Runtime vs torch generate figures (stratos.export.speed)
+  3. speed      quick ONNX Runtime vs torch generate figures (stratos.export.speed), as deploy/* metrics
+                (the report shows them under "deploy")
   4. int8       optional dynamic quantisation with its accuracy change (quantize.py; task accuracy of
                 fp32 vs int8 greedy answers on test rows when the task is known)
 
@@ -84,18 +85,19 @@ class OnnxTarget:
         self._write(out, "parity.json", {"logits": par, "greedy": gre, "tolerance": self.tol})
         if par["max_abs_diff"] > self.tol or gre["greedy_match"] < 1.0:
             raise RuntimeError(f"ONNX graph disagrees with torch: max |logit diff| {par['max_abs_diff']:.3g} "
-                               f"(tolerance {self.tol:g}), greedy match {gre['greedy_match']:.2f}; see {out}/parity.json")
+                               f"(tolerance {self.tol:g}), greedy match {gre['greedy_match']:.2f}; "
+                               f"see {out}/parity.json")
         m = {"export/onnx_max_abs_diff": par["max_abs_diff"], "export/greedy_match": gre["greedy_match"],
              "export/onnx_export_s": meta.export_seconds, "export/onnx_kv_cache": int(self.kv_cache),
              "export/onnx_mb": os.path.getsize(os.path.join(out, meta.file)) / 2**20}
         if self.bench_new_tokens > 0 and self.bench_prompts > 0:
             sp = compare_generate(model, lm, prompts[: self.bench_prompts], self.bench_new_tokens, pad)
             self._write(out, "speed.json", sp)
-            m.update({"export/onnx_tokens_per_s": sp["onnx"]["tokens_per_s"],
-                      "export/torch_tokens_per_s": sp["torch"]["tokens_per_s"],
-                      "export/onnx_p50_ms": sp["onnx"]["p50_ms"], "export/onnx_p95_ms": sp["onnx"]["p95_ms"],
-                      "export/torch_p50_ms": sp["torch"]["p50_ms"], "export/torch_p95_ms": sp["torch"]["p95_ms"],
-                      "export/onnx_speedup": sp["speedup"]})
+            m.update({"deploy/onnx_tokens_per_s": sp["onnx"]["tokens_per_s"],
+                      "deploy/torch_tokens_per_s": sp["torch"]["tokens_per_s"],
+                      "deploy/onnx_p50_ms": sp["onnx"]["p50_ms"], "deploy/onnx_p95_ms": sp["onnx"]["p95_ms"],
+                      "deploy/torch_p50_ms": sp["torch"]["p50_ms"], "deploy/torch_p95_ms": sp["torch"]["p95_ms"],
+                      "deploy/onnx_speedup": sp["speedup"]})
             log.info("export: ONNX Runtime %.0f tok/s vs torch %.0f tok/s (x%.1f)", sp["onnx"]["tokens_per_s"],
                      sp["torch"]["tokens_per_s"], sp["speedup"])
         if self.int8:

@@ -93,5 +93,5 @@ def greedy_parity(model, lm: OrtCausalLM, prompts: Sequence[Sequence[int]], max_
     ref = hf_greedy(model, prompts, max_new_tokens, eos_id, pad_id)
     got = lm.greedy(prompts, max_new_tokens, eos_ids=[] if eos_id is None else [eos_id], pad_id=pad_id)
     same = [a == b for a, b in zip(ref, got)]
-    return {"greedy_match": sum(same) / len(same), "n": len(same), "mismatched": [i for i, s in enumerate(same) if not s],
-            "tokens": sum(len(r) for r in ref)}
+    return {"greedy_match": sum(same) / len(same), "n": len(same),
+            "mismatched": [i for i, s in enumerate(same) if not s], "tokens": sum(len(r) for r in ref)}

@@ -1,7 +1,7 @@
 """vLLM target (deploy=vllm): the checkpoint plus a ready `vllm serve` command and Slurm script.
 
-Parameters come from the plan when it ran (plan.json "selected": gpu "H100x4", estimates.n_gpus,
-quant_bits), else from the config, else from the model:
+Parameters come from the plan when it ran (plan.json "selected": gpu "H100x4", estimates.n_gpus /
+tensor_parallel / replicas, quant_bits), else from the config, else from the model:
 
   tensor_parallel_size  the largest t <= GPUs on the chosen server such that the attention heads split
                         evenly (heads % t == 0) and the KV heads either split or replicate evenly
@@ -10,6 +10,8 @@ quant_bits), else from the config, else from the model:
   dtype                 bfloat16 on GPUs with native bf16 (compute capability >= 8: A100, H100, L4, ...),
                         float16 on older ones (V100, T4), else "auto" (vLLM reads the checkpoint).
   quantization          plan quant_bits 8 -> fp8 on GPUs with FP8 (H100/H200/L4/L40S/B200); 4 -> bitsandbytes.
+  replicas              recorded in vllm_args.json: run that many copies of serve.sh/serve.sbatch behind a
+                        load balancer (data parallelism is outside one `vllm serve`).
 
 Written to export/vllm/: serve.sh, serve.sbatch, vllm_args.json, smoke.json, adapters/ (multi-LoRA).
 Multi-LoRA (deploy.vllm.lora=true) serves the un-merged adapter(s) on the base model with
@@ -122,8 +124,10 @@ class VllmTarget:
         """Every `vllm serve` setting with where it came from (plan, config or model)."""
         heads, kv, context = _model_heads(job.hf_dir)
         gpu, gpus = plan_gpus(job.plan)
+        est = job.plan.get("estimates") or {}
+        tp_plan = int(est.get("tensor_parallel") or 0) if isinstance(est, dict) else 0  # the planner's own split
         tp_cfg = int(self.opts["tensor_parallel_size"])
-        tp = tensor_parallel(tp_cfg or gpus or 1, heads, kv)
+        tp = tensor_parallel(tp_cfg or tp_plan or gpus or 1, heads, kv)
         mml = int(self.opts["max_model_len"]) or context
         if context and mml > context:
             raise UserError(f"invalid value for 'deploy.vllm.max_model_len': {mml} "
@@ -133,7 +137,8 @@ class VllmTarget:
                 "dtype": pick_dtype(gpu, str(self.opts["dtype"])),
                 "quantization": pick_quantization(gpu, int(job.plan.get("quant_bits") or 16)),
                 "gpu_memory_utilization": float(self.opts["gpu_memory_utilization"]),
-                "server": job.plan.get("server"), "heads": heads, "kv_heads": kv}
+                "server": job.plan.get("server"), "heads": heads, "kv_heads": kv,
+                "replicas": int(est.get("replicas") or 1) if isinstance(est, dict) else 1}
 
     def _lora(self, job: ExportJob, out: str) -> tuple[str, dict[str, str], int]:
         """(base model dir or hub id, {served name: adapter dir}, max rank) for multi-LoRA serving."""

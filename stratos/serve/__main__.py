@@ -34,14 +34,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        from stratos.serve.engine import load_engine
-        from stratos.serve.server import serve
-        from stratos.serve.settings import ServeSettings, api_key_from_env
+        from stratos.serve.settings import ServeSettings, api_key_from_env, resolve_model_dir
 
+        resolve_model_dir(args.model, args.backend)  # fail fast, before loading torch/transformers
         settings = ServeSettings(host=args.host, port=args.port, api_key=api_key_from_env(args.api_key_env),
                                  max_tokens=args.max_tokens, max_concurrency=args.max_concurrency,
                                  max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
                                  graceful_timeout_s=args.graceful_timeout, log_level=args.log_level).validate()
+        from stratos.serve.engine import load_engine
+        from stratos.serve.server import serve
+
         engine = load_engine(args.model, args.backend, threads=args.threads, name=args.served_model_name)
         serve(engine, settings)
     except UserError as e:

@@ -28,8 +28,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from stratos.errors import UserError
 from stratos.export.hf import load_tokenizer, read_export_meta
+from stratos.serve.settings import resolve_model_dir
 from stratos.serve.textstream import TextStream, token_bytes_fn
 
 
@@ -204,25 +204,6 @@ class TorchEngine(Engine):
 
     def _step(self, token, state):
         return self._run([token], state)
-
-
-def resolve_model_dir(path: str, backend: str) -> tuple[str, str]:
-    """(directory, backend) for `path`: an ONNX export dir, an HF checkpoint, or an export stage dir."""
-    if backend not in ("auto", "onnx", "torch"):
-        raise UserError(f"invalid value for 'backend': {backend!r} (allowed: auto, onnx, torch)")
-    if not os.path.isdir(path):
-        raise UserError(f"invalid value for 'model': {path!r} (allowed: an existing model directory)")
-    candidates = {"onnx": [path, os.path.join(path, "onnx")], "torch": [path, os.path.join(path, "hf")]}
-    has = {"onnx": lambda d: os.path.exists(os.path.join(d, "stratos_onnx.json")),
-           "torch": lambda d: os.path.exists(os.path.join(d, "config.json")) and any(
-               f.endswith((".safetensors", ".bin")) for f in os.listdir(d))}
-    for b in (["onnx", "torch"] if backend == "auto" else [backend]):
-        for d in candidates[b]:
-            if os.path.isdir(d) and has[b](d):
-                return d, b
-    wanted = "an ONNX export (stratos_onnx.json) or an HF checkpoint" if backend == "auto" else (
-        "an ONNX export with stratos_onnx.json" if backend == "onnx" else "an HF checkpoint with weights")
-    raise UserError(f"invalid value for 'model': {path!r} holds no model for backend {backend} (allowed: {wanted})")
 
 
 def load_engine(path: str, backend: str = "auto", threads: int = 1, name: str | None = None) -> Engine:

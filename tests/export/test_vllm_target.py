@@ -9,7 +9,6 @@ import shlex
 import subprocess
 
 import pytest
-import torch
 from transformers import AutoModelForCausalLM
 
 from stratos.artifacts import StageContext
@@ -83,6 +82,12 @@ def test_build_from_plan(tiny_export, tmp_path):
     assert m["export/vllm_tensor_parallel"] == 4 and m["export/vllm_max_model_len"] == 256
     for script in ("serve.sh", "serve.sbatch"):
         subprocess.run(["bash", "-n", os.path.join(out, script)], check=True)
+
+
+def test_planner_tensor_parallel_wins_over_gpu_count(tiny_export, tmp_path):
+    plan = {"gpu": "H100x8", "estimates": {"n_gpus": 8, "tensor_parallel": 2, "replicas": 4}}
+    p = VllmTarget().params(_job(tmp_path, tiny_export["hf"], plan=plan))
+    assert (p["tensor_parallel_size"], p["replicas"], p["gpu"]) == (2, 4, "H100")
 
 
 def test_without_plan_uses_config_and_model(tiny_export, tmp_path):

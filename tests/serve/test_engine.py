@@ -7,7 +7,8 @@ import pytest
 
 from stratos.errors import UserError
 from stratos.export.ort_lm import OrtCausalLM
-from stratos.serve.engine import SamplingParams, load_engine, resolve_model_dir, sample
+from stratos.serve.engine import SamplingParams, load_engine, sample
+from stratos.serve.settings import resolve_model_dir
 
 PROMPT = [1, 40, 41, 42, 43]
 
