@@ -9,7 +9,8 @@ What each fault meets (evidence: tests/faults/, tests/launchers/):
                                          data order of `loader.ResumableLoader` => same final metrics
   kill -9 anywhere                    -> artifacts are written atomically and the manifest last;
                                          a cut checkpoint is skipped (`checkpoints.checkpoint_ok`)
-  concurrent sweep jobs on one cache  -> `cache.SharedCache`: exclusive-create lock + atomic rename
+  concurrent sweep jobs on one cache  -> `cache.SharedCache` / `cache.compute_once`: exclusive-create
+                                         lease lock (computed once) + atomic rename (never torn)
   DDP vs one process                  -> `loader.ResumableLoader` hands rank r its slice of the same
                                          global batch
 
@@ -24,7 +25,7 @@ from typing import Any
 # Lazy exports: `stratos.faults.cache` is used by data/teacher code and by many small worker
 # processes that must not pay Lightning's ~5 s import; the training helpers load it on demand.
 _EXPORTS = {
-    "SharedCache": "cache", "cache_key": "cache",
+    "SharedCache": "cache", "cache_key": "cache", "compute_once": "cache",
     "checkpoint_ok": "checkpoints", "latest_checkpoint": "checkpoints",
     "ResumableLoader": "loader", "ResumableSampler": "loader",
     "EXIT_PREEMPTED": "preempt", "Preempted": "preempt", "PreemptionCheckpoint": "preempt",

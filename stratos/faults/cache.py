@@ -76,27 +76,27 @@ class SharedCache:
 
     def get_or_compute(self, material: Any, compute: Callable[[], bytes]) -> bytes:
         """The cached value for `material`; computed by exactly one job when missing."""
-        key = cache_key(material)
-        url = self.url(key)
-        path, lock = self._path(url), self._path(url) + ".lock"
-        start = time.monotonic()
-        while True:
-            if (value := self._read(path)) is not None:
-                return value
-            with self._try_lock(lock) as owned:
-                if owned:
-                    if (value := self._read(path)) is not None:  # finished while we took the lock
-                        return value
-                    value = compute()
-                    if not isinstance(value, (bytes, bytearray)):
-                        raise TypeError(f"SharedCache compute() must return bytes, got {type(value).__name__}")
-                    with atomic_open(url, "wb") as f:
-                        f.write(value)
-                    self.computed += 1
-                    return bytes(value)
-            if self.timeout_s is not None and time.monotonic() - start > self.timeout_s:
-                raise TimeoutError(f"waited {self.timeout_s:.0f} s for cache entry {url} (held by {lock})")
-            time.sleep(self.poll_s)
+        url = self.url(cache_key(material))
+        path = self._path(url)
+        found: list[bytes] = []
+
+        def done() -> bool:
+            value = self._read(path)
+            if value is not None:
+                found.append(value)
+            return value is not None
+
+        def build() -> None:
+            value = compute()
+            if not isinstance(value, (bytes, bytearray)):
+                raise TypeError(f"SharedCache compute() must return bytes, got {type(value).__name__}")
+            with atomic_open(url, "wb") as f:
+                f.write(value)
+            self.computed += 1
+            found.append(bytes(value))
+
+        compute_once(url + ".lock", done, build, lease_s=self.lease_s, poll_s=self.poll_s, timeout_s=self.timeout_s)
+        return found[-1]
 
     # json convenience: most cached things are small records
     def get_or_compute_json(self, material: Any, compute: Callable[[], Any]) -> Any:
@@ -109,60 +109,93 @@ class SharedCache:
         except FileNotFoundError:
             return None
 
-    @contextlib.contextmanager
-    def _try_lock(self, lock: str) -> Iterator[bool]:
-        """Yields True when this job now holds `lock` (released on exit), False when another does."""
-        self._break_if_stale(lock)
-        self.fs.makedirs(lock.rsplit("/", 1)[0], exist_ok=True)
-        owner = f"{socket.gethostname()} pid={os.getpid()} {uuid.uuid4().hex[:8]}"
-        try:
-            with self.fs.open(lock, "xb") as f:
-                f.write(owner.encode())
-        except FileExistsError:
-            yield False
-            return
-        except (ValueError, NotImplementedError):  # no exclusive create here: compute unlocked
-            yield True
-            return
-        stop = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(lock, stop), daemon=True)
-        beat.start()
-        try:
-            yield True
-        finally:
-            stop.set()
-            beat.join()
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.rm_file(lock)
+    def _break_if_stale(self, lock: str) -> None:  # kept for tests: the module function on this fs
+        _break_if_stale(self.fs, lock, self.lease_s)
 
-    def _heartbeat(self, lock: str, stop: threading.Event) -> None:
-        owner = self.fs.cat_file(lock)
-        while not stop.wait(self.lease_s / 4):
-            with contextlib.suppress(Exception):
-                try:
-                    self.fs.touch(lock, truncate=False)  # mtime only
-                except NotImplementedError:  # filesystems that cannot touch: rewrite our own lock
-                    self.fs.pipe_file(lock, owner)
 
-    def _break_if_stale(self, lock: str) -> None:
-        try:
-            age = time.time() - self._mtime(lock)
-        except FileNotFoundError:
-            return
-        if age > self.lease_s:
-            # Rename, not rm: of two jobs breaking it at once, only one rename succeeds.
-            aside = f"{lock}.stale-{uuid.uuid4().hex[:8]}"
-            with contextlib.suppress(FileNotFoundError):
-                self.fs.mv(lock, aside)
-                self.fs.rm_file(aside)
-                log.warning("cache: took over %s (holder silent for %.0f s: presumed dead)", lock, age)
+# ---------------------------------------------------------------- the lock, usable on its own
+def compute_once(lock_url: str, is_done: Callable[[], bool], compute: Callable[[], Any], *, lease_s: float = 60.0,
+                 poll_s: float = 0.1, timeout_s: float | None = None) -> bool:
+    """Run `compute()` in exactly one of the jobs that call this at once, unless `is_done()`.
 
-    def _mtime(self, path: str) -> float:
-        try:
-            m = self.fs.modified(path)
-        except NotImplementedError:
-            info = self.fs.info(path)
-            m = info.get("mtime") or info.get("LastModified") or info.get("created")
-        if m is None:
-            return time.time()
-        return m.timestamp() if hasattr(m, "timestamp") else float(m)
+    Returns True in the job that computed, False in the others (which return once `is_done()`).
+    `compute` must publish atomically (what makes `is_done()` true), e.g. a marker file written
+    last through a rename. Any other artifact store gets dedup with three lines:
+
+        compute_once(store.url + ".lock", store.exists, lambda: store.write(batches, vocab))
+    """
+    fs, lock = fsspec.core.url_to_fs(lock_url)
+    start = time.monotonic()
+    while True:
+        if is_done():
+            return False
+        with _try_lock(fs, lock, lease_s) as owned:
+            if owned:
+                if is_done():  # finished while we took the lock
+                    return False
+                compute()
+                return True
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"waited {timeout_s:.0f} s for the holder of {lock_url}")
+        time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def _try_lock(fs: fsspec.AbstractFileSystem, lock: str, lease_s: float) -> Iterator[bool]:
+    """Yields True when this job now holds `lock` (released on exit), False when another does."""
+    _break_if_stale(fs, lock, lease_s)
+    fs.makedirs(lock.rsplit("/", 1)[0], exist_ok=True)
+    owner = f"{socket.gethostname()} pid={os.getpid()} {uuid.uuid4().hex[:8]}".encode()
+    try:
+        with fs.open(lock, "xb") as f:
+            f.write(owner)
+    except FileExistsError:
+        yield False
+        return
+    except (ValueError, NotImplementedError):  # no exclusive create here: compute unlocked
+        yield True
+        return
+    stop = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(fs, lock, owner, lease_s, stop), daemon=True)
+    beat.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        beat.join()
+        with contextlib.suppress(FileNotFoundError):
+            fs.rm_file(lock)
+
+
+def _heartbeat(fs: fsspec.AbstractFileSystem, lock: str, owner: bytes, lease_s: float, stop: threading.Event) -> None:
+    while not stop.wait(lease_s / 4):
+        with contextlib.suppress(Exception):
+            try:
+                fs.touch(lock, truncate=False)  # mtime only
+            except NotImplementedError:  # filesystems that cannot touch: rewrite our own lock
+                fs.pipe_file(lock, owner)
+
+
+def _break_if_stale(fs: fsspec.AbstractFileSystem, lock: str, lease_s: float) -> None:
+    try:
+        age = time.time() - _mtime(fs, lock)
+    except FileNotFoundError:
+        return
+    if age > lease_s:
+        # Rename, not rm: of two jobs breaking it at once, only one rename succeeds.
+        aside = f"{lock}.stale-{uuid.uuid4().hex[:8]}"
+        with contextlib.suppress(FileNotFoundError):
+            fs.mv(lock, aside)
+            fs.rm_file(aside)
+            log.warning("cache: took over %s (holder silent for %.0f s: presumed dead)", lock, age)
+
+
+def _mtime(fs: fsspec.AbstractFileSystem, path: str) -> float:
+    try:
+        m = fs.modified(path)
+    except NotImplementedError:
+        info = fs.info(path)
+        m = info.get("mtime") or info.get("LastModified") or info.get("created")
+    if m is None:
+        return time.time()
+    return m.timestamp() if hasattr(m, "timestamp") else float(m)

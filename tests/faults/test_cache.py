@@ -111,3 +111,63 @@ def test_compute_must_return_bytes(tmp_path):
     with pytest.raises(TypeError, match="must return bytes"):
         SharedCache(str(tmp_path)).get_or_compute("k", lambda: "text")  # type: ignore[arg-type,return-value]
     assert not any(f.endswith(".lock") for _, _, fs in os.walk(tmp_path) for f in fs)
+
+
+# ---------------------------------------------------------------- the distill stage's top-k teacher store
+V, T, N_SEQ = 200, 12, 16
+
+
+def teacher_store_job(root: str, log: str, use_lock: bool, start_at: float, results: "mp.Queue") -> None:
+    """One sweep job needing the teacher's top-k log-probs for the shared dataset."""
+    import torch
+
+    from stratos.distill.logit_store import StoreKey, TopKStore
+    from stratos.faults.cache import compute_once
+
+    store = TopKStore(root, StoreKey("tiny_teacher", "dataset-abc", 8, "tok-xyz"))
+
+    def run_teacher() -> None:
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        g = torch.Generator().manual_seed(0)  # the same teacher on the same data: same logits
+        batches = []
+        for _ in range(N_SEQ // 4):
+            time.sleep(0.1)  # the expensive forward
+            batches.append((torch.randn(4, T, V, generator=g), None))
+        store.write(batches, vocab_size=V)
+
+    while time.time() < start_at:  # all jobs hit the empty cache at the same instant
+        time.sleep(0.005)
+    if use_lock:
+        compute_once(store.url + ".lock", store.exists, run_teacher, lease_s=30.0, poll_s=0.02)
+    elif not store.exists():
+        run_teacher()
+    rows = store.open().read_batch(list(range(N_SEQ)))
+    digest = hashlib.sha256(rows.ids.numpy().tobytes() + rows.logprobs.numpy().tobytes()).hexdigest()
+    results.put(digest)
+
+
+@pytest.mark.parametrize("use_lock", [True, False])
+def test_concurrent_jobs_share_one_teacher_store(tmp_path, use_lock):
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    log = str(tmp_path / "teacher_runs.log")
+    start_at = time.time() + 6  # after every worker has imported torch
+    procs = [ctx.Process(target=teacher_store_job, args=(str(tmp_path / "cache"), log, use_lock, start_at, results))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    digests = [results.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    assert len(set(digests)) == 1  # every job read the same complete store: never corrupt
+    teacher_runs = len(open(log).read().split())
+    if use_lock:
+        assert teacher_runs == 1  # compute_once: the teacher ran in one job only
+    else:
+        # publish-wins alone (the store's own protocol) stays correct but repeats the teacher
+        # in every job that started before the first one published
+        assert teacher_runs > 1
+    data_dirs = [d for d in (tmp_path / "cache" / "topk").iterdir() for d in d.iterdir() if d.is_dir()]
+    assert len(data_dirs) == 1  # losers removed their private copies; no half-written directory left
