@@ -67,7 +67,11 @@ class Admission:
 
 
 class BodyLimit:
-    """Pure ASGI middleware: refuse bodies over `limit` bytes with 413 (declared or streamed)."""
+    """Pure ASGI middleware: refuse bodies over `limit` bytes with 413, declared or streamed.
+
+    The body is read here (at most `limit` bytes are ever held) and replayed to the app: a chunked
+    upload that crosses the limit is answered 413 before any parsing, and the app never sees it.
+    """
 
     def __init__(self, app, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -75,25 +79,31 @@ class BodyLimit:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        too_big = APIError(413, f"request body exceeds {self.limit} bytes", code="request_too_large")
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        too_big = APIError(413, f"request body exceeds {self.limit} bytes", param=None, code="request_too_large")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await _send_error(send, too_big)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise too_big
-            return message
+            if message["type"] != "http.request":  # client went away mid-upload
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                return await _send_error(send, too_big)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        try:
-            await self.app(scope, limited_receive, send)
-        except APIError as e:  # raised from inside body reading (chunked upload past the limit)
-            await _send_error(send, e)
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: disconnect notifications, as usual
+
+        await self.app(scope, replay, send)
 
 
 async def _send_error(send, e: APIError) -> None:

@@ -167,6 +167,8 @@ def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threa
         offset = len(job.echo)
         for ev in engine.stream(job.prompt_ids, job.params, cancel):
             n_out += 1
+            if not (ev.text or want_lp or ev.finish_reason):  # text held back (partial character, stop prefix)
+                continue
             if kind == "chat":
                 lp = {"content": [_chat_logprob(engine, ev)]} if want_lp else None
                 yield chunk({"index": job.index, "delta": {"content": ev.text} if ev.text else {}, "logprobs": lp,

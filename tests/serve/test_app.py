@@ -141,6 +141,14 @@ def test_raw_abuse(server):
     big = json.dumps({"model": "tiny", "messages": [{"role": "user", "content": "x" * 5000}]}).encode()
     status, _, body = raw(server, "POST", "/chat/completions", big, {"Content-Type": "application/json"})
     assert status == 413 and "exceeds" in json.loads(body)["error"]["message"]
+    u = urllib.parse.urlparse(server)  # a chunked upload (no Content-Length) crossing the limit
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("POST", u.path + "/chat/completions", body=iter([b'{"model": "tiny", "x": "', b"x" * 3000,
+                                                                b"x" * 3000, b'"}']),
+                 headers={"Content-Type": "application/json", "Authorization": "Bearer sekret"}, encode_chunked=True)
+    r = conn.getresponse()
+    assert r.status == 413 and json.loads(r.read())["error"]["code"] == "request_too_large"
+    conn.close()
     status, _, body = raw(server, "GET", "/models", headers={"Authorization": "Bearer wrong"})
     assert status == 401 and json.loads(body)["error"]["code"] == "invalid_api_key"
     status, _, body = raw(server, "GET", "/nowhere")
