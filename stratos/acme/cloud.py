@@ -32,6 +32,8 @@ CALIB_N = 400
 
 def _setup(spec: dict):
     torch.set_num_threads(int(spec["threads"]))
+    if not logging.getLogger().handlers:  # a fresh job process: make its INFO lines reach the job log
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     acme = OmegaConf.create(spec["acme"])
     return acme, Exchange(spec["root"], spec.get("scenario", "acme"))
 

@@ -11,6 +11,7 @@ round 2: the edge's personalised package -> prune the head with the mixed import
 
 from __future__ import annotations
 
+import logging
 import fsspec
 import numpy as np
 import torch
@@ -43,6 +44,8 @@ def read_tensors(url: str) -> dict[str, torch.Tensor]:
 
 def _setup(spec: dict):
     torch.set_num_threads(int(spec["threads"]))
+    if not logging.getLogger().handlers:  # a fresh job process: make its INFO lines reach the job log
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     return OmegaConf.create(spec["acme"]), Exchange(spec["root"], spec.get("scenario", "acme"))
 
 

@@ -9,6 +9,7 @@ edge_aggregate:  device uploads (importance, feature summaries, optionally heads
 
 from __future__ import annotations
 
+import logging
 import numpy as np
 import torch
 from omegaconf import OmegaConf
@@ -27,6 +28,8 @@ from stratos.acme.heads import pooled_features, search_heads
 
 def _setup(spec: dict):
     torch.set_num_threads(int(spec["threads"]))
+    if not logging.getLogger().handlers:  # a fresh job process: make its INFO lines reach the job log
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     return OmegaConf.create(spec["acme"]), Exchange(spec["root"], spec.get("scenario", "acme"))
 
 

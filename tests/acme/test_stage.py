@@ -34,7 +34,7 @@ def _run(tmp_path, extra):
 
 
 def test_inline_loop_end_to_end(tmp_path):
-    m, ctx = _run(tmp_path, ["strategy.acme.engine.kind=inline"])
+    m, ctx = _run(tmp_path, ["strategy.acme.engine.kind=inline", "strategy.acme.clients.upload_head=true"])
     x = m.metrics
     assert x["acme/consistency/max_abs"] == 0.0  # device jobs and the harness agree exactly
     assert x["acme/onnx/max_abs_diff"] < 1e-4
@@ -47,7 +47,7 @@ def test_inline_loop_end_to_end(tmp_path):
     ledger = read_ledger(rep["storage"])
     acme = [r for r in ledger if r["scenario"] == "acme"]
     # devices never send data: only summaries, heads and reports leave them
-    assert {r["kind"] for r in acme if r["src"].startswith("device:")} <= {"summary", "head", "report"}
+    assert {r["kind"] for r in acme if r["src"].startswith("device:")} == {"summary", "head", "report"}
     assert {r["boundary"] for r in acme} == {"cloud->edge", "edge->device", "device->edge"}
     cen = [r for r in ledger if r["scenario"] == "centralised"]
     assert {r["boundary"] for r in cen if r["kind"] == "data"} == {"device->edge", "edge->cloud"}
@@ -62,3 +62,6 @@ def test_local_engine_runs_every_tier_as_its_own_process_and_matches_inline(tmp_
     for k, v in inline.metrics.items():
         if not k.startswith("acme/select/") and "bytes" not in k:  # latency-dependent choices may differ
             assert local.metrics[k] == pytest.approx(v), k
+    rep = json.loads(open(artifacts.local_path(local.outputs["report.json"])).read())
+    kinds = {r["kind"] for r in read_ledger(rep["storage"]) if r["scenario"] == "acme"}
+    assert "head" not in kinds and "summary" in kinds  # upload_head=false: importance + summaries only
