@@ -1,22 +1,27 @@
 """Peak memory and time of KD forward+backward from student hidden states through the LM head.
 
     python -m stratos.benchmarks.kd_loss                    # V = 32,000 and V = 512, 4,096 tokens, hidden 128
-    python -m stratos.benchmarks.kd_loss --vocab 512 --repeats 5
+    python -m stratos.benchmarks.kd_loss --vocab 512 --rounds 7
 
-Variants, each in a fresh subprocess so that peak RSS belongs to that variant alone:
+Variants:
   naive       logits = h @ W.T (teacher likewise, no grad), log_softmax, kl_div, backward (KD only)
   chunked     ChunkedDistillLoss(kd_weight=1, report_ce=False), teacher from its hidden states + LM head
   naive_ce    naive KD + cross-entropy, mixed 50/50 (what training runs)
   chunked_ce  ChunkedDistillLoss(kd_weight=0.5): CE fused in the same pass
-Peak memory = the process's peak RSS (VmHWM, reset after the inputs are built via
-/proc/self/clear_refs) minus its RSS at that point; time = median of `--repeats` runs after one
-warm-up. torch uses 2 threads. Ratios are against `naive` (or `naive_ce`) measured in the same run.
+
+Memory: each variant runs in a fresh subprocess (one warm-up step and one measured step); peak =
+the process's peak RSS (VmHWM, reset via /proc/self/clear_refs once the inputs exist) minus its
+RSS at that moment. Time: one subprocess per vocabulary runs the variants round-robin for
+`--rounds` rounds, so load from other processes hits all variants alike; it reports the minimum
+(least disturbed) and the median step time. Ratios are against `naive` (or `naive_ce`) from the
+same run, on the minimum. torch uses 2 threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -43,7 +48,8 @@ def _reset_peak() -> bool:
         return False
 
 
-def worker(variant: str, tokens: int, vocab: int, hidden: int, temperature: float, chunk: int, repeats: int) -> dict:
+def _setup(tokens: int, vocab: int, hidden: int, temperature: float, chunk: int):
+    """Inputs and one step function per variant (each returns the loss value)."""
     import torch
     import torch.nn.functional as F
 
@@ -57,44 +63,61 @@ def worker(variant: str, tokens: int, vocab: int, hidden: int, temperature: floa
     tw = torch.randn(vocab, hidden, generator=g) / hidden**0.5
     labels = torch.randint(0, vocab, (tokens,), generator=g)
     T = temperature
-    with_ce = variant.endswith("_ce")
-    # KD-only rows skip CE's logging value, like the naive KD-only baseline (report_ce=False)
-    chunked = ChunkedDistillLoss(loss="forward_kl", temperature=T, kd_weight=0.5 if with_ce else 1.0,
-                                 chunk_size=chunk, report_ce=with_ce)
 
-    def step() -> float:
-        h.grad = W.grad = None
-        if variant.startswith("naive"):
+    def naive(with_ce: bool):
+        def step() -> float:
+            h.grad = W.grad = None
             s = h @ W.T  # (N, V)
             with torch.no_grad():
                 t_lp = F.log_softmax((th @ tw.T) / T, -1)
             kd = F.kl_div(F.log_softmax(s / T, -1), t_lp, reduction="batchmean", log_target=True) * T**2
             loss = 0.5 * F.cross_entropy(s, labels) + 0.5 * kd if with_ce else kd
-        else:
-            loss = chunked(h, W, labels, teacher_hidden=th, teacher_weight=tw)["loss"]
-        loss.backward()
-        return float(loss)
+            loss.backward()
+            return float(loss)
+        return step
 
+    def chunked(with_ce: bool):
+        # KD-only skips CE's logging value, like the naive KD-only baseline
+        fn = ChunkedDistillLoss(loss="forward_kl", temperature=T, kd_weight=0.5 if with_ce else 1.0,
+                                chunk_size=chunk, report_ce=with_ce)
+
+        def step() -> float:
+            h.grad = W.grad = None
+            loss = fn(h, W, labels, teacher_hidden=th, teacher_weight=tw)["loss"]
+            loss.backward()
+            return float(loss)
+        return step
+
+    return {"naive": naive(False), "chunked": chunked(False), "naive_ce": naive(True), "chunked_ce": chunked(True)}
+
+
+def memory_worker(variant: str, args) -> dict:
+    steps = _setup(args.tokens, args.vocab[0], args.hidden, args.temperature, args.chunk)
     base_kib = _status_kib("VmRSS")
-    exact_peak = _reset_peak()
-    if not exact_peak:  # fall back: lifetime peak (includes setup) minus current
-        base_kib = _status_kib("VmRSS")
-    value = step()  # warm-up (thread pools, allocator) counts toward the peak too
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    peak_kib = _status_kib("VmHWM")
-    return {"variant": variant, "vocab": vocab, "loss": value, "seconds": statistics.median(times),
-            "peak_mib": (peak_kib - base_kib) / 1024, "exact_peak": exact_peak,
-            "grad_norm_w": float(W.grad.norm())}
+    exact = _reset_peak()  # without it VmHWM includes the setup: the figure is then an upper bound
+    value = steps[variant]()  # warm-up (thread pools, allocator) counts toward the peak too
+    steps[variant]()
+    return {"variant": variant, "peak_mib": (_status_kib("VmHWM") - base_kib) / 1024, "loss": value,
+            "exact_peak": exact}
 
 
-def run_variant(variant: str, args: argparse.Namespace, vocab: int) -> dict:
-    cmd = [sys.executable, "-m", "stratos.benchmarks.kd_loss", "--worker", variant, "--vocab", str(vocab),
-           "--tokens", str(args.tokens), "--hidden", str(args.hidden), "--temperature", str(args.temperature),
-           "--chunk", str(args.chunk), "--repeats", str(args.repeats)]
+def time_worker(variants: list[str], args) -> dict:
+    steps = _setup(args.tokens, args.vocab[0], args.hidden, args.temperature, args.chunk)
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for v in variants:
+        steps[v]()  # warm-up
+    for _ in range(args.rounds):
+        for v in variants:
+            t0 = time.perf_counter()
+            steps[v]()
+            times[v].append(time.perf_counter() - t0)
+    return {v: {"min": min(t), "median": statistics.median(t)} for v, t in times.items()}
+
+
+def _sub(args, *extra: str) -> dict:
+    cmd = [sys.executable, "-m", "stratos.benchmarks.kd_loss", "--tokens", str(args.tokens), "--hidden",
+           str(args.hidden), "--temperature", str(args.temperature), "--chunk", str(args.chunk), "--rounds",
+           str(args.rounds), *extra]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -106,29 +129,37 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--temperature", type=float, default=2.0)
     p.add_argument("--chunk", type=int, default=0, help="tokens per chunk; 0 = auto")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5, help="timed round-robin rounds")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
-    p.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    p.add_argument("--memory-worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    p.add_argument("--time-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.tokens, args.vocab[0], args.hidden, args.temperature,
-                                args.chunk, args.repeats)))
+    if args.memory_worker:
+        print(json.dumps(memory_worker(args.memory_worker, args)))
         return []
+    if args.time_worker:
+        print(json.dumps(time_worker(args.variants, args)))
+        return []
+    print(f"KD forward+backward: {args.tokens} tokens, hidden {args.hidden}, T={args.temperature}, 2 threads, "
+          f"chunk={'auto' if args.chunk == 0 else args.chunk}; time over {args.rounds} round-robin rounds; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'vocab':>6} {'variant':>11} {'peak MiB':>9} {'s (min)':>8} {'s (med)':>8} {'mem ratio':>9} "
+          f"{'time ratio':>10} {'loss':>9}")
     rows = []
-    print(f"KD forward+backward, {args.tokens} tokens, hidden {args.hidden}, T={args.temperature}, 2 threads, "
-          f"median of {args.repeats}")
-    print(f"{'vocab':>7} {'variant':>11} {'peak MiB':>9} {'seconds':>8} {'mem ratio':>9} {'time ratio':>10} "
-          f"{'loss':>10}")
     for vocab in args.vocab:
-        by = {}
+        mem = {v: _sub(args, "--vocab", str(vocab), "--memory-worker", v) for v in args.variants}
+        tim = _sub(args, "--vocab", str(vocab), "--time-worker", "--variants", *args.variants)
         for v in args.variants:
-            r = by[v] = run_variant(v, args, vocab)
-            base = by.get("naive_ce" if v.endswith("_ce") else "naive")
-            mem_ratio = f"{r['peak_mib'] / max(base['peak_mib'], 1e-9):9.3f}" if base else f"{'-':>9}"
-            time_ratio = f"{r['seconds'] / base['seconds']:10.3f}" if base else f"{'-':>10}"
-            print(f"{vocab:>7} {v:>11} {r['peak_mib']:9.1f} {r['seconds']:8.3f} {mem_ratio} {time_ratio} "
-                  f"{r['loss']:10.6f}", flush=True)
+            r = {"vocab": vocab, **mem[v], "seconds_min": tim[v]["min"], "seconds_median": tim[v]["median"]}
+            base_v = "naive_ce" if v.endswith("_ce") else "naive"
+            if base_v in mem:
+                r["mem_ratio"] = r["peak_mib"] / max(mem[base_v]["peak_mib"], 1e-9)
+                r["time_ratio"] = r["seconds_min"] / tim[base_v]["min"]
             rows.append(r)
+            fmt = lambda k, w, f: format(r[k], f).rjust(w) if k in r else "-".rjust(w)  # noqa: E731
+            print(f"{vocab:>6} {v:>11} {r['peak_mib']:9.1f} {r['seconds_min']:8.3f} {r['seconds_median']:8.3f} "
+                  f"{fmt('mem_ratio', 9, '.3f')} {fmt('time_ratio', 10, '.3f')} {r['loss']:9.5f}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     return rows
 
 
