@@ -53,11 +53,19 @@ cmd_install() {
   need_root "install ${missing[*]}"
   log "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Debian's postinst scripts start each daemon through its init script (slurmctld without a
+  # config, mariadb as a service): a policy-rc.d that answers 101 ("not allowed") stops that;
+  # this script starts and records its own daemons. Removed again unless it was there before.
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' >$policy && chmod +x $policy && made_policy=1; fi
   # An update only when the package lists are empty or do not know the package: it is slow.
   if ! apt-cache show "${missing[0]}" >/dev/null 2>&1; then apt-get update -qq; fi
+  local rc=0
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
-  # Debian's postinst may start daemons through init scripts on some images; we manage our own.
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } \
+    || rc=$?
+  [ $made_policy = 1 ] && rm -f $policy
+  [ $rc = 0 ] || die "apt-get install ${missing[*]} failed (rc=$rc)"
   log "installed: ${missing[*]}"
 }
 
@@ -211,7 +219,8 @@ cmd_start() {
   start_accounting
   if [ "$ACCOUNTING" = 1 ]; then
     local last
-    last=$(sacct -n -X -a -S 2000-01-01 -E now -o JobIDRaw 2>/dev/null | grep -oE '^[0-9]+' | sort -n | tail -1)
+    last=$(sacct -n -X -a -S 2000-01-01 -E now -o JobIDRaw 2>/dev/null | grep -oE '^[0-9]+' | sort -n | tail -1) \
+      || last=0  # a new database has no jobs (grep finds nothing)
     write_conf $(( ${last:-0} + 1 ))
   fi
   # -c: clean state. A single-node test cluster has nothing worth recovering, and recovered
