@@ -34,6 +34,16 @@ def _remove_if_empty(run_dir: str, root: str) -> None:
         path = os.path.dirname(path)
 
 
+def _remove_unfinished_run(run_dir: str, root: str) -> None:
+    """After a user error: drop the run dir if no stage in it ever finished (else keep the finished ones)."""
+    import shutil
+
+    entries = os.listdir(run_dir) if os.path.isdir(run_dir) else []
+    if all(e == "config.yaml" or not os.path.exists(os.path.join(run_dir, e, "manifest.json")) for e in entries):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_if_empty(os.path.dirname(run_dir), root)
+
+
 def _run_dir() -> str:
     from hydra.core.hydra_config import HydraConfig
 
@@ -42,7 +52,9 @@ def _run_dir() -> str:
 
 def _setup_threads(cfg: DictConfig) -> None:
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # per-file load/save bars drown the stage log lines
     if cfg.trainer.num_threads > 0:
         torch.set_num_threads(int(cfg.trainer.num_threads))
 
@@ -70,6 +82,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
     try:
         done = run_pipeline(cfg, run_dir)
     except UserError as e:
+        _remove_unfinished_run(run_dir, cfg.paths.output_root)
         print(f"stratos: error: {e}", file=sys.stderr)
         sys.exit(2)
     ev = done.get("evaluate")

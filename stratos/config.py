@@ -12,11 +12,12 @@ Owners (where each group's `_target_` lives):
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from stratos.errors import bad_value
 
@@ -358,6 +359,13 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise bad_value(key, value, allowed)
 
 
+def _local_path_exists(value: Any) -> bool:
+    """False only for a local filesystem path that does not exist (hub ids and URLs pass)."""
+    if not value or "://" in str(value) or not str(value).startswith(("/", "./", "../", "~")):
+        return True
+    return os.path.exists(os.path.expanduser(str(value)))
+
+
 def validate(cfg: DictConfig) -> None:
     """Range checks the types cannot express. Raises UserError on the first bad value."""
     if cfg.get("task") is None:
@@ -397,6 +405,9 @@ def validate(cfg: DictConfig) -> None:
     _check(not bad and len(cfg.pipeline.stages) > 0, "pipeline.stages", list(cfg.pipeline.stages),
            f"a non-empty list from {', '.join(STAGES)}")
     _check(cfg.teacher.kind in ("engine", "hf", "openai"), "teacher.kind", cfg.teacher.kind, "engine, hf, openai")
+    for key in ("teacher.name_or_path", "student.name_or_path", "task.source"):
+        v = OmegaConf.select(cfg, key, default=None)
+        _check(_local_path_exists(v), key, v, "an existing path, a hub id or an fsspec URL")
     # `???` in a YAML over a dataclass default of None merges to None, so required keys are checked here
     if cfg.teacher.kind == "hf":
         _check(bool(cfg.teacher.name_or_path), "teacher.name_or_path", cfg.teacher.name_or_path,

@@ -17,3 +17,14 @@ class UserError(Exception):
 def bad_value(key: str, value: object, allowed: str) -> UserError:
     """Build the canonical message: which key, which value, what is allowed."""
     return UserError(f"invalid value for '{key}': {value!r} (allowed: {allowed})")
+
+
+def find_user_error(exc: BaseException) -> UserError | None:
+    """The UserError behind `exc`, if any: hydra.utils.instantiate wraps errors raised by `_target_`s."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, UserError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
+from stratos.errors import find_user_error
 
 log = logging.getLogger("stratos")
 
@@ -107,7 +108,16 @@ def run_stage(cfg: DictConfig, name: str, run_dir: str, done: dict[str, Manifest
     _prepare_dir(ctx, resume=bool(cfg.pipeline.resume))
     log.info("stage %-8s running -> %s", name, ctx.out_dir)
     t0 = time.time()
-    manifest = importlib.import_module(spec.module).run(cfg, ctx)
+    try:
+        manifest = importlib.import_module(spec.module).run(cfg, ctx)
+    except Exception as e:
+        user_error = find_user_error(e)
+        if user_error is None:
+            raise
+        # the input was wrong, so nothing in this directory is worth resuming from
+        fs, path = fsspec.core.url_to_fs(ctx.out_dir)
+        fs.rm(path, recursive=True)
+        raise user_error from None
     manifest.seconds = round(time.time() - t0, 3)
     artifacts.write_json(manifest_url, artifacts.asdict_manifest(manifest))  # last: marks the stage done
     log.info("stage %-8s done in %.1f s", name, manifest.seconds)

@@ -46,7 +46,6 @@ def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, 
     if decision.mode == "sequence":
         kept, stats = sequence_distillation_rows(teacher, task, rows, verify=verify, n_samples=n_samples,
                                                  rules_in_prompt=rules_in_prompt)
-        log.info("sequence KD: kept %d / %d teacher rationales (verifier)", stats["kept"], len(rows))
         return [TextExample(r["question"], r["rationale"].strip()) for r in kept], stats
     # logit / hidden / injection: the verified rationale built backwards from the known answer
     return [TextExample(r["question"], task.rationale(r)) for r in rows], {"kept": len(rows), "rejected": 0}

@@ -1,0 +1,108 @@
+"""The real CLI, end to end: `python -m stratos +task=mahjong` on a reduced config, and bad input.
+
+Bad input must print one line (key, value, what is allowed), exit 2, show no traceback and leave no
+half-written run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+FAST = ["+task=mahjong", "debug=fast", "task.n_train=256", "task.n_val=32", "task.n_test=32", "trainer.num_threads=1"]
+
+
+def cli(args: list[str], root, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "stratos", *args, f"paths.output_root={root}"],
+                          capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_end_to_end_then_rerun_reuses_every_stage(tmp_path):
+    r = cli(FAST, tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run_dir = tmp_path / "mahjong" / "mahjong_engine_to_tiny_llama_auto" / "seed0"
+    report = json.loads((run_dir / "report.json").read_text())
+    for key in ("task", "plan", "strategy", "metrics", "export", "timings", "config"):
+        assert key in report
+    sel = report["plan"]["selected"]
+    assert {"server", "teacher", "student", "strategy"} <= set(sel)
+    assert report["plan"]["candidates"] > report["plan"]["pareto"] > 0
+    assert report["strategy"]["name"] == "alignment" and report["strategy"]["teacher_probe_accuracy"] == 1.0
+    assert report["strategy"]["reason"]
+    st = report["metrics"]["student"]
+    assert st["n"] == 32 and 0.0 <= st["accuracy"] <= 1.0
+    assert report["metrics"]["teacher"]["accuracy"] == 1.0
+    assert report["export"]["onnx_max_abs_diff"] < 1e-4
+    assert set(report["timings"]) >= {"plan", "data", "distill", "evaluate", "export"}
+    # predictions are graded from real model output
+    preds = [json.loads(x) for x in (run_dir / "evaluate" / "predictions.jsonl").read_text().splitlines()]
+    assert len(preds) == 32 and sum(p["correct"] for p in preds) == round(st["accuracy"] * 32)
+    for stage in ("plan", "data", "distill", "evaluate", "export", "report"):
+        assert (run_dir / stage / "manifest.json").exists()
+    assert (run_dir / "report.md").read_text().startswith("# Stratos report")
+    assert (run_dir / "distill" / "model" / "config.json").exists()
+
+    again = cli(FAST, tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    log = again.stdout + again.stderr
+    for stage in ("data", "distill", "evaluate", "export"):
+        assert f"stage {stage:<8} reused" in log
+
+
+def test_plan_only_answers_without_training(tmp_path):
+    r = cli(["+task=mahjong", "pipeline.stages=[plan]"], tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run_dir = tmp_path / "mahjong" / "mahjong_engine_to_tiny_llama_auto" / "seed0"
+    assert (run_dir / "plan" / "plan.json").exists() and (run_dir / "plan" / "pareto.png").exists()
+    assert not (run_dir / "distill").exists()
+
+
+def _assert_clean_failure(r, tmp_path, *needles):
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr + r.stdout
+    for n in needles:
+        assert n in r.stderr
+    leftovers = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not leftovers, leftovers
+
+
+def test_unknown_group_option_lists_choices(tmp_path):
+    r = cli(["+task=mahjong", "student=gpt5"], tmp_path, timeout=60)
+    _assert_clean_failure(r, tmp_path, "Could not find 'student/gpt5'", "tiny_llama", "qwen2p5_0p5b")
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("deploy.budget_usd=-3", "invalid value for 'deploy.budget_usd': -3.0 (allowed: dollars > 0)"),
+    ("trainer.max_steps=0", "invalid value for 'trainer.max_steps': 0 (allowed: an integer > 0)"),
+    ("task.variant=hongkong", "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
+    ("task.source=/no/such/file.jsonl", "invalid value for 'task.source': '/no/such/file.jsonl'"),
+])
+def test_invalid_values_exit_2_with_one_line(override, needle, tmp_path):
+    r = cli(["+task=mahjong", override], tmp_path, timeout=60)
+    _assert_clean_failure(r, tmp_path, needle)
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_type_error_is_a_user_error(tmp_path):
+    r = cli(["+task=mahjong", "trainer.max_steps=lots"], tmp_path, timeout=60)
+    _assert_clean_failure(r, tmp_path, "trainer.max_steps")
+
+
+def test_missing_task(tmp_path):
+    r = cli([], tmp_path, timeout=60)
+    _assert_clean_failure(r, tmp_path, "+task=")
+
+
+def test_missing_weights_fail_clearly_and_leave_nothing_half_written(tmp_path):
+    r = cli(["+task=mahjong", "student=qwen2p5_0p5b", "pipeline.stages=[data,distill]"], tmp_path, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "student.name_or_path" in r.stderr and "Qwen/Qwen2.5-0.5B" in r.stderr
+    run_dir = tmp_path / "mahjong" / "mahjong_engine_to_qwen2p5_0p5b_auto" / "seed0"
+    assert not (run_dir / "distill").exists()  # the failed stage leaves nothing behind
+    assert (run_dir / "data" / "manifest.json").exists()  # the finished one is kept for the next run
