@@ -81,6 +81,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     log.info("run dir: %s", run_dir)
     try:
         done = run_pipeline(cfg, run_dir)
+        if cfg.deploy.serve and "export" in done:  # after the manifests are written: serving blocks until SIGTERM
+            from stratos.serve.launch import serve_export
+
+            serve_export(done["export"], cfg.deploy)
     except UserError as e:
         _remove_unfinished_run(run_dir, cfg.paths.output_root)
         print(f"stratos: error: {e}", file=sys.stderr)

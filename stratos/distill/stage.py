@@ -10,6 +10,7 @@ Outputs:
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 
@@ -104,6 +105,11 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         "strategy/rejected": seq_stats.get("rejected"),
     }
     if trainer.is_global_zero:
+        if student.peft_method == "lora":  # for multi-LoRA serving: the adapter and its base, before merging
+            student.model.save_pretrained(ctx.local_dir("adapter"))
+            base = copy.deepcopy(student.model).unload()
+            base.save_pretrained(ctx.local_dir("base_model"))
+            save_tokenizer(student.tokenizer, ctx.local_dir("base_model"))
         out = ctx.local_dir("model")
         model = student.merged()
         model.save_pretrained(out)

@@ -19,19 +19,20 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.stage import build_task
 from stratos.models.generate import greedy_generate
 from stratos.models.teacher import ask
+from stratos.models.tokenizer import load_tokenizer
 
 log = logging.getLogger("stratos")
 
 
 def load_model(model_dir: str):
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok = load_tokenizer(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     return model.eval(), tok
 

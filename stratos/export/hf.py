@@ -26,7 +26,7 @@ import shutil
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from stratos.errors import UserError
-from stratos.models.tokenizer import save_tokenizer
+from stratos.models.tokenizer import load_tokenizer, save_tokenizer  # noqa: F401  (load_tokenizer re-exported)
 
 EXPORT_META = "stratos_export.json"
 # One user turn renders as bos + content + "\n": exactly stratos.models.generate.encode_prompt.
@@ -35,27 +35,6 @@ CHAT_TEMPLATE = (
     "{% if m['role'] in ('system', 'developer', 'user') %}{{ m['content'] }}\n"
     "{% elif m['role'] == 'assistant' %}{{ m['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
 )
-
-
-def load_tokenizer(path: str):
-    """The tokenizer in `path`, exactly as its tokenizer.json says.
-
-    transformers 5's AutoTokenizer swaps in the model type's own class for some types whatever
-    tokenizer_config.json declares (e.g. Qwen2Tokenizer for model_type qwen2, which replaces the
-    pre-tokenizer: a locally trained BPE then splits " 1m" into 3 tokens instead of 1 — measured).
-    A tokenizer declared as the generic fast class is therefore loaded as that class directly.
-    """
-    from transformers import PreTrainedTokenizerFast
-
-    cfg_path = os.path.join(path, "tokenizer_config.json")
-    declared = None
-    if os.path.exists(cfg_path):
-        with open(cfg_path) as f:
-            declared = json.load(f).get("tokenizer_class")
-    if declared in ("PreTrainedTokenizerFast", "TokenizersBackend") and os.path.exists(
-            os.path.join(path, "tokenizer.json")):
-        return PreTrainedTokenizerFast.from_pretrained(path)
-    return AutoTokenizer.from_pretrained(path)
 
 
 def _load_model(src: str):

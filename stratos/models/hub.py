@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from stratos.errors import UserError
+from stratos.models.tokenizer import load_tokenizer
 
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -31,7 +32,8 @@ def load_causal_lm(name_or_path: str, key: str, dtype: str = "float32"):
     last: Exception | None = None
     for local_only in attempts:
         try:
-            tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only)
+            tok = (load_tokenizer(name_or_path) if is_dir
+                   else AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_only))
             model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=torch_dtype, local_files_only=local_only)
             return model, tok
         except (OSError, ValueError) as e:  # transformers raises OSError for missing files / no network

@@ -62,3 +62,24 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str) -> None:
     cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     with open(cfg_path, "w") as f:
         json.dump(cfg, f, indent=2)
+
+
+def load_tokenizer(path: str):
+    """The tokenizer in `path`, exactly as its tokenizer.json says.
+
+    transformers 5's AutoTokenizer swaps in the model type's own class for some types whatever
+    tokenizer_config.json declares (e.g. Qwen2Tokenizer for model_type qwen2, which replaces the
+    pre-tokenizer: a locally trained BPE then splits " 1m" into 3 tokens instead of 1 — measured).
+    A tokenizer declared as the generic fast class is therefore loaded as that class directly.
+    """
+    from transformers import AutoTokenizer
+
+    cfg_path = os.path.join(path, "tokenizer_config.json")
+    declared = None
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            declared = json.load(f).get("tokenizer_class")
+    if declared in ("PreTrainedTokenizerFast", "TokenizersBackend") and os.path.exists(
+            os.path.join(path, "tokenizer.json")):
+        return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
