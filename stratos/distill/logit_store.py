@@ -292,7 +292,12 @@ class TopKStore:
 
     def write(self, batches: Iterable[tuple], vocab_size: int) -> bool:
         """Write ``(logits (B, T, V), attention_mask (B, T) | None)`` batches and publish.
-        Returns True if this call's copy was published, False if another writer's was first."""
+
+        Returns True if this call's copy was published, False if the store already existed (then
+        ``batches`` is not consumed: pass a generator and no teacher forward runs) or another
+        writer published first."""
+        if self.exists():
+            return False
         with self.writer(vocab_size) as w:
             for batch in batches:
                 logits, mask = (batch if isinstance(batch, (tuple, list)) else (batch, None))
@@ -303,6 +308,20 @@ class TopKStore:
         if not self.exists():
             raise FileNotFoundError(f"no top-k store at {self.url} (write it first)")
         return TopKReader(self, preload=preload)
+
+    def read(self, i: int) -> TopKRows:
+        """Sequence ``i`` (see :meth:`TopKReader.read`); the reader is opened once and kept."""
+        return self._reader().read(i)
+
+    def read_batch(self, indices: Sequence[int], length: Optional[int] = None,
+                   padding_side: str = "right") -> TopKRows:
+        """See :meth:`TopKReader.read_batch`."""
+        return self._reader().read_batch(indices, length, padding_side)
+
+    def _reader(self) -> TopKReader:
+        if getattr(self, "_open", None) is None:
+            self._open = self.open()
+        return self._open
 
     def _remove(self, url: str) -> None:
         fs, path = fsspec.core.url_to_fs(url)

@@ -337,7 +337,12 @@ _KERNELS = {"forward_kl": _k_forward_kl, "reverse_kl": _k_reverse_kl, "jsd": _k_
 
 # ----------------------------------------------------------------------------- chunked, fused linear
 def auto_chunk_size(vocab: int, budget_mib: float = 32.0) -> int:
-    """Tokens per chunk so that one (chunk, V) fp32 buffer is about ``budget_mib`` (min 16)."""
+    """Tokens per chunk so that one (chunk, V) fp32 buffer is about ``budget_mib`` (min 16).
+
+    A chunk holds 3 such buffers (4 with CE at T != 1): ~100-135 MiB at 32 MiB each, e.g. 262
+    tokens at V = 32,000. Smaller chunks save memory but cost time: every op is a thread barrier,
+    and on a busy 2-core machine 8 MiB chunks (65 tokens at V = 32,000) measured 1.7-2.9x slower.
+    """
     return max(16, int(budget_mib * 2**20) // (4 * vocab))
 
 
@@ -523,8 +528,10 @@ class ChunkedDistillLoss:
     over the n positions with label != -100 (same conventions as the plain functions; it equals
     ``distill_loss`` on the materialised logits). Tokens are processed ``chunk_size`` at a time
     (0 => :func:`auto_chunk_size`); each chunk's gradients w.r.t. ``h``, ``W`` and ``b`` are
-    computed in the forward pass, so the peak extra memory is a few (chunk, V) buffers plus the
-    (V, H) weight gradient. Compute is in fp32 (fp64 when ``h`` is fp64); bf16 inputs are upcast
+    computed in the forward pass (analytic formulas, checked against autograd in the tests), so
+    the peak extra memory is three or four (chunk, V) buffers, reused across chunks, plus the
+    (V, H) weight gradient; backward only scales the stored gradients. ``teacher_logits`` may be a
+    shifted view such as ``logits[:, :-1]``: its rows are read in place, not copied. Compute is in fp32 (fp64 when ``h`` is fp64); bf16 inputs are upcast
     per chunk. The teacher is frozen: no gradient flows to any teacher tensor.
 
     Call with exactly one teacher source (none when ``kd_weight == 0``):

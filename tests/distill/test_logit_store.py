@@ -73,6 +73,12 @@ def test_round_trip_local_with_padding_and_size(tmp_path):
     assert not store.exists()
     batches = _batches()
     assert store.write(batches, vocab_size=V) is True
+
+    def must_not_run():
+        raise AssertionError("the teacher ran although the store exists")
+        yield
+
+    assert store.write(must_not_run(), vocab_size=V) is False  # reuse: no teacher forward at all
     reader = store.open()
     expected = _expected(batches)
     _assert_matches(reader, expected)
@@ -91,6 +97,8 @@ def test_round_trip_local_with_padding_and_size(tmp_path):
     lb = reader.read_batch([1, 2], length=10, padding_side="left")
     assert torch.equal(lb.ids[1, 5:].long(), expected[2][0]) and torch.isneginf(lb.tail[1, :5]).all()
     assert torch.equal(store.open(preload=True).read(4).logprobs, reader.read(4).logprobs)
+    assert torch.equal(store.read(4).ids, reader.read(4).ids)
+    assert torch.equal(store.read_batch([0, 3]).tail, reader.read_batch([0, 3]).tail)
     with pytest.raises(ValueError, match="length"):
         reader.read_batch([0], length=3)
 
