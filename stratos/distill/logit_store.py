@@ -282,6 +282,7 @@ class TopKStore:
         self.root, self.key = root, key
         self.url = join(root, "topk", key.digest())
         self.marker_url = join(self.url, MARKER)
+        self._open: Optional[TopKReader] = None
 
     def exists(self) -> bool:
         fs, path = fsspec.core.url_to_fs(self.marker_url)
@@ -319,7 +320,7 @@ class TopKStore:
         return self._reader().read_batch(indices, length, padding_side)
 
     def _reader(self) -> TopKReader:
-        if getattr(self, "_open", None) is None:
+        if self._open is None:
             self._open = self.open()
         return self._open
 
