@@ -504,7 +504,10 @@ class _FusedLinearDistill(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, h, weight, bias, labels, teacher, spec):
-        loss, ce, kd, grads = _fused_forward(h, weight, bias, labels, teacher, spec, ctx.needs_input_grad[:3])
+        # Under autocast (Lightning's "bf16-mixed") the matmuls would silently run in bf16 and
+        # clash with the fp32 workspaces: this loss always computes in fp32 (or fp64).
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            loss, ce, kd, grads = _fused_forward(h, weight, bias, labels, teacher, spec, ctx.needs_input_grad[:3])
         ctx.has = [g is not None for g in grads]
         ctx.save_for_backward(*[g for g in grads if g is not None])
         ctx.mark_non_differentiable(ce, kd)

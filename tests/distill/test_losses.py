@@ -313,3 +313,12 @@ def test_chunked_reads_shifted_teacher_logits_without_copying():
         got = fn(h, W, labels, teacher_logits=shifted)["loss"]
         want = L.distill_loss(h @ W.T, shifted.contiguous(), labels, kd_weight=0.6)["loss"]
         assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_chunked_ignores_autocast():
+    h, W, _, th, tw, y = _data(torch.float32)
+    fn = L.ChunkedDistillLoss(kd_weight=0.5, chunk_size=8)
+    want = fn(h, W, y, teacher_hidden=th, teacher_weight=tw)["loss"]
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as under Lightning's bf16-mixed precision
+        got = fn(h, W, y, teacher_hidden=th, teacher_weight=tw)["loss"]
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-6)
