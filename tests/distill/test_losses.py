@@ -318,7 +318,7 @@ def test_chunked_reads_shifted_teacher_logits_without_copying():
 def test_chunked_ignores_autocast():
     h, W, _, th, tw, y = _data(torch.float32)
     fn = L.ChunkedDistillLoss(kd_weight=0.5, chunk_size=8)
-    want = fn(h, W, y, teacher_hidden=th, teacher_weight=tw)["loss"]
+    want = L.distill_loss(h @ W.T, th @ tw.T, y, kd_weight=0.5)["loss"]  # fp32, outside autocast
     with torch.autocast("cpu", dtype=torch.bfloat16):  # as under Lightning's bf16-mixed precision
         got = fn(h, W, y, teacher_hidden=th, teacher_weight=tw)["loss"]
-    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-6)
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5, rtol=1e-5)
