@@ -170,6 +170,8 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
 def validate_acme(strategy: Any, cloud: Any) -> None:
     """Range checks for `strategy.acme` and `cloud.device_classes`. Raises UserError on the first bad value."""
     a = strategy.acme
+    _check(int(a.n_public) >= 40, "strategy.acme.n_public", a.n_public, "an integer >= 40")
+    _check(int(a.corpus_size) >= 1, "strategy.acme.corpus_size", a.corpus_size, "an integer >= 1")
     b = a.backbone
     _check(b.family in FAMILIES, "strategy.acme.backbone.family", b.family, ", ".join(FAMILIES))
     for k in ("hidden", "layers", "heads", "kv_heads", "intermediate", "max_length"):
@@ -193,12 +195,17 @@ def validate_acme(strategy: Any, cloud: Any) -> None:
     h = a.heads
     _check(all(p in ("cls", "mean") for p in h.poolings) and len(h.poolings) > 0, "strategy.acme.heads.poolings",
            list(h.poolings), "a non-empty list from cls, mean")
+    _check(all(int(x) > 0 for x in h.hiddens) and all(int(x) > 0 for x in h.depths) and len(h.hiddens) > 0
+           and len(h.depths) > 0, "strategy.acme.heads.hiddens/depths", (list(h.hiddens), list(h.depths)),
+           "non-empty lists of integers > 0")
     c = a.clients
     _check(float(c.dirichlet_alpha) > 0, "strategy.acme.clients.dirichlet_alpha", c.dirichlet_alpha, "> 0")
     _check(0 < float(c.keep_ratio) <= 1, "strategy.acme.clients.keep_ratio", c.keep_ratio, "0 < ratio <= 1")
     _check(c.weighting in WEIGHTINGS, "strategy.acme.clients.weighting", c.weighting, ", ".join(WEIGHTINGS))
     _check(c.distance in DISTANCES, "strategy.acme.clients.distance", c.distance, ", ".join(DISTANCES))
     _check(float(c.temperature) > 0, "strategy.acme.clients.temperature", c.temperature, "> 0")
+    _check(int(c.n_quantiles) >= 2, "strategy.acme.clients.n_quantiles", c.n_quantiles, "an integer >= 2")
+    _check(int(c.local_steps) >= 0, "strategy.acme.clients.local_steps", c.local_steps, "an integer >= 0")
     _check(int(c.n_train) >= 4 and int(c.n_test) >= 4, "strategy.acme.clients.n_train/n_test",
            (c.n_train, c.n_test), "integers >= 4")
     _check(a.engine.kind in ENGINES, "strategy.acme.engine.kind", a.engine.kind, ", ".join(ENGINES))

@@ -163,8 +163,9 @@ def load_user_dataset(url: str, text_field: str = "text", label_field: str = "la
             raise UserError(f"strategy.acme.source {url!r} has no column {key!r} (columns: {sorted(rows[0])}); "
                             "set strategy.acme.text_field / label_field")
     raw_labels = [str(r[label_field]) for r in rows]
-    names = sorted(set(raw_labels), key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit()
-                                                   else 0, s))
+    names = sorted(set(raw_labels))
+    if all(n.lstrip("-").isdigit() for n in names):  # integer labels keep their numeric order
+        names.sort(key=int)
     if len(names) < 2:
         raise UserError(f"strategy.acme.source {url!r}: column {label_field!r} has one class; need >= 2")
     index = {n: i for i, n in enumerate(names)}

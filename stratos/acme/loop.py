@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from typing import Callable
 
 import numpy as np
@@ -113,7 +114,10 @@ def run_loop(acme: DictConfig, device_classes, seed: int, root: str, slurm=None)
     classes = [OmegaConf.to_container(d, resolve=True) if isinstance(d, DictConfig) else dict(d) for d in device_classes]
     world = setup_world(root, acme, classes, seed)
     e = acme.engine
-    folder = os.path.join(artifacts.local_path(root) if "://" not in root else "/tmp", "_submitit")
+    try:  # job pickles and logs: beside the exchange when it is on local disk, else a private temp dir
+        folder = os.path.join(artifacts.local_path(root), "_submitit")
+    except ValueError:
+        folder = tempfile.mkdtemp(prefix="acme-submitit-")
     engine = Engine(e.kind, folder, e.timeout_min, e.threads_per_job, e.max_parallel, slurm)
     base = {"root": root, "acme": acme_d, "seed": seed, "threads": int(e.threads_per_job)}
     nodes = device_nodes(classes)

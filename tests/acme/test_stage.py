@@ -65,3 +65,13 @@ def test_local_engine_runs_every_tier_as_its_own_process_and_matches_inline(tmp_
     rep = json.loads(open(artifacts.local_path(local.outputs["report.json"])).read())
     kinds = {r["kind"] for r in read_ledger(rep["storage"]) if r["scenario"] == "acme"}
     assert "head" not in kinds and "summary" in kinds  # upload_head=false: importance + summaries only
+
+
+def test_inline_loop_with_a_llama_backbone(tmp_path):
+    # grouped-query attention (2 q heads share 1 kv head); storage on a non-local fsspec filesystem
+    m, _ = _run(tmp_path, ["strategy.acme.engine.kind=inline", "strategy.acme.backbone.family=llama",
+                           "strategy.acme.backbone.kv_heads=1", "strategy.acme.engine.storage=memory://acme-e2e"])
+    assert m.metrics["acme/consistency/max_abs"] == 0.0 and m.metrics["acme/onnx/max_abs_diff"] < 1e-4
+    rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
+    assert rep["cloud"]["family"] == "llama" and rep["storage"] == "memory://acme-e2e"
+    assert read_ledger("memory://acme-e2e") and not (tmp_path / "acme" / "exchange").exists()
