@@ -92,3 +92,59 @@ def test_usr1_mid_training_requeues_and_resumes_exactly(slurm_cluster, tmp_path)
         assert time.time() < deadline, states
         time.sleep(1)
     assert "REQUEUED" in states  # accounting saw both lives of the job
+
+
+STRATOS_SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=16", "task.n_test=8",
+                 "evaluate.n_latency=2", "evaluate.max_new_tokens=48", "strategy.probe_n=4", "trainer.max_steps=40",
+                 "trainer.checkpoint_every_n_steps=5", "pipeline.stages=[data,distill,evaluate]"]
+
+
+def distill_uses_faults() -> bool:
+    code = ("import inspect, stratos.distill.trainer as t, stratos.distill.stage as s; "
+            "print('trainer_kwargs' in inspect.getsource(t) and 'ResumableLoader' in inspect.getsource(s))")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
+
+
+def stratos_results(run: Path) -> dict:
+    import hashlib
+
+    d = json.loads((run / "distill" / "manifest.json").read_text())["metrics"]
+    e = json.loads((run / "evaluate" / "manifest.json").read_text())["metrics"]
+    weights = hashlib.sha256(next((run / "distill" / "model").glob("*.safetensors")).read_bytes()).hexdigest()
+    return {"train_loss": d["distill/train/loss"], "val_loss": d["distill/val/loss"], "steps": d["distill/steps"],
+            "accuracy": e["evaluate/test/accuracy"], "weights": weights}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not distill_uses_faults(), reason="the distill stage does not use stratos.faults yet "
+                    "(trainer_kwargs + ResumableLoader)")
+def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
+    """The real pipeline as a Slurm job: USR1 mid-distill -> checkpoint, requeue, same final results."""
+    ref = subprocess.run([sys.executable, "-m", "stratos", *STRATOS_SMALL, f"paths.output_root={tmp_path / 'ref'}"],
+                         capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert ref.returncode == 0, ref.stdout[-3000:]
+    want = stratos_results(next((tmp_path / "ref").rglob("config.yaml")).parent)
+
+    sweep = tmp_path / "sweep"
+    p = subprocess.Popen([sys.executable, "-m", "stratos", "-m", *STRATOS_SMALL, "seed=0",
+                          "hydra/launcher=stratos_slurm", f"hydra.sweep.dir={sweep}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    job_id, _ = job_log(sweep, timeout=120)
+    deadline = time.time() + 600
+    while not glob.glob(str(sweep / "*" / "distill" / "checkpoints" / "step_*.ckpt")):
+        assert time.time() < deadline and p.poll() is None, "distill never checkpointed"
+        time.sleep(0.1)
+    time.sleep(0.5)
+    subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
+    deadline = time.time() + 180
+    while "JobState=PENDING" not in (show := subprocess.run(["scontrol", "show", "job", job_id],
+                                                            capture_output=True, text=True).stdout):
+        assert time.time() < deadline and p.poll() is None, f"job was not requeued:\n{show}"
+        time.sleep(0.5)
+    subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
+    out, _ = p.communicate(timeout=900)
+    assert p.returncode == 0, out[-3000:]
+    run = next(sweep.rglob("config.yaml")).parent
+    logs = "".join(open(f).read() for f in glob.glob(str(sweep / ".submitit" / "*" / "*_log.*")))
+    assert "preemption: SIGUSR1 at step" in logs and "resuming distill from" in logs
+    assert stratos_results(run) == want
