@@ -2,9 +2,12 @@
 
 Lightning writes checkpoints through an fsspec transaction (temp file, then move), which is a
 rename on one filesystem but a copy when the temp dir is elsewhere, and any file can be cut by a
-full disk. A checkpoint is a zip archive (`torch.save`), so completeness is checked without
+full disk. A checkpoint file is a zip archive (`torch.save`), so completeness is checked without
 unpickling anything: the central directory must parse and every member's CRC must match.
-Broken files are renamed aside (`*.corrupt`), never deleted, and the next newest is used.
+Sharded checkpoints (FSDP `state_dict_type="sharded"`, DeepSpeed) are *directories* named
+`*.ckpt` whose last write is a marker: torch.distributed.checkpoint's `.metadata` (written by
+the coordinator after every shard) or DeepSpeed's `latest` tag; a directory without one is
+incomplete. Broken ones are renamed aside (`*.corrupt`), never deleted, and the next newest is used.
 
     ckpt = latest_checkpoint(ckpt_dir)          # None when there is nothing to resume
     trainer.fit(module, loader, ckpt_path=ckpt)
@@ -22,8 +25,14 @@ log = logging.getLogger("stratos")
 _STEP = re.compile(r"step_(\d+)")
 
 
+SHARDED_MARKERS = (".metadata", "latest")  # torch.distributed.checkpoint, DeepSpeed
+
+
 def checkpoint_ok(path: str) -> bool:
-    """True when `path` is a complete torch zip archive (every member's CRC checked)."""
+    """True when `path` is a complete torch zip archive (every member's CRC checked), or a
+    sharded checkpoint directory holding its completion marker."""
+    if os.path.isdir(path):
+        return any(os.path.isfile(os.path.join(path, m)) for m in SHARDED_MARKERS)
     try:
         with zipfile.ZipFile(path) as z:
             return z.testzip() is None and any(n.endswith("data.pkl") for n in z.namelist())
@@ -32,7 +41,7 @@ def checkpoint_ok(path: str) -> bool:
 
 
 def _candidates(ckpt_dir: str) -> list[str]:
-    """`*.ckpt` files, newest first: by modification time, then by step in the name."""
+    """`*.ckpt` files and sharded directories, newest first: by modification time, then by step."""
     try:
         names = [n for n in os.listdir(ckpt_dir) if n.endswith(".ckpt")]
     except FileNotFoundError:

@@ -58,3 +58,30 @@ def test_not_a_checkpoint(tmp_path):
     p = tmp_path / "last.ckpt"
     p.write_text("hello")
     assert not checkpoint_ok(str(p))
+
+
+def test_sharded_checkpoint_directories(tmp_path):
+    """FSDP-sharded (torch.distributed.checkpoint) and DeepSpeed checkpoints are directories."""
+    import warnings
+
+    import torch.distributed.checkpoint as dcp
+
+    now = time.time()
+    save(str(tmp_path / "step_000010.ckpt"), 10, now - 30)
+    sharded = tmp_path / "step_000020.ckpt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ... single process"
+        dcp.save({"model": {"w": torch.arange(10.0)}}, checkpoint_id=str(sharded))
+    os.utime(sharded, (now - 20, now - 20))
+    assert checkpoint_ok(str(sharded)) and latest_checkpoint(str(tmp_path)) == str(sharded)
+    cut = tmp_path / "step_000030.ckpt"  # killed while shards were written: no .metadata yet
+    cut.mkdir()
+    (cut / "__0_0.distcp").write_bytes(b"\0" * 100)
+    os.utime(cut, (now, now))
+    assert not checkpoint_ok(str(cut))
+    assert latest_checkpoint(str(tmp_path)) == str(sharded) and (tmp_path / "step_000030.ckpt.corrupt").is_dir()
+    deepspeed = tmp_path / "last.ckpt"
+    (deepspeed / "checkpoint").mkdir(parents=True)
+    (deepspeed / "latest").write_text("checkpoint")
+    os.utime(deepspeed, (now + 5, now + 5))
+    assert latest_checkpoint(str(tmp_path)) == str(deepspeed)

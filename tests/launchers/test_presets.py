@@ -94,3 +94,12 @@ def test_presets_compose_with_the_real_stratos_config(preset):
     assert p["timeout_min"] == 60 and p["_class"] == ("LocalLauncher" if preset == "stratos_local" else "SlurmLauncher")
     if preset != "stratos_local":
         assert p["partition"] == "debug" and p["tasks_per_node"] == 1
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp", "deepspeed"])
+def test_multi_gpu_strategies_get_one_task_and_gpu_per_device(tmp_path, strategy):
+    """trainer.strategy picks Lightning's engine; the launcher gives it devices x (task + GPU)."""
+    p = launcher_params(["+task=mahjong", "trainer=gpu", "trainer.devices=4", f"trainer.strategy={strategy}",
+                         "hydra/launcher=stratos_slurm_gpu", "cloud.slurm.partition=gpu"], app=False)
+    text = sbatch_text(p, tmp_path)
+    assert "#SBATCH --gpus-per-node=4" in text and "#SBATCH --ntasks-per-node=4" in text
