@@ -95,7 +95,8 @@ def select_for_device(costs: list[SubnetCost], acc_pred: np.ndarray, acc_true: n
     score_pred = tradeoff_score(acc_pred, size, energy, size.max(), energy.max(), weight)
     score_true = tradeoff_score(acc_true, size, energy, size.max(), energy.max(), weight)
     if rule == "accuracy":
-        chosen = int(on_front[np.lexsort((size[on_front], -acc_pred[on_front]))[0]])
+        # rounded so that float noise in equal predictions does not beat the size tie-break
+        chosen = int(on_front[np.lexsort((size[on_front], -np.round(acc_pred[on_front], 9)))[0]])
     else:
         chosen = int(on_front[np.argmax(score_pred[on_front])])
     highest = int(np.argmax(acc_true))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+import fsspec
 import numpy as np
 import torch
 from omegaconf import DictConfig
@@ -128,8 +129,13 @@ class AcmeStrategy:
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     acme = cfg.strategy.acme
-    # the storage all tiers shared (ledger included); by default inside this stage's directory
-    root = acme.engine.storage or ctx.path("exchange")
+    # the storage all tiers share (ledger included): inside this stage's directory, or a folder of this
+    # stage's own under engine.storage. Leftovers of an earlier attempt would double-count bytes: cleared.
+    storage = acme.engine.storage
+    root = artifacts.join(storage, f"acme-{ctx.config_hash}") if storage else ctx.path("exchange")
+    fs, path = fsspec.core.url_to_fs(root)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
     rep = run_acme(cfg.strategy, cfg.cloud, int(cfg.seed), root)
     log.info("acme results:\n%s", rep["tables"])
     ctx.write_json("report.json", {"storage": root, **{k: v for k, v in rep.items() if k != "tables"}})

@@ -53,6 +53,8 @@ def test_inline_loop_end_to_end(tmp_path):
     assert {r["boundary"] for r in cen if r["kind"] == "data"} == {"device->edge", "edge->cloud"}
     assert x["acme/bytes/acme"] == sum(r["bytes"] for r in acme)
     assert "bytes: ACME" in open(artifacts.local_path(m.outputs["report.txt"])).read()
+    again, _ = _run(tmp_path, ["strategy.acme.engine.kind=inline", "strategy.acme.clients.upload_head=true"])
+    assert again.metrics["acme/bytes/acme"] == x["acme/bytes/acme"]  # a re-run starts from clean storage
 
 
 @pytest.mark.slow
@@ -73,5 +75,5 @@ def test_inline_loop_with_a_llama_backbone(tmp_path):
                            "strategy.acme.backbone.kv_heads=1", "strategy.acme.engine.storage=memory://acme-e2e"])
     assert m.metrics["acme/consistency/max_abs"] == 0.0 and m.metrics["acme/onnx/max_abs_diff"] < 1e-4
     rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
-    assert rep["cloud"]["family"] == "llama" and rep["storage"] == "memory://acme-e2e"
-    assert read_ledger("memory://acme-e2e") and not (tmp_path / "acme" / "exchange").exists()
+    assert rep["cloud"]["family"] == "llama" and rep["storage"] == "memory://acme-e2e/acme-test"
+    assert read_ledger(rep["storage"]) and not (tmp_path / "acme" / "exchange").exists()
