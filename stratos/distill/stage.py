@@ -15,7 +15,6 @@ import logging
 import time
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -25,7 +24,9 @@ from stratos.data.stage import build_task
 from stratos.distill.examples import ExampleDataset, collate, corpus_texts, supervised_texts
 from stratos.distill.module import DistillModule
 from stratos.distill.preflight import run_preflight
-from stratos.distill.trainer import build_trainer, last_checkpoint
+from stratos.distill.trainer import build_trainer
+from stratos.faults.checkpoints import latest_checkpoint
+from stratos.faults.loader import ResumableLoader
 from stratos.errors import UserError
 from stratos.models.tokenizer import save_tokenizer
 
@@ -74,15 +75,18 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
 
     tr = cfg.trainer
     per_device = max(1, int(tr.batch_size) // max(1, int(tr.devices)))
-    make_loader = lambda ds, shuffle: torch.utils.data.DataLoader(  # noqa: E731
-        ds, batch_size=per_device, shuffle=shuffle, collate_fn=collate(student.tokenizer.pad_token_id),
-        num_workers=int(tr.num_workers), drop_last=shuffle and len(ds) >= per_device)
+    # ResumableLoader: the data order is a function of (seed, epoch, batches done), so a resumed or
+    # requeued run sees exactly the batches an uninterrupted one would; under DDP each rank gets its
+    # slice of the same global batch (so DDP reproduces the 1-process loss curve)
+    make_loader = lambda ds, shuffle: ResumableLoader(  # noqa: E731
+        ds, per_device, shuffle=shuffle, seed=int(cfg.seed), drop_last=shuffle and len(ds) >= tr.batch_size,
+        collate_fn=collate(student.tokenizer.pad_token_id), num_workers=int(tr.num_workers))
     module = DistillModule(student.model, decision.mode, dict(cfg.strategy.alignment), lr=float(tr.lr),
                            weight_decay=float(tr.weight_decay), warmup_steps=int(tr.warmup_steps),
                            max_steps=int(tr.max_steps), teacher=teacher if decision.mode in ("logit", "hidden") else None)
     ckpt_dir = ctx.local_dir("checkpoints")
     trainer, curve = build_trainer(cfg, ckpt_dir, ctx.path("train_log.jsonl"))
-    resume = last_checkpoint(ckpt_dir)
+    resume = latest_checkpoint(ckpt_dir)
     if resume:
         log.info("resuming distill from %s", resume)
     t0 = time.time()

@@ -7,7 +7,6 @@ from which a re-run or a requeued Slurm job resumes) and the progress bar.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import warnings
@@ -17,6 +16,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
 from stratos import artifacts
+from stratos.faults import trainer_kwargs
 
 
 # Lightning's start-up chatter (accelerator inventory, tips, an `srun` hint whenever Slurm is merely
@@ -66,14 +66,6 @@ class LossCurve(Callback):
         self._write(trainer)
 
 
-def last_checkpoint(ckpt_dir: str) -> str | None:
-    last = os.path.join(ckpt_dir, "last.ckpt")
-    if os.path.exists(last):
-        return last
-    steps = sorted(glob.glob(os.path.join(ckpt_dir, "step_*.ckpt")))
-    return steps[-1] if steps else None
-
-
 def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Trainer, LossCurve]:
     tr = cfg.trainer
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="step_{step:06d}", auto_insert_metric_name=False,
@@ -86,9 +78,10 @@ def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Tra
         max_steps=int(tr.max_steps), max_epochs=-1,
         max_time={"minutes": float(tr.max_minutes)} if float(tr.max_minutes) > 0 else None,
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        gradient_clip_val=float(tr.grad_clip) or None, callbacks=[ckpt, curve], logger=False,
+        gradient_clip_val=float(tr.grad_clip) or None, logger=False,
         enable_progress_bar=bool(tr.progress_bar), enable_model_summary=False, default_root_dir=ckpt_dir,
         log_every_n_steps=10, deterministic=False,
+        **trainer_kwargs([ckpt, curve]),  # preemption checkpoint + requeue, resumable data order
     )
     return trainer, curve
 
