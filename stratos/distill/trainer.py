@@ -8,7 +8,6 @@ from which a re-run or a requeued Slurm job resumes) and the progress bar.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 
 import lightning as L
