@@ -77,3 +77,13 @@ def test_inline_loop_with_a_llama_backbone(tmp_path):
     rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
     assert rep["cloud"]["family"] == "llama" and rep["storage"] == "memory://acme-e2e/acme-test"
     assert read_ledger(rep["storage"]) and not (tmp_path / "acme" / "exchange").exists()
+
+
+@pytest.mark.slurm
+def test_slurm_engine_runs_the_tiers_as_slurm_array_jobs(tmp_path):
+    """Needs the single-node cluster (launchers/slurm_cluster.sh up); device rounds are one array each."""
+    m, _ = _run(tmp_path, ["strategy.acme.engine.kind=slurm", "strategy.acme.engine.timeout_min=10"])
+    rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
+    assert rep["engine"] == "slurm" and m.metrics["acme/consistency/max_abs"] == 0.0
+    logs = list((tmp_path / "acme" / "exchange" / "_submitit").glob("*_log.out"))
+    assert len(logs) >= 1 + 2 + 4 + 2 + 4  # cloud, edges, device round 1, aggregation, device round 2
