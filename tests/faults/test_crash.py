@@ -55,8 +55,9 @@ def test_killed_writer_never_leaves_a_torn_file(tmp_path):
 SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=16", "task.n_test=8", "evaluate.n_latency=2",
          "evaluate.max_new_tokens=48", "strategy.probe_n=4", "trainer.max_steps=40", "trainer.checkpoint_every_n_steps=5",
          "hydra.job_logging.root.level=INFO"]
-# stage -> seconds to wait after it starts before SIGKILL; distill: after its first checkpoint
-KILLS = {"plan": 0.3, "data": 0.0, "distill": 0.3, "evaluate": 2.0, "export": 0.3}
+# stage -> seconds to wait after it starts before SIGKILL (0: at once, from the reading loop, so
+# even a 0.1 s stage is hit); distill: counted from its first checkpoint, to kill mid-training
+KILLS = {"plan": 0.0, "data": 0.0, "distill": 0.1, "evaluate": 0.0, "export": 0.0}
 
 
 def first_checkpoint(stage_dir: Path, timeout: float = 300) -> None:
@@ -84,7 +85,10 @@ def stratos(root: Path, kill_in: str | None = None, delay: float = 0.0) -> tuple
     for line in p.stdout:
         out.append(line)
         if kill_in and f"stage {kill_in:<8} running -> " in line:
-            threading.Thread(target=kill, args=(Path(line.split(" -> ")[1].strip()),), daemon=True).start()
+            if kill_in != "distill" and delay == 0:
+                p.send_signal(signal.SIGKILL)
+            else:
+                threading.Thread(target=kill, args=(Path(line.split(" -> ")[1].strip()),), daemon=True).start()
     return p.wait(timeout=600), "".join(out)
 
 

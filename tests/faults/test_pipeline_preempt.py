@@ -46,7 +46,7 @@ def stratos(root: Path, signal_after_checkpoint: int | None = None) -> tuple[int
         deadline = time.time() + 300
         while not glob.glob(f"{stage_dir}/checkpoints/step_*.ckpt") and time.time() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)  # between two checkpoints
+        time.sleep(0.2)  # between two checkpoints
         if p.poll() is None:
             p.send_signal(signal_after_checkpoint)
 

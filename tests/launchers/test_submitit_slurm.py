@@ -134,7 +134,7 @@ def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
     while not glob.glob(str(sweep / "*" / "distill" / "checkpoints" / "step_*.ckpt")):
         assert time.time() < deadline and p.poll() is None, "distill never checkpointed"
         time.sleep(0.1)
-    time.sleep(0.5)
+    time.sleep(0.2)  # between two checkpoints
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
     deadline = time.time() + 180
     while "JobState=PENDING" not in (show := subprocess.run(["scontrol", "show", "job", job_id],
