@@ -18,10 +18,12 @@ Layout (little-endian raw arrays, one row per token, sequences back to back):
 At k = 32 and V < 65,536 that is 64 + 64 + 2 = 130 bytes/token plus 8 bytes per sequence.
 
 Concurrency: each writer streams into its own ``<writer>`` directory (pid + random id), so two
-writers never touch the same file; publishing is the single atomic write of ``store.json``.
-A writer that finds ``store.json`` already present discards its own copy. If two publish at
-the same instant, the later rename wins and both copies are complete and identical, so every
-reader sees one valid store. A crashed writer leaves only an unreferenced directory.
+writers never touch the same file; publishing is the single atomic creation of ``store.json``.
+A writer that finds ``store.json`` already present discards its own copy. On local disk the
+marker is created with link(), which fails if it exists, so exactly one copy survives; on other
+filesystems two writers publishing at the same instant both rename, the later one stays, and
+both copies are complete and identical. Either way every reader sees one valid store. A crashed
+writer leaves only an unreferenced directory and no marker.
 
 Alignment: row t of a sequence is the teacher's distribution at logits position t (the one that
 predicts token t + 1), i.e. aligned with ``labels`` in :mod:`stratos.distill.losses`.
@@ -195,9 +197,35 @@ class TopKWriter:
                 "data": self.name, "k": self.k, "vocab_size": self.vocab_size, "ids_dtype": self.id_dtype.name,
                 "n_sequences": len(self.offsets) - 1, "n_tokens": n_tokens, "data_bytes": data_bytes,
                 "bytes_per_token": data_bytes / max(n_tokens, 1), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        with atomic_open(self.store.marker_url) as f:  # temp + rename: readers see all of it or nothing
-            json.dump(meta, f, indent=2)
-        self.published = True
+        self.published = self._publish(json.dumps(meta, indent=2))
+        if not self.published:
+            self.store._remove(self.dir)
+        return self.published
+
+    def _publish(self, text: str) -> bool:
+        """Write the marker so that readers see all of it or nothing; True if ours is the store.
+
+        Local disk: hard-link a complete temp file to the marker name; link() fails if the name
+        exists, so exactly one writer wins even when several pass the exists() check together.
+        Elsewhere (object stores, memory://): temp + rename; simultaneous publishers then both
+        "win", the later rename stays, and both data copies are complete and identical.
+        """
+        fs, marker = fsspec.core.url_to_fs(self.store.marker_url)
+        if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+            tmp = f"{marker}.tmp-{self.name}"
+            with open(tmp, "w") as f:
+                f.write(text)
+            try:
+                os.link(tmp, marker)
+                return True
+            except FileExistsError:
+                return False
+            except OSError:  # a filesystem without hard links: fall back to rename
+                pass
+            finally:
+                os.remove(tmp)
+        with atomic_open(self.store.marker_url) as f:
+            f.write(text)
         return True
 
     def __enter__(self) -> "TopKWriter":

@@ -155,6 +155,19 @@ def test_a_writer_that_finishes_second_discards_its_copy(tmp_path):
     _assert_matches(store.open(), _expected(batches))
 
 
+def test_simultaneous_publishers_on_local_disk_leave_exactly_one_copy(tmp_path, monkeypatch):
+    store = S.TopKStore(str(tmp_path), _key())
+    a, b = store.writer(V), store.writer(V)
+    for w in (a, b):
+        w.add(*_batches()[0])
+    monkeypatch.setattr(S.TopKStore, "exists", lambda self: False)  # both pass the check together
+    assert a.close() is True and b.close() is False  # link() lets only the first create the marker
+    monkeypatch.undo()
+    entries = sorted(os.listdir(tmp_path / "topk" / store.key.digest()))
+    assert entries == sorted([S.MARKER, a.name])  # no second copy, no temp marker
+    assert store.open().meta["data"] == a.name
+
+
 def test_failed_writer_publishes_nothing(tmp_path):
     store = S.TopKStore(str(tmp_path), _key())
 
@@ -190,7 +203,7 @@ def test_two_processes_writing_the_same_key_leave_one_valid_store(tmp_path):
     _assert_matches(reader, _expected(_batches(0)))
     entries = os.listdir(tmp_path / "topk" / store.key.digest())
     assert S.MARKER in entries and not [e for e in entries if ".tmp-" in e]
-    assert 1 <= len([e for e in entries if e.startswith("w-")]) <= 2  # the loser's copy, if any, is complete too
+    assert len([e for e in entries if e.startswith("w-")]) == 1  # the loser removed its copy
 
 
 def test_kd_from_the_store_matches_full_kd_at_large_k(tmp_path):
