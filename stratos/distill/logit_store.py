@@ -161,7 +161,8 @@ class TopKWriter:
         """Already-computed top-k rows (B, T, k) (e.g. an API's top_logprobs); ``tail`` None =>
         log(1 - sum exp(logprobs)). Log-probs must be at the key's temperature."""
         if ids.dim() != 3 or ids.shape[-1] != self.k or logprobs.shape != ids.shape:
-            raise ValueError(f"ids/logprobs must be (B, T, k={self.k}), got {tuple(ids.shape)}, {tuple(logprobs.shape)}")
+            raise ValueError(f"ids/logprobs must be (B, T, k={self.k}), "
+                             f"got {tuple(ids.shape)}, {tuple(logprobs.shape)}")
         lp = logprobs.float()
         if tail is None:
             tail = torch.log1p(-lp.exp().sum(-1).clamp(max=1.0))

@@ -111,7 +111,10 @@ def skew_kl(s_lp: torch.Tensor, t_lp: torch.Tensor, alpha: float = 0.1) -> torch
 
 
 def skew_reverse_kl(s_lp: torch.Tensor, t_lp: torch.Tensor, alpha: float = 0.1) -> torch.Tensor:
-    r"""Skew reverse KL (DistiLLM): $$\mathrm{KL}\big(q\,\|\,(1-\alpha) p + \alpha q\big)$$; ``alpha = 0`` is reverse KL."""
+    r"""Skew reverse KL (DistiLLM): $$\mathrm{KL}\big(q\,\|\,(1-\alpha) p + \alpha q\big)$$
+
+    ``alpha = 0`` is reverse KL.
+    """
     log_m = torch.logsumexp(torch.stack([t_lp + _log(1 - alpha), s_lp + _log(alpha)]), dim=0)
     return F.kl_div(log_m, s_lp, reduction="none", log_target=True).sum(-1)
 
@@ -534,8 +537,9 @@ class ChunkedDistillLoss:
     computed in the forward pass (analytic formulas, checked against autograd in the tests), so
     the peak extra memory is three or four (chunk, V) buffers, reused across chunks, plus the
     (V, H) weight gradient; backward only scales the stored gradients. ``teacher_logits`` may be a
-    shifted view such as ``logits[:, :-1]``: its rows are read in place, not copied. Compute is in fp32 (fp64 when ``h`` is fp64); bf16 inputs are upcast
-    per chunk. The teacher is frozen: no gradient flows to any teacher tensor.
+    shifted view such as ``logits[:, :-1]``: its rows are read in place, not copied. Compute is in
+    fp32 (fp64 when ``h`` is fp64, and also under autocast); bf16 inputs are upcast per chunk. The
+    teacher is frozen: no gradient flows to any teacher tensor.
 
     Call with exactly one teacher source (none when ``kd_weight == 0``):
         student_hidden (B, T, H) | (N, H); student_weight (V, H); labels (B, T) | (N,);
