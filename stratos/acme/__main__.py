@@ -2,7 +2,7 @@
 
 Composes the real config tree with `strategy=acme cloud=edge` (plus your overrides, e.g.
 `strategy.acme.engine.kind=inline seed=1 strategy.acme.backbone.family=llama`), runs
-`stratos.acme.stage.run` in `<out>/acme/`, writes its manifest, prints the tables. User mistakes
+`stratos.acme.stage.run` in `<out>/acme/`, writes its manifest, logs the tables. User mistakes
 print one line and exit 2.
 """
 
@@ -50,8 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     artifacts.write_json(artifacts.join(ctx.out_dir, artifacts.MANIFEST_NAME), artifacts.asdict_manifest(manifest))
-    with open(artifacts.local_path(artifacts.join(ctx.out_dir, "report.txt"))) as f:
-        print(f.read())
+    print(f"acme: tables in {artifacts.join(ctx.out_dir, 'report.txt')}, everything measured in report.json")
     return 0
 
 
