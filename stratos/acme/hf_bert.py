@@ -17,7 +17,7 @@ from torch import nn
 from transformers import (AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForSequenceClassification,
                           BertConfig)
 from transformers.models.bert.modeling_bert import (BertForMaskedLM, BertForSequenceClassification, BertModel,
-                                                    BertPreTrainedModel, BertSelfAttention)
+                                                    BertSelfAttention)
 
 
 class StratosBertConfig(BertConfig):
