@@ -351,7 +351,7 @@ def register_configs() -> None:
 
 
 # ---------------------------------------------------------------- value checks
-STAGES = ("plan", "data", "distill", "evaluate", "export", "report")
+STAGES = ("plan", "data", "distill", "evaluate", "export", "acme", "report")
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:

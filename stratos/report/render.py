@@ -29,6 +29,10 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
         ("ONNX max |logit diff|", _fmt(r["export"].get("onnx_max_abs_diff"))),
         ("timings (s)", ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())),
     ]
+    acme = r.get("acme") or {}
+    if acme:  # strategy=acme replaces the student rows with the edge loop's headline figures
+        rows += [(f"acme {k}", _fmt(acme[k])) for k in ("test/acc_acme", "test/acc_fedavg", "test/acc_shared",
+                                                        "bytes/ratio", "bytes/uplink_ratio") if k in acme]
     return rows
 
 
@@ -64,6 +68,10 @@ def markdown(r: dict, plot: str | None) -> str:
     dist = r["metrics"].get("distill") or {}
     if dist:
         out += ["", "## Training", "", *[f"- {k}: {_fmt(v)}" for k, v in dist.items()]]
+    acme = r.get("acme") or {}
+    if acme:
+        out += ["", "## Edge customisation (ACME)", "", "| metric | value |", "|---|---|"]
+        out += [f"| {k} | {_fmt(v)} |" for k, v in sorted(acme.items()) if not isinstance(v, (dict, list))]
     if r.get("ledger"):
         out += ["", "## Ledger: planner estimate vs measured", "", "| quantity | estimated | actual | ratio |",
                 "|---|---|---|---|"]
