@@ -39,7 +39,7 @@ def test_every_task_composes_and_validates(task, tmp_path):
 def test_defaults_are_the_offline_ones(tmp_path):
     cfg = compose_cfg(["+task=mahjong"], tmp_path)
     assert (cfg.teacher.name, cfg.student.name, cfg.strategy.name, cfg.deploy.name) == (
-        "mahjong_engine", "tiny_llama", "auto", "onnx")
+        "task_engine", "tiny_llama", "auto", "onnx")
     assert cfg.student.name_or_path is None  # built from config, tokenizer trained locally
 
 

@@ -34,9 +34,9 @@ log = logging.getLogger("stratos")
 
 
 def build_teacher(cfg: DictConfig):
-    if cfg.teacher.kind == "engine" and cfg.teacher.name.split("_")[0] != cfg.task.name:
+    if cfg.teacher.kind == "engine" and cfg.teacher.name not in ("task_engine", f"{cfg.task.name}_engine"):
         raise UserError(f"invalid value for 'teacher': {cfg.teacher.name!r} is the rules engine of another task "
-                        f"(allowed for +task={cfg.task.name}: an hf or openai teacher, or {cfg.task.name}_engine)")
+                        f"(allowed for +task={cfg.task.name}: task_engine, or an hf or openai teacher)")
     return instantiate(cfg.teacher, _convert_="all")
 
 
