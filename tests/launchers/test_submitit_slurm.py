@@ -47,6 +47,25 @@ def wait_for_line(path: str, line: str, timeout: float) -> None:
         time.sleep(0.1)
 
 
+def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 180) -> str:
+    """Wait until `job_id` is back in the queue and its old incarnation is cleaned up, then start it.
+
+    Slurm holds a requeued job for ~2 min (EligibleTime = now + 121 s, hard-wired in slurmctld) so
+    that the node finishes tearing down the old incarnation; an admin's "start now" keeps the tests
+    short, but only once the node is idle again (starting earlier makes the new batch step fail).
+    """
+    deadline = time.time() + timeout
+    while True:
+        show = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
+        node = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout.split()
+        if "JobState=PENDING" in show and node and all(n == "idle" for n in node):
+            break
+        assert time.time() < deadline and alive.poll() is None, f"job was not requeued:\n{show}\nnode: {node}"
+        time.sleep(0.5)
+    subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
+    return show
+
+
 def test_sweep_is_one_array_job(slurm_cluster, tmp_path):
     p = multirun(tmp_path, "seed=0,1", "steps=4")
     out, _ = p.communicate(timeout=300)
@@ -67,15 +86,8 @@ def test_usr1_mid_training_requeues_and_resumes_exactly(slurm_cluster, tmp_path)
     wait_for_line(log, "step=12", timeout=180)
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
 
-    # Slurm holds a requeued job for ~2 min (EligibleTime = now + 121 s, hard-wired in slurmctld);
-    # once it is back in the queue, an admin's "start now" keeps this test short.
-    deadline = time.time() + 120
-    while "JobState=PENDING" not in (show := subprocess.run(["scontrol", "show", "job", job_id],
-                                                            capture_output=True, text=True).stdout):
-        assert time.time() < deadline and p.poll() is None, f"job was not requeued:\n{show}"
-        time.sleep(0.5)
+    show = start_requeued_now(job_id, p)
     assert "Restarts=1" in show
-    subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
 
     out, _ = p.communicate(timeout=300)
     assert p.returncode == 0, out[-3000:]
@@ -136,12 +148,7 @@ def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
         time.sleep(0.1)
     time.sleep(0.2)  # between two checkpoints
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
-    deadline = time.time() + 180
-    while "JobState=PENDING" not in (show := subprocess.run(["scontrol", "show", "job", job_id],
-                                                            capture_output=True, text=True).stdout):
-        assert time.time() < deadline and p.poll() is None, f"job was not requeued:\n{show}"
-        time.sleep(0.5)
-    subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
+    start_requeued_now(job_id, p)
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 0, out[-3000:]
     run = next(sweep.rglob("config.yaml")).parent
