@@ -75,7 +75,7 @@ def reference(tmp_path_factory):
     return results(root)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGUSR1, signal.SIGTERM], ids=["USR1", "TERM"])
 def test_signal_mid_distill_then_rerun_gives_the_same_model(tmp_path, reference, sig):
     rc, log = stratos(tmp_path, sig)
     assert rc == EXIT_PREEMPTED, log[-3000:]
