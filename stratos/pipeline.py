@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -139,8 +140,56 @@ def load_done(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
     return done
 
 
+def process_rank() -> int:
+    """This process's rank in a multi-process (DDP) training job; 0 when there is one process.
+
+    Lightning re-launches the whole CLI for ranks > 0 (LOCAL_RANK), and a multi-task Slurm job starts
+    it once per task (SLURM_PROCID with SLURM_NTASKS > 1).
+    """
+    rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    if int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1:
+        rank = max(rank, int(os.environ.get("SLURM_PROCID", "0") or 0))
+    return rank
+
+
+def _wait_for_manifest(cfg: DictConfig, name: str, run_dir: str, done: dict[str, Manifest],
+                       timeout_s: float = 6 * 3600) -> Manifest:
+    spec = SPECS[name]
+    inputs = {k: done[k] for k in (*spec.needs, *spec.uses) if k in done}
+    h = stage_hash(cfg, name, inputs)
+    url = artifacts.join(run_dir, name, artifacts.MANIFEST_NAME)
+    t0 = time.time()
+    while time.time() - t0 < timeout_s:
+        if artifacts.exists(url):
+            m = Manifest.load(url)
+            if m.config_hash == h:
+                return m
+        time.sleep(1.0)
+    raise TimeoutError(f"rank {process_rank()}: rank 0 never finished stage '{name}'")
+
+
+def run_follower(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
+    """Ranks > 0 of a DDP job: take rank 0's finished stages, join the distill training, write nothing.
+
+    Only rank 0 writes manifests, so a stage is never marked done by a process that did not save
+    its outputs (the model is saved on the global-zero rank only).
+    """
+    done: dict[str, Manifest] = {}
+    for name in stage_order(cfg):
+        if name == "distill":
+            spec = SPECS[name]
+            inputs = {k: done[k] for k in (*spec.needs, *spec.uses) if k in done}
+            ctx = StageContext(run_dir=run_dir, stage=name, config_hash=stage_hash(cfg, name, inputs), inputs=inputs)
+            importlib.import_module(spec.module).run(cfg, ctx)
+            return done
+        done[name] = _wait_for_manifest(cfg, name, run_dir, done)
+    return done
+
+
 def run_pipeline(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
     """Run the requested stages in order; returns every stage's manifest."""
+    if process_rank() > 0:
+        return run_follower(cfg, run_dir)
     done: dict[str, Manifest] = {}
     previous = load_done(cfg, run_dir)
     order = stage_order(cfg)

@@ -15,6 +15,7 @@ import logging
 import time
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -75,6 +76,8 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
 
     tr = cfg.trainer
     per_device = max(1, int(tr.batch_size) // max(1, int(tr.devices)))
+    val_loader = torch.utils.data.DataLoader(  # plain and unpadded: exact val loss also under DDP
+        val_ds, batch_size=per_device, shuffle=False, collate_fn=collate(student.tokenizer.pad_token_id))
     # ResumableLoader: the data order is a function of (seed, epoch, batches done), so a resumed or
     # requeued run sees exactly the batches an uninterrupted one would; under DDP each rank gets its
     # slice of the same global batch (so DDP reproduces the 1-process loss curve)
@@ -90,7 +93,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     if resume:
         log.info("resuming distill from %s", resume)
     t0 = time.time()
-    trainer.fit(module, make_loader(train_ds, True), make_loader(val_ds, False), ckpt_path=resume)
+    trainer.fit(module, make_loader(train_ds, True), val_loader, ckpt_path=resume)
     seconds = time.time() - t0
 
     metrics = {
