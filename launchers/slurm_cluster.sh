@@ -208,7 +208,9 @@ partition_up() {
 
 cmd_start() {
   command -v slurmctld >/dev/null || die "slurm is not installed: run '$0 install' (as root) first"
-  if alive "$(pid_of slurmctld)" && alive "$(pid_of slurmd)" && partition_up; then
+  # Up means usable: with accounting on, sacct must answer too (a dead mariadb makes submitit hang).
+  if alive "$(pid_of slurmctld)" && alive "$(pid_of slurmd)" && partition_up \
+      && { [ "$ACCOUNTING" != 1 ] || sacct -n -X -S now >/dev/null 2>&1; }; then
     log "already running: partition '$PARTITION' up"; return 0
   fi
   need_root "start the Slurm daemons"

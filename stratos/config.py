@@ -108,7 +108,7 @@ class AlignmentConfig:
     alpha: float = 0.1  # skew KL mixture
     hidden_weight: float = 0.0
     top_k: int = 0  # >0: KD from the offline top-k logprob store
-    chunk_size: int = 1024
+    chunk_size: int = 0  # 0 = auto (~32 MiB per (chunk, V) buffer)
     verify: bool = True  # sequence KD: keep a teacher rationale only if the task's verifier accepts it
     n_samples: int = 4  # sequence KD: draws per item for rejection sampling (greedy teachers get 1)
 

@@ -41,7 +41,7 @@ class DistillModule(L.LightningModule):
         self.loss_fn = ChunkedDistillLoss(
             loss=alignment.get("loss", "forward_kl"), temperature=float(alignment.get("temperature", 2.0)),
             kd_weight=self.kd_weight, beta=float(alignment.get("beta", 0.5)), alpha=float(alignment.get("alpha", 0.1)),
-            chunk_size=int(alignment.get("chunk_size", 1024)),
+            chunk_size=int(alignment.get("chunk_size", 0)),
         )
         self.hidden_proj = None
         if self.hidden_weight > 0 and teacher is not None:

@@ -69,6 +69,7 @@ def die_hard() -> None:
     os.kill(os.getpid(), signal.SIGKILL)  # no result file can be written
 
 
+@pytest.mark.timeout(240)  # a broken accounting DB would make job.result() wait forever: fail instead
 def test_job_killed_hard_fails_instead_of_hanging(slurm_cluster, tmp_path):
     """Why accounting is on by default: without sacct submitit would wait for this job forever."""
     import submitit
