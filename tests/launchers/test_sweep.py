@@ -99,7 +99,7 @@ def test_stratos_sweep_on_slurm_gathers_every_job(slurm_cluster, tmp_path):
     """`python -m stratos -m ... hydra/launcher=stratos_slurm`: a Slurm array, then one summary."""
     r = subprocess.run([sys.executable, "-m", "stratos", "-m", *SMALL, "student.arch.hidden=32,64",
                         "hydra/launcher=stratos_slurm", f"hydra.sweep.dir={tmp_path}",
-                        "+hydra.callbacks.sweep_summary._target_=stratos.sweep.SweepSummary"],
+                        "++hydra.callbacks.sweep_summary._target_=stratos.sweep.SweepSummary"],
                        capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     s = json.loads((tmp_path / "sweep_summary.json").read_text())
