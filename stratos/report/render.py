@@ -15,7 +15,7 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
     sel = r["plan"].get("selected") or {}
     st, m = r["strategy"], r["metrics"]
     rows = [
-        ("task", r["task"]),
+        ("task", r["task"] + (" (synthetic data)" if (r.get("data") or {}).get("synthetic") else "")),
         ("plan: selected", ", ".join(f"{k}={sel[k]}" for k in ("server", "teacher", "student", "strategy") if k in sel)
          or "—"),
         ("plan: candidates / pareto", f"{_fmt(r['plan'].get('candidates'))} / {_fmt(r['plan'].get('pareto'))}"),

@@ -31,8 +31,11 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
     dm = inputs["distill"].metrics if "distill" in inputs else {}
     ev = inputs["evaluate"].metrics if "evaluate" in inputs else {}
     ex = inputs["export"].metrics if "export" in inputs else {}
+    stats = _read(inputs.get("data"), "stats.json", {})
     report = {
         "task": cfg.task.name,
+        "data": {"synthetic": stats.get("synthetic"), "difficulty": stats.get("difficulty"),
+                 **{k.split("/", 1)[1]: v for k, v in (inputs["data"].metrics if "data" in inputs else {}).items()}},
         "plan": {
             "selected": plan.get("selected"),
             "candidates": plan.get("candidates"),
