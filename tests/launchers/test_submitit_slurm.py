@@ -107,8 +107,8 @@ def test_usr1_mid_training_requeues_and_resumes_exactly(slurm_cluster, tmp_path)
 
 
 STRATOS_SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=16", "task.n_test=8",
-                 "evaluate.n_latency=2", "evaluate.max_new_tokens=48", "strategy.probe_n=4", "trainer.max_steps=40",
-                 "trainer.checkpoint_every_n_steps=5", "pipeline.stages=[data,distill,evaluate]"]
+                 "evaluate.n_latency=2", "evaluate.max_new_tokens=48", "strategy.probe_n=4", "trainer.max_steps=400",
+                 "trainer.checkpoint_every_n_steps=25", "pipeline.stages=[data,distill,evaluate]"]
 
 
 def distill_uses_faults() -> bool:
