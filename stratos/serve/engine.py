@@ -20,6 +20,7 @@ in an incomplete UTF-8 character, is held back until it is safe, so streamed del
 
 from __future__ import annotations
 
+import abc
 import json
 import os
 import threading
@@ -75,7 +76,7 @@ def sample(logits: np.ndarray, p: SamplingParams, rng: np.random.Generator) -> i
     return int(rng.choice(len(probs), p=probs))
 
 
-class Engine:
+class Engine(abc.ABC):
     """Shared decoding loop; backends implement `_start` (prefill) and `_step` (one cached step)."""
 
     backend = "base"
@@ -92,11 +93,13 @@ class Engine:
         self.eos_ids = _eos_ids(model_dir, tokenizer)
         self.token_bytes = token_bytes_fn(tokenizer)
 
-    def _start(self, prompt_ids: Sequence[int]):  # -> (logits (V,), state)
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _start(self, prompt_ids: Sequence[int]):  # -> (logits (V,), state); each backend implements it
+        ...
 
+    @abc.abstractmethod
     def _step(self, token: int, state):  # -> (logits (V,), state)
-        raise NotImplementedError
+        ...
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
