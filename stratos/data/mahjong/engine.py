@@ -23,32 +23,28 @@ def is_complete(counts14: Sequence[int], variant: str) -> bool:
     return Shanten.calculate_shanten(list(counts14), use_chiitoitsu=riichi, use_kokushi=riichi) == Shanten.AGARI_STATE
 
 
-def engine_winning_tiles(counts: Sequence[int], variant: str = "basic") -> list[int]:
-    """Add each kind in turn (skipping kinds held 4 times: no fifth copy exists) and ask Shanten."""
+def _waits(counts: Sequence[int], complete) -> list[int]:
+    """Kinds whose addition makes `complete(hand)` true; kinds held 4 times are skipped (no fifth copy)."""
     h = list(counts)
     out = []
     for k in range(N_KINDS):
         if h[k] >= 4:
             continue
         h[k] += 1
-        if is_complete(h, variant):
+        if complete(h):
             out.append(k)
         h[k] -= 1
     return out
+
+
+def engine_winning_tiles(counts: Sequence[int], variant: str = "basic") -> list[int]:
+    """Add each kind in turn (skipping kinds held 4 times: no fifth copy exists) and ask Shanten."""
+    return _waits(counts, lambda h: is_complete(h, variant))
 
 
 def agari_winning_tiles(counts: Sequence[int]) -> list[int]:
     """Riichi waits by the engine's independent `Agari.is_agari` (checks all three shapes)."""
-    h = list(counts)
-    out = []
-    for k in range(N_KINDS):
-        if h[k] >= 4:
-            continue
-        h[k] += 1
-        if Agari.is_agari(h):
-            out.append(k)
-        h[k] -= 1
-    return out
+    return _waits(counts, Agari.is_agari)
 
 
 def engine_solve(counts: Sequence[int], variant: str = "basic", tiles: Sequence[int] | None = None) -> list[Wait]:
