@@ -92,6 +92,7 @@ class StudentConfig:
     name_or_path: Optional[str] = None  # None => build from `arch` with a locally trained tokenizer
     arch: ArchConfig = field(default_factory=ArchConfig)
     tokenizer_vocab: int = 384  # size of the locally trained BPE (only when name_or_path is None)
+    tokenizer_from: str = "auto"  # built student: auto (a white-box teacher's, else trained) | teacher | train
     dtype: str = "float32"
     peft: PeftConfig = field(default_factory=PeftConfig)
     card: ModelCard = field(default_factory=ModelCard)
@@ -400,6 +401,14 @@ def validate(cfg: DictConfig) -> None:
     _check(0.0 <= float(s.alignment.kd_weight) <= 1.0, "strategy.alignment.kd_weight", s.alignment.kd_weight,
            "0 <= weight <= 1")
     _check(float(s.alignment.temperature) > 0, "strategy.alignment.temperature", s.alignment.temperature, "> 0")
+    _check(cfg.student.tokenizer_from in ("auto", "teacher", "train"), "student.tokenizer_from",
+           cfg.student.tokenizer_from, "auto, teacher, train")
+    _check(int(s.alignment.top_k) >= 0, "strategy.alignment.top_k", s.alignment.top_k,
+           "an integer >= 0 (0 = live teacher)")
+    _check(int(s.alignment.top_k) == 0 or s.alignment.mode in ("auto", "logit"), "strategy.alignment.mode",
+           s.alignment.mode, "auto or logit when top_k > 0 (the top-k store holds logits, not hidden states)")
+    _check(int(s.alignment.top_k) == 0 or s.alignment.loss == "forward_kl", "strategy.alignment.loss",
+           s.alignment.loss, "forward_kl when top_k > 0 (the other losses need the full teacher distribution)")
     _check(cfg.student.peft.method in ("none", "lora"), "student.peft.method", cfg.student.peft.method, "none, lora")
     bad = [x for x in cfg.pipeline.stages if x not in STAGES]
     _check(not bad and len(cfg.pipeline.stages) > 0, "pipeline.stages", list(cfg.pipeline.stages),

@@ -111,18 +111,35 @@ class ExampleDataset(torch.utils.data.Dataset):
         return max((len(x[0]) for x in self.items), default=0)
 
 
-def collate(pad_id: int):
-    """Right-pad a batch: input_ids (B, T), attention_mask (B, T), labels (B, T) with -100 on padding."""
+class WithIndex(torch.utils.data.Dataset):
+    """Items as (input_ids, labels, dataset index): KD from the offline top-k store looks rows up by index."""
 
-    def fn(batch: list[tuple[list[int], list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(ids) for ids, _ in batch)
+    def __init__(self, dataset: ExampleDataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[list[int], list[int], int]:
+        return (*self.dataset[i], i)
+
+
+def collate(pad_id: int):
+    """Right-pad a batch: input_ids (B, T), attention_mask (B, T), labels (B, T) with -100 on padding,
+    plus index (B,) when the items carry their dataset index (see :class:`WithIndex`)."""
+
+    def fn(batch: list[tuple]) -> dict[str, torch.Tensor]:
+        width = max(len(item[0]) for item in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (ids, lab) in enumerate(batch):
+        for r, (ids, lab, *_) in enumerate(batch):
             input_ids[r, : len(ids)] = torch.tensor(ids)
             labels[r, : len(lab)] = torch.tensor(lab)
             mask[r, : len(ids)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        out = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+        if len(batch[0]) == 3:
+            out["index"] = torch.tensor([item[2] for item in batch], dtype=torch.long)
+        return out
 
     return fn

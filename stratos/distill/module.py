@@ -6,6 +6,8 @@ Per batch (B sequences of T tokens, vocabulary V, student width H):
   labels shifted by one      -> position t predicts token t+1; -100 = no loss
   sequence / labels / injection: loss = CE (per-token mean over supervised tokens)
   logit:  loss = (1 - w) * CE + w * KD(student || teacher, T)  (both per-token means; chunked over tokens)
+          the teacher is live (a forward per batch) or, with `topk`, its stored top-k log-probs
+          looked up by the batch's dataset indices (stratos/distill/teacher_store.py)
   hidden: adds hidden_weight * MSE(proj(teacher hidden), student hidden) over supervised positions
 """
 
@@ -28,10 +30,11 @@ def lm_parts(model):
 
 class DistillModule(L.LightningModule):
     def __init__(self, student, mode: str, alignment: dict, lr: float, weight_decay: float, warmup_steps: int,
-                 max_steps: int, teacher=None) -> None:
+                 max_steps: int, teacher=None, topk: dict | None = None) -> None:
         super().__init__()
         self.student = student
         self._teacher = [teacher]  # a list keeps the frozen teacher out of state_dict and checkpoints
+        self.topk = dict(topk or {})  # split ("train" | "val") -> TopKReader of the offline teacher
         self.mode = mode
         self.lr, self.weight_decay, self.warmup_steps, self.max_steps = lr, weight_decay, warmup_steps, max_steps
         self.kd_weight = float(alignment.get("kd_weight", 0.5)) if mode in ("logit", "hidden") else 0.0
@@ -54,21 +57,25 @@ class DistillModule(L.LightningModule):
     def teacher(self):
         return self._teacher[0]
 
-    def losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(self, batch: dict[str, torch.Tensor], split: str = "train") -> dict[str, torch.Tensor]:
         base, head = lm_parts(self.student)
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
         hidden = hidden.last_hidden_state[:, :-1]  # (B, T-1, H): position t predicts token t+1
         labels = batch["labels"][:, 1:]  # (B, T-1)
-        teacher_logits = t_hidden = None
-        if self.mode in ("logit", "hidden") and self.teacher is not None:
+        teacher_logits = t_hidden = teacher_topk = None
+        if self.mode == "logit" and split in self.topk:
+            T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
+            rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)
+            teacher_topk = tuple(x[:, :-1].to(hidden.device) for x in rows.as_tuple())
+        elif self.mode in ("logit", "hidden") and self.teacher is not None:
             t_logits, t_hid = self.teacher.logits_and_hidden(batch["input_ids"], batch["attention_mask"])
             teacher_logits, t_hidden = t_logits[:, :-1], t_hid[:, :-1]
-        out = self.loss_fn(hidden, head.weight, labels, teacher_logits=teacher_logits)
+        out = self.loss_fn(hidden, head.weight, labels, teacher_logits=teacher_logits, teacher_topk=teacher_topk)
         if self.hidden_proj is not None and t_hidden is not None:
             mask = (labels != -100).unsqueeze(-1).to(hidden.dtype)  # (B, T-1, 1)
             mse = ((self.hidden_proj(t_hidden) - hidden) ** 2 * mask).sum() / (mask.sum() * hidden.shape[-1]).clamp(min=1)
-            out["hidden_mse"] = mse
             out["loss"] = out["loss"] + self.hidden_weight * mse
+            out["hidden_mse"] = mse.detach()
         return out
 
     def training_step(self, batch, batch_idx):
@@ -77,10 +84,10 @@ class DistillModule(L.LightningModule):
         for k in ("ce", "kd", "hidden_mse"):
             if k in out:
                 self.log(f"train/{k}", out[k])
-        return out["loss"]
+        return out  # "loss" is optimised; the detached parts reach the loss curve (trainer.LossCurve)
 
     def validation_step(self, batch, batch_idx):
-        out = self.losses(batch)
+        out = self.losses(batch, "val")
         self.log("val/loss", out["loss"], prog_bar=True, sync_dist=True)
         self.log("val/ce", out["ce"], sync_dist=True)
 

@@ -6,6 +6,8 @@ Outputs:
   strategy.json     the decision: name, mode, reason, teacher probe accuracy, features, refusals
   preflight.json    vocab / context / memory checks
   train_log.jsonl   loss curve (step, loss, lr) for reports and DDP/resume comparisons
+  topk_store.json   with strategy.alignment.top_k > 0: where the teacher's top-k log-probs live
+                    (shared cache, see stratos/distill/teacher_store.py) and their bytes/token
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from omegaconf import DictConfig
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.stage import build_task
-from stratos.distill.examples import ExampleDataset, collate, corpus_texts, supervised_texts
+from stratos.distill.examples import ExampleDataset, WithIndex, collate, corpus_texts, supervised_texts
 from stratos.distill.module import DistillModule
 from stratos.distill.preflight import run_preflight
+from stratos.distill.teacher_store import open_topk_store
 from stratos.distill.trainer import build_trainer
 from stratos.faults.checkpoints import latest_checkpoint
 from stratos.faults.loader import ResumableLoader
@@ -52,7 +55,9 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
 
     # the student's tokenizer is trained on what it will read and write (questions, rationales, rules)
     texts = [r["question"] for r in train_rows] + [task.rationale(r) for r in train_rows[:2000]] + [task.corpus()]
-    student = instantiate(cfg.student, train_texts=texts, seed=int(cfg.seed), _convert_="all")
+    white_box = "logits" in getattr(teacher, "capabilities", ())
+    student = instantiate(cfg.student, train_texts=texts, seed=int(cfg.seed), _convert_="all",
+                          teacher_tokenizer=getattr(teacher, "tokenizer", None) if white_box else None)
     pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
     decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason)
     ctx.write_json("strategy.json", decision.as_dict())
@@ -75,6 +80,19 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     ctx.write_json("preflight.json", pf.as_dict())
 
     tr = cfg.trainer
+    topk, topk_stats = {}, {}
+    if int(al.top_k) > 0 and decision.mode == "logit":
+        # offline teacher: its top-k log-probs for these exact token sequences, computed once per
+        # (teacher weights, data, k, T) and shared by every run of a sweep; no teacher forward in training
+        for split, ds in (("train", train_ds), ("val", val_ds)):
+            topk[split], topk_stats[split] = open_topk_store(
+                teacher, ds, cache_root=cfg.paths.cache, k=int(al.top_k), temperature=float(al.temperature),
+                pad_id=student.tokenizer.pad_token_id, batch_size=int(tr.batch_size), what=split)
+        ctx.write_json("topk_store.json", topk_stats)
+        train_ds, val_ds = WithIndex(train_ds), WithIndex(val_ds)
+    elif int(al.top_k) > 0:
+        log.warning("strategy.alignment.top_k=%d unused: the decided mode is %s, not logit KD", int(al.top_k),
+                    decision.mode)
     per_device = max(1, int(tr.batch_size) // max(1, int(tr.devices)))
     val_loader = torch.utils.data.DataLoader(  # plain and unpadded: exact val loss also under DDP
         val_ds, batch_size=per_device, shuffle=False, collate_fn=collate(student.tokenizer.pad_token_id))
@@ -86,7 +104,8 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         collate_fn=collate(student.tokenizer.pad_token_id), num_workers=int(tr.num_workers))
     module = DistillModule(student.model, decision.mode, dict(cfg.strategy.alignment), lr=float(tr.lr),
                            weight_decay=float(tr.weight_decay), warmup_steps=int(tr.warmup_steps),
-                           max_steps=int(tr.max_steps), teacher=teacher if decision.mode in ("logit", "hidden") else None)
+                           max_steps=int(tr.max_steps), topk=topk,
+                           teacher=teacher if decision.mode in ("logit", "hidden") and not topk else None)
     ckpt_dir = ctx.local_dir("checkpoints")
     trainer, curve = build_trainer(cfg, ckpt_dir, ctx.path("train_log.jsonl"))
     resume = latest_checkpoint(ckpt_dir)
@@ -111,6 +130,10 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         "strategy/kept": seq_stats.get("kept"),
         "strategy/rejected": seq_stats.get("rejected"),
     }
+    if topk_stats:
+        metrics["distill/topk/bytes_per_token"] = topk_stats["train"]["bytes_per_token"]
+        metrics["distill/topk/written"] = topk_stats["train"]["written"]
+        metrics["distill/topk/seconds"] = topk_stats["train"]["seconds"] + topk_stats["val"]["seconds"]
     if trainer.is_global_zero:
         if student.peft_method == "lora":  # for multi-LoRA serving: the adapter and its base, before merging
             student.model.save_pretrained(ctx.local_dir("adapter"))

@@ -28,7 +28,8 @@ warnings.filterwarnings("ignore", message=".*modules in eval mode.*")
 
 
 class LossCurve(Callback):
-    """Keeps (step, loss, lr) every `every` steps and the number of real tokens trained on.
+    """Keeps (step, loss, lr, + ce / kd / hidden_mse when the step reports them) every `every`
+    steps and the number of real tokens trained on.
 
     The curve is written atomically whenever a checkpoint is saved and when training ends, so a
     resumed run continues the same curve (entries after the resumed step are dropped).
@@ -47,9 +48,11 @@ class LossCurve(Callback):
         self.tokens += int(batch["attention_mask"].sum())
         step = trainer.global_step
         if step % self.every == 0 or step == trainer.max_steps:
-            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
             lr = trainer.optimizers[0].param_groups[0]["lr"]
-            self.rows.append({"step": step, "loss": round(float(loss), 6), "lr": lr})
+            row = {"step": step, "loss": round(float(parts["loss"]), 6), "lr": lr}
+            row.update({f"train/{k}": round(float(parts[k]), 6) for k in ("ce", "kd", "hidden_mse") if k in parts})
+            self.rows.append(row)
 
     def last(self, key: str = "train/loss"):
         return self.rows[-1]["loss"] if self.rows else None

@@ -11,6 +11,7 @@ LoRA (PEFT) is applied here when `peft.method == "lora"`; `merged()` folds adapt
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -22,6 +23,7 @@ from stratos.models.hub import load_causal_lm
 from stratos.models.tokenizer import train_tokenizer
 
 FAMILIES = ("llama", "qwen2", "gpt2")
+TOKENIZER_FROM = ("auto", "teacher", "train")
 
 
 @dataclass
@@ -87,8 +89,15 @@ def load_student(
     card: dict | None = None,
     train_texts: Iterable[str] | None = None,
     seed: int = 0,
+    tokenizer_from: str = "auto",
+    teacher_tokenizer: Any = None,
 ) -> StudentBundle:
-    """Build (from `arch`, tokenizer trained on `train_texts`) or load (`name_or_path`) a student."""
+    """Build (from `arch`) or load (`name_or_path`) a student.
+
+    A built student's tokenizer (`tokenizer_from`): `train` trains a BPE on `train_texts`;
+    `teacher` reuses `teacher_tokenizer`; `auto` reuses it when given (a white-box teacher), else
+    trains. Sharing the teacher's vocabulary is what makes logit KD possible for a fresh student;
+    a pretrained student keeps its own tokenizer."""
     peft = dict(peft or {"method": "none"})
     if name_or_path:
         model, tok = load_causal_lm(name_or_path, key="student.name_or_path", dtype=dtype)
@@ -96,9 +105,18 @@ def load_student(
             tok.pad_token = tok.eos_token
         family = (card or {}).get("tokenizer_family", "unknown")
     else:
-        if train_texts is None:
+        if tokenizer_from not in TOKENIZER_FROM:
+            raise UserError(f"invalid value for 'student.tokenizer_from': {tokenizer_from!r} "
+                            f"(allowed: {', '.join(TOKENIZER_FROM)})")
+        if tokenizer_from == "teacher" and teacher_tokenizer is None:
+            raise UserError("invalid value for 'student.tokenizer_from': 'teacher' but the teacher has no tokenizer "
+                            "(allowed: auto or train, or an hf teacher)")
+        if teacher_tokenizer is not None and tokenizer_from in ("auto", "teacher"):
+            tok = copy.deepcopy(teacher_tokenizer)
+        elif train_texts is None:
             raise ValueError("a from-config student needs train_texts to train its tokenizer")
-        tok = train_tokenizer(train_texts, vocab_size=tokenizer_vocab)
+        else:
+            tok = train_tokenizer(train_texts, vocab_size=tokenizer_vocab)
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(arch_config(dict(arch), len(tok), tok))
         model.generation_config.pad_token_id = tok.pad_token_id

@@ -1,0 +1,139 @@
+"""The distill stage with a real white-box teacher: live logit KD, KD from the offline top-k store,
+hidden-state KD and LoRA, through `run_pipeline` on a tiny Mahjong config.
+
+The teacher is itself a Stratos student trained for a few steps here and saved with
+`save_pretrained`, then loaded back by `teacher=tiny_teacher teacher.name_or_path=<dir>`.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from stratos.config import validate
+from stratos.distill.examples import ExampleDataset, TextExample, WithIndex, collate
+from stratos.distill.module import DistillModule
+from stratos.distill.teacher_store import open_topk_store, teacher_fingerprint
+from stratos.errors import UserError
+from stratos.models.teacher import HFTeacher
+from stratos.pipeline import run_pipeline
+from tests.conftest import compose_cfg
+
+SMALL = ["+task=mahjong", "debug=fast", "task.n_train=96", "task.n_val=16", "task.n_test=16", "trainer.max_steps=6",
+         "trainer.batch_size=8", "trainer.val_every_n_steps=6", "trainer.checkpoint_every_n_steps=6"]
+
+
+def run(tmp_path, overrides, name="run"):
+    cfg = compose_cfg([*SMALL, *overrides], tmp_path)
+    validate(cfg)
+    run_dir = tmp_path / name
+    done = run_pipeline(cfg, str(run_dir))
+    return run_dir, done
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory):
+    """A tiny teacher: the default student recipe trained briefly on the task, saved as an HF checkpoint."""
+    root = tmp_path_factory.mktemp("teacher")
+    run_dir, _ = run(root, ["strategy=injection", "pipeline.stages=[data,distill]"])
+    return str(run_dir / "distill" / "model")
+
+
+def kd(teacher_dir, *extra):
+    return ["teacher=tiny_teacher", f"teacher.name_or_path={teacher_dir}", "strategy=alignment",
+            "pipeline.stages=[data,distill]", *extra]
+
+
+def test_live_logit_kd_shares_the_teachers_tokenizer(tmp_path, teacher_dir):
+    run_dir, done = run(tmp_path, kd(teacher_dir))
+    strategy = json.loads((run_dir / "distill" / "strategy.json").read_text())
+    preflight = json.loads((run_dir / "distill" / "preflight.json").read_text())
+    assert strategy["mode"] == "logit" and not strategy["refused"]
+    assert preflight["same_vocab"], preflight["vocab_reason"]  # tokenizer_from=auto took the teacher's
+    logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
+    assert any("train/kd" in r and r["train/kd"] > 0 for r in logged)
+    assert done["distill"].metrics["distill/steps"] == 6
+    assert not (run_dir / "distill" / "topk_store.json").exists()
+
+
+def test_store_kd_writes_once_and_is_shared_across_seeds(tmp_path, teacher_dir):
+    store = ["strategy.alignment.top_k=16"]
+    run_dir, done = run(tmp_path, kd(teacher_dir, *store), "seed0")
+    info = json.loads((run_dir / "distill" / "topk_store.json").read_text())
+    assert info["train"]["written"] and info["train"]["bytes_per_token"] <= 16 * 4 + 2 + 8  # int16 + fp16 + tail
+    assert done["distill"].metrics["distill/topk/written"] is True
+    # another seed, same teacher and data: the store is read, not recomputed
+    run_dir1, done1 = run(tmp_path, kd(teacher_dir, *store, "seed=1"), "seed1")
+    info1 = json.loads((run_dir1 / "distill" / "topk_store.json").read_text())
+    assert not info1["train"]["written"] and info1["train"]["url"] == info["train"]["url"]
+    assert done1["distill"].metrics["distill/steps"] == 6
+    # another k is another store
+    run_dir2, _ = run(tmp_path, kd(teacher_dir, "strategy.alignment.top_k=8"), "k8")
+    assert json.loads((run_dir2 / "distill" / "topk_store.json").read_text())["train"]["url"] != info["train"]["url"]
+
+
+def test_hidden_state_kd_learns_a_projection(tmp_path, teacher_dir):
+    run_dir, done = run(tmp_path, kd(teacher_dir, "strategy.alignment.mode=hidden", "student.arch.hidden=32",
+                                     "student.arch.heads=2", "student.arch.kv_heads=2"))
+    assert json.loads((run_dir / "distill" / "strategy.json").read_text())["mode"] == "hidden"
+    logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
+    assert any("train/hidden_mse" in r for r in logged)
+
+
+def test_lora_student_with_logit_kd_saves_adapter_and_merged_model(tmp_path, teacher_dir):
+    run_dir, _ = run(tmp_path, kd(teacher_dir, "student.peft.method=lora", "student.peft.r=4"))
+    assert (run_dir / "distill" / "adapter" / "adapter_config.json").exists()
+    assert (run_dir / "distill" / "model" / "config.json").exists()
+
+
+@pytest.mark.parametrize("override, needle", [
+    (["strategy.alignment.top_k=8", "strategy.alignment.loss=jsd"], "strategy.alignment.loss"),
+    (["strategy.alignment.top_k=8", "strategy.alignment.mode=hidden"], "strategy.alignment.mode"),
+    (["strategy.alignment.top_k=-1"], "strategy.alignment.top_k"),
+    (["student.tokenizer_from=mine"], "student.tokenizer_from"),
+])
+def test_bad_store_settings_are_user_errors(tmp_path, override, needle):
+    with pytest.raises(UserError, match=needle):
+        validate(compose_cfg([*SMALL, *override], tmp_path))
+
+
+def _batch_and_modules(teacher_dir, k):
+    teacher = HFTeacher("tiny_teacher", teacher_dir)
+    tok = teacher.tokenizer
+    examples = [TextExample(f"1m 2m 3m 4m 5m {n}p", f"Answer: {n}p") for n in range(1, 9)]
+    ds = ExampleDataset(tok, examples, [], 0.0, 64, 0)
+    batch = collate(tok.pad_token_id)([WithIndex(ds)[i] for i in (5, 0, 3, 7)])  # any order, right-padded
+    torch.manual_seed(0)
+    student = HFTeacher("s", teacher_dir).model.train()  # a student with the teacher's vocab
+    for p in student.parameters():
+        p.requires_grad_(True)
+        p.data.add_(0.05 * torch.randn_like(p))
+    align = {"kd_weight": 1.0, "temperature": 2.0}
+    live = DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, teacher=teacher)
+    return teacher, ds, batch, live, align
+
+
+def test_store_loss_equals_live_loss_at_full_k_and_bounds_it_below(tmp_path, teacher_dir):
+    """At k = V the stored top-k KD is the live KD (up to fp16 storage); at k < V it is a lower bound."""
+    teacher, ds, batch, live, align = _batch_and_modules(teacher_dir, 0)
+    V = teacher.model.get_output_embeddings().weight.shape[0]
+    want = live.losses(batch)["kd"].item()
+    losses = {}
+    for k in (V, 8):
+        reader, stats = open_topk_store(teacher, ds, cache_root=str(tmp_path), k=k, temperature=2.0,
+                                        pad_id=teacher.tokenizer.pad_token_id, batch_size=3)
+        stored = DistillModule(live.student, "logit", align, 1e-3, 0.0, 1, 10, topk={"train": reader})
+        losses[k] = stored.losses(batch)["kd"].item()
+    assert losses[V] == pytest.approx(want, rel=2e-3, abs=1e-4)
+    assert losses[8] < want
+
+
+def test_teacher_fingerprint_changes_with_the_weights(teacher_dir):
+    teacher = HFTeacher("tiny_teacher", teacher_dir)
+    before = teacher_fingerprint(teacher)
+    assert teacher_fingerprint(HFTeacher("tiny_teacher", teacher_dir)) == before
+    with torch.no_grad():
+        next(teacher.model.parameters()).add_(1e-3)
+    assert teacher_fingerprint(teacher) != before
