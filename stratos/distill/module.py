@@ -62,15 +62,22 @@ class DistillModule(L.LightningModule):
         hidden = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
         hidden = hidden.last_hidden_state[:, :-1]  # (B, T-1, H): position t predicts token t+1
         labels = batch["labels"][:, 1:]  # (B, T-1)
-        teacher_logits = t_hidden = teacher_topk = None
+        t_hidden, teacher = None, {}  # teacher = the one source the KD loss reads
         if self.mode == "logit" and split in self.topk:
             T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
             rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)
-            teacher_topk = tuple(x[:, :-1].to(hidden.device) for x in rows.as_tuple())
+            teacher["teacher_topk"] = tuple(x[:, :-1].to(hidden.device) for x in rows.as_tuple())
         elif self.mode in ("logit", "hidden") and self.teacher is not None:
-            t_logits, t_hid = self.teacher.logits_and_hidden(batch["input_ids"], batch["attention_mask"])
-            teacher_logits, t_hidden = t_logits[:, :-1], t_hid[:, :-1]
-        out = self.loss_fn(hidden, head.weight, labels, teacher_logits=teacher_logits, teacher_topk=teacher_topk)
+            if getattr(self.teacher, "plain_head", False):
+                # hidden states only: the loss forms teacher logits for supervised rows, chunk by chunk,
+                # so neither the (B, T, V) teacher logits nor prompt/padding rows are ever computed
+                t_hid, t_w, t_b = self.teacher.final_hidden(batch["input_ids"], batch["attention_mask"])
+                t_hidden = t_hid[:, :-1]
+                teacher.update(teacher_hidden=t_hidden, teacher_weight=t_w, teacher_bias=t_b)
+            else:
+                t_logits, t_hid = self.teacher.logits_and_hidden(batch["input_ids"], batch["attention_mask"])
+                teacher["teacher_logits"], t_hidden = t_logits[:, :-1], t_hid[:, :-1]
+        out = self.loss_fn(hidden, head.weight, labels, **teacher)
         if self.hidden_proj is not None and t_hidden is not None:
             mask = (labels != -100).unsqueeze(-1).to(hidden.dtype)  # (B, T-1, 1)
             mse = ((self.hidden_proj(t_hidden) - hidden) ** 2 * mask).sum() / (mask.sum() * hidden.shape[-1]).clamp(min=1)

@@ -73,6 +73,23 @@ class HFTeacher:
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
         return out.logits, out.hidden_states[-1]
 
+    @property
+    def plain_head(self) -> bool:
+        """True when logits = final hidden @ head.weight.T (+ bias): no soft-capping or logit scaling
+        (Gemma 2, Cohere), so KD may form the teacher's logits chunk by chunk from its hidden states."""
+        c = self.model.config
+        return not any(getattr(c, a, None) for a in ("final_logit_softcapping", "logit_scale", "output_multiplier"))
+
+    @torch.no_grad()
+    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        """(final hidden state (B, T, H), head weight (V, H), head bias (V,) | None), without the
+        (B, T, V) logits: the chunked KD loss multiplies only the supervised rows by the head."""
+        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        base = inner.get_decoder() if hasattr(inner, "get_decoder") else inner.base_model
+        head = inner.get_output_embeddings()
+        hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        return hidden, head.weight, getattr(head, "bias", None)
+
 
 def ask(teacher, task: Task, rows: list[dict], rules_in_prompt: bool = False) -> list[TeacherAnswer]:
     """Uniform entry for any teacher (engine, HF, OpenAI-compatible)."""

@@ -137,3 +137,14 @@ def test_teacher_fingerprint_changes_with_the_weights(teacher_dir):
     with torch.no_grad():
         next(teacher.model.parameters()).add_(1e-3)
     assert teacher_fingerprint(teacher) != before
+
+
+def test_live_kd_from_teacher_hidden_states_equals_kd_from_teacher_logits(teacher_dir, monkeypatch):
+    """The fused path (teacher hidden states x head, supervised rows only) is the logits path."""
+    teacher, ds, batch, live, align = _batch_and_modules(teacher_dir, 0)
+    assert teacher.plain_head
+    fused = live.losses(batch)
+    monkeypatch.setattr(HFTeacher, "plain_head", property(lambda self: False))  # force the (B, T, V) logits path
+    full = live.losses(batch)
+    assert fused["kd"].item() == pytest.approx(full["kd"].item(), rel=1e-5)
+    assert fused["loss"].item() == pytest.approx(full["loss"].item(), rel=1e-5)
