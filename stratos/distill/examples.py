@@ -100,6 +100,13 @@ class ExampleDataset(torch.utils.data.Dataset):
             items += [cor[rng.randrange(len(cor))] for _ in range(n_corpus)]
         self.items = items
 
+    @classmethod
+    def from_items(cls, items: list[tuple[list[int], list[int]]]) -> "ExampleDataset":
+        """Already-tokenized (input_ids, labels) pairs (benchmarks, other front ends)."""
+        ds = cls.__new__(cls)
+        ds.items = [(list(ids), list(labels)) for ids, labels in items]
+        return ds
+
     def __len__(self) -> int:
         return len(self.items)
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The distillation evidence table on Mahjong: labels only vs verified rationales without KD vs live
+# logit KD vs KD from the offline top-k store vs knowledge injection, at equal data and steps, over
+# several seeds, from a stronger tiny teacher trained first on the task.
+#
+#   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 5 conditions x 3 seeds x 600 steps
+#   STEPS=300 SEEDS="0 1" bash launchers/kd_evidence.sh
+#   OUT=/data/kd TEACHER=/path/to/hf/model bash launchers/kd_evidence.sh   # reuse a teacher
+#
+# Jobs run PARALLEL at a time (default 2), one torch thread each. Every run is a normal Stratos run
+# (resumable: re-running skips finished stages); the table is printed by
+# `python -m stratos.distill.evidence $OUT/runs` and saved as $OUT/evidence.md.
+set -euo pipefail
+OUT=${OUT:-outputs/kd_evidence}
+STEPS=${STEPS:-600}
+SEEDS=${SEEDS:-"0 1 2"}
+PARALLEL=${PARALLEL:-2}
+TEACHER_STEPS=${TEACHER_STEPS:-3000}
+PY=${PYTHON:-python}
+mkdir -p "$OUT/runs"
+
+if [ -z "${TEACHER:-}" ]; then  # the teacher: the default student recipe, trained 5x longer on the same data
+  $PY -m stratos +task=mahjong strategy=alignment trainer.max_steps="$TEACHER_STEPS" trainer.max_minutes=0 \
+    trainer.num_threads=2 paths.output_root="$OUT" hydra.run.dir="$OUT/teacher" \
+    'pipeline.stages=[data,distill,evaluate]'
+  TEACHER="$OUT/teacher/distill/model"
+fi
+
+common=(+task=mahjong teacher=tiny_teacher "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
+        trainer.max_minutes=0 trainer.num_threads=1 trainer.progress_bar=false "paths.output_root=$OUT"
+        'pipeline.stages=[data,distill,evaluate]')
+declare -A cond=(
+  [a_labels_only]="strategy=labels_only"
+  [a2_rationales_no_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.kd_weight=0"
+  [b_live_kd]="strategy=alignment strategy.alignment.mode=logit"
+  [c_store_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.top_k=32"
+  [d_injection]="strategy=injection"
+)
+run_one() {  # name seed
+  local dir="$OUT/runs/$1/seed$2"
+  mkdir -p "$(dirname "$dir")"
+  # shellcheck disable=SC2086  # the condition's overrides are words on purpose
+  if $PY -m stratos "${common[@]}" ${cond[$1]} seed="$2" hydra.run.dir="$dir" > "$dir.log" 2>&1; then
+    echo "done   $1 seed $2"
+  else
+    echo "FAILED $1 seed $2 (see $dir.log)"; return 1
+  fi
+}
+failed=0
+for seed in $SEEDS; do
+  for name in a_labels_only a2_rationales_no_kd b_live_kd c_store_kd d_injection; do
+    while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || failed=1; done
+    echo "start  $name seed $seed"
+    run_one "$name" "$seed" &
+  done
+done
+while [ "$(jobs -rp | wc -l)" -gt 0 ]; do wait -n || failed=1; done
+$PY -m stratos.distill.evidence "$OUT/runs" --teacher "$TEACHER" | tee "$OUT/evidence.md"
+exit $failed
