@@ -6,6 +6,7 @@
 #   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 5 conditions x 3 seeds x 600 steps
 #   STEPS=300 SEEDS="0 1" bash launchers/kd_evidence.sh
 #   OUT=/data/kd TEACHER=/path/to/hf/model bash launchers/kd_evidence.sh   # reuse a teacher
+#   EXTRA="debug=fast task.n_train=256" bash launchers/kd_evidence.sh      # extra overrides for every run
 #
 # Jobs run PARALLEL at a time (default 2), one torch thread each. Every run is a normal Stratos run
 # (resumable: re-running skips finished stages); the table is printed by
@@ -17,18 +18,19 @@ SEEDS=${SEEDS:-"0 1 2"}
 PARALLEL=${PARALLEL:-2}
 TEACHER_STEPS=${TEACHER_STEPS:-3000}
 PY=${PYTHON:-python}
+read -r -a extra <<< "${EXTRA:-}"
 mkdir -p "$OUT/runs"
 
 if [ -z "${TEACHER:-}" ]; then  # the teacher: the default student recipe, trained 5x longer on the same data
   $PY -m stratos +task=mahjong strategy=alignment trainer.max_steps="$TEACHER_STEPS" trainer.max_minutes=0 \
     trainer.num_threads=2 paths.output_root="$OUT" hydra.run.dir="$OUT/teacher" \
-    'pipeline.stages=[data,distill,evaluate]'
+    'pipeline.stages=[data,distill,evaluate]' "${extra[@]}"
   TEACHER="$OUT/teacher/distill/model"
 fi
 
 common=(+task=mahjong teacher=tiny_teacher "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
         trainer.max_minutes=0 trainer.num_threads=1 trainer.progress_bar=false "paths.output_root=$OUT"
-        'pipeline.stages=[data,distill,evaluate]')
+        'pipeline.stages=[data,distill,evaluate]' "${extra[@]}")
 declare -A cond=(
   [a_labels_only]="strategy=labels_only"
   [a2_rationales_no_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.kd_weight=0"
