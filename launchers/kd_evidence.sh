@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The distillation evidence table on Mahjong: labels only vs verified rationales without KD vs live
-# logit KD vs KD from the offline top-k store vs knowledge injection, at equal data and steps, over
+# logit KD (T=2 and T=1) vs KD from the offline top-k store vs knowledge injection, at equal data and steps, over
 # several seeds, from a stronger tiny teacher trained first on the task.
 #
-#   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 5 conditions x 3 seeds x 600 steps
+#   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 6 conditions x 3 seeds x 600 steps
 #   STEPS=300 SEEDS="0 1" bash launchers/kd_evidence.sh
 #   OUT=/data/kd TEACHER=/path/to/hf/model bash launchers/kd_evidence.sh   # reuse a teacher
 #   EXTRA="debug=fast task.n_train=256" bash launchers/kd_evidence.sh      # extra overrides for every run
@@ -35,6 +35,7 @@ declare -A cond=(
   [a_labels_only]="strategy=labels_only"
   [a2_rationales_no_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.kd_weight=0"
   [b_live_kd]="strategy=alignment strategy.alignment.mode=logit"
+  [b2_live_kd_T1]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.temperature=1.0"
   [c_store_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.top_k=32"
   [d_injection]="strategy=injection"
 )
@@ -50,7 +51,7 @@ run_one() {  # name seed
 }
 failed=0
 for seed in $SEEDS; do
-  for name in a_labels_only a2_rationales_no_kd b_live_kd c_store_kd d_injection; do
+  for name in a_labels_only a2_rationales_no_kd b_live_kd b2_live_kd_T1 c_store_kd d_injection; do
     while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || failed=1; done
     echo "start  $name seed $seed"
     run_one "$name" "$seed" &

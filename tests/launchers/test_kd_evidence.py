@@ -1,4 +1,4 @@
-"""launchers/kd_evidence.sh end to end at toy size: teacher, five conditions, the table."""
+"""launchers/kd_evidence.sh end to end at toy size: teacher, six conditions, the table."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_kd_evidence_launcher_runs_every_condition_and_prints_the_table(tmp_path
                        timeout=600, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     table = (tmp_path / "evidence.md").read_text()
-    for cond in ("a_labels_only", "a2_rationales_no_kd", "b_live_kd", "c_store_kd", "d_injection"):
+    for cond in ("a_labels_only", "a2_rationales_no_kd", "b_live_kd", "b2_live_kd_T1", "c_store_kd", "d_injection"):
         assert f"| {cond} | 1 |" in table, table
     assert "Teacher:" in table
     # the store condition read its teacher from the shared cache
