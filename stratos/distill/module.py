@@ -20,12 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from stratos.distill.losses import ChunkedDistillLoss
-
-
-def lm_parts(model):
-    """(base transformer, LM head) of a causal LM, through a PEFT wrapper if there is one."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return inner.get_decoder() if hasattr(inner, "get_decoder") else inner.base_model, inner.get_output_embeddings()
+from stratos.models.hub import lm_parts
 
 
 class DistillModule(L.LightningModule):

@@ -76,8 +76,10 @@ def open_topk_store(teacher, dataset: ExampleDataset, *, cache_root: str, k: int
     wrote = compute_once(store.url + ".lock", store.exists,
                          lambda: store.write(_teacher_batches(teacher, dataset, pad_id, batch_size, what), vocab))
     seconds = time.time() - t0
-    meta = store.open().meta
-    reader = store.open(preload=meta["data_bytes"] <= PRELOAD_BYTES)
+    reader = store.open()
+    meta = reader.meta
+    if meta["data_bytes"] <= PRELOAD_BYTES:  # small: one read of each array instead of one per batch row
+        reader = TopKReader(store, preload=True)
     log.info("top-k store (%s): %s %s, %d tokens, %.1f bytes/token", what, "wrote" if wrote else "reused",
              store.url, meta["n_tokens"], meta["bytes_per_token"])
     if reader.n_sequences != len(dataset):

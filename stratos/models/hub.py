@@ -15,6 +15,12 @@ from stratos.models.tokenizer import load_tokenizer
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
+def lm_parts(model):
+    """(base transformer, LM head) of a causal LM, through a PEFT wrapper if there is one."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.get_decoder() if hasattr(inner, "get_decoder") else inner.base_model, inner.get_output_embeddings()
+
+
 def load_causal_lm(name_or_path: str, key: str, dtype: str = "float32"):
     """(model, tokenizer) for a causal LM. `key` names the config key for error messages."""
     import torch

@@ -20,7 +20,7 @@ import torch
 
 from stratos.data.task import Task
 from stratos.models.generate import greedy_generate
-from stratos.models.hub import load_causal_lm
+from stratos.models.hub import lm_parts, load_causal_lm
 
 
 @dataclass
@@ -84,9 +84,7 @@ class HFTeacher:
     def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """(final hidden state (B, T, H), head weight (V, H), head bias (V,) | None), without the
         (B, T, V) logits: the chunked KD loss multiplies only the supervised rows by the head."""
-        inner = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        base = inner.get_decoder() if hasattr(inner, "get_decoder") else inner.base_model
-        head = inner.get_output_embeddings()
+        base, head = lm_parts(self.model)
         hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         return hidden, head.weight, getattr(head, "bias", None)
 
