@@ -7,6 +7,7 @@
 #   STEPS=300 SEEDS="0 1" bash launchers/kd_evidence.sh
 #   OUT=/data/kd TEACHER=/path/to/hf/model bash launchers/kd_evidence.sh   # reuse a teacher
 #   EXTRA="debug=fast task.n_train=256" bash launchers/kd_evidence.sh      # extra overrides for every run
+#   CONDITIONS="a_labels_only d_injection" bash launchers/kd_evidence.sh    # a subset of the conditions
 #
 # Jobs run PARALLEL at a time (default 2), one torch thread each. Every run is a normal Stratos run
 # (resumable: re-running skips finished stages); the table is printed by
@@ -17,6 +18,7 @@ STEPS=${STEPS:-600}
 SEEDS=${SEEDS:-"0 1 2"}
 PARALLEL=${PARALLEL:-2}
 TEACHER_STEPS=${TEACHER_STEPS:-3000}
+CONDITIONS=${CONDITIONS:-"a_labels_only a2_rationales_no_kd b_live_kd b2_live_kd_T1 c_store_kd d_injection"}
 PY=${PYTHON:-python}
 read -r -a extra <<< "${EXTRA:-}"
 mkdir -p "$OUT/runs"
@@ -51,7 +53,8 @@ run_one() {  # name seed
 }
 failed=0
 for seed in $SEEDS; do
-  for name in a_labels_only a2_rationales_no_kd b_live_kd b2_live_kd_T1 c_store_kd d_injection; do
+  for name in $CONDITIONS; do
+    [ -n "${cond[$name]+x}" ] || { echo "unknown condition $name (allowed: ${!cond[*]})" >&2; exit 2; }
     while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || failed=1; done
     echo "start  $name seed $seed"
     run_one "$name" "$seed" &

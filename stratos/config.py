@@ -117,7 +117,8 @@ class AlignmentConfig:
 @dataclass
 class InjectionConfig:
     corpus_paths: list[str] = field(default_factory=list)  # extra user documents (fsspec)
-    corpus_weight: float = 0.2
+    corpus_weight: float = 0.2  # share of the loss (and of the rows): (1-w)*SFT mean + w*corpus mean
+    corpus_window: int = 0  # tokens per corpus row; 0 => the longest supervised example (no extra padding)
     rules_in_prompt: bool = True
 
 
@@ -264,6 +265,7 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 200
     num_threads: int = 0  # 0 => torch default
     num_workers: int = 0
+    group_by_length: bool = False  # batches of similar length (less padding); order still seeded + resumable
     progress_bar: bool = True
 
 
@@ -409,6 +411,10 @@ def validate(cfg: DictConfig) -> None:
            s.alignment.mode, "auto or logit when top_k > 0 (the top-k store holds logits, not hidden states)")
     _check(int(s.alignment.top_k) == 0 or s.alignment.loss == "forward_kl", "strategy.alignment.loss",
            s.alignment.loss, "forward_kl when top_k > 0 (the other losses need the full teacher distribution)")
+    _check(0.0 <= float(s.injection.corpus_weight) < 1.0, "strategy.injection.corpus_weight",
+           s.injection.corpus_weight, "0 <= weight < 1 (the corpus' share of the loss)")
+    _check(int(s.injection.corpus_window) >= 0, "strategy.injection.corpus_window", s.injection.corpus_window,
+           "an integer >= 0 (0 = the longest supervised example)")
     _check(cfg.student.peft.method in ("none", "lora"), "student.peft.method", cfg.student.peft.method, "none, lora")
     bad = [x for x in cfg.pipeline.stages if x not in STAGES]
     _check(not bad and len(cfg.pipeline.stages) > 0, "pipeline.stages", list(cfg.pipeline.stages),

@@ -49,6 +49,8 @@ def test_defaults_are_the_offline_ones(tmp_path):
     ("task.variant=hongkong", "task.variant", "basic, riichi"),
     ("task.nontenpai_rate=1.5", "task.nontenpai_rate", "0 <= rate < 1"),
     ("strategy.alignment.kd_weight=2", "strategy.alignment.kd_weight", "0 <= weight <= 1"),
+    ("strategy.injection.corpus_weight=1", "strategy.injection.corpus_weight", "0 <= weight < 1"),
+    ("strategy.injection.corpus_window=-4", "strategy.injection.corpus_window", "an integer >= 0"),
     ("pipeline.stages=[plan,train]", "pipeline.stages", "a non-empty list"),
     ("student.peft.method=qlora", "student.peft.method", "none, lora"),
 ])

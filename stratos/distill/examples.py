@@ -2,7 +2,8 @@
 
 Format of every supervised example (the evaluate stage and the exported model see the same):
     <bos> question \n target <eos>          loss on `target <eos>` only (labels -100 elsewhere)
-Corpus examples (knowledge injection) are plain LM text with the loss on every token.
+Corpus examples (knowledge injection) are plain LM text with the loss on every token, cut into
+token windows no longer than the longest supervised example (so a corpus row never widens a batch).
 
 What `target` is:
   labels_only              "Answer: ..." (the verified label, nothing else)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import fsspec
 import torch
@@ -26,6 +28,7 @@ import torch
 from stratos.data.task import Task
 from stratos.distill.rejection import sequence_distillation_rows
 from stratos.distill.strategy import Decision
+from stratos.errors import UserError
 from stratos.models.generate import encode_prompt
 
 log = logging.getLogger("stratos")
@@ -51,25 +54,44 @@ def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, 
     return [TextExample(r["question"], task.rationale(r)) for r in rows], {"kept": len(rows), "rejected": 0}
 
 
-def corpus_texts(task: Task, extra_paths: list[str], chunk_chars: int = 400) -> list[TextExample]:
-    """Domain corpus (task rules + user documents via fsspec), cut into LM-sized chunks."""
+def corpus_texts(task: Task, extra_paths: list[str]) -> list[TextExample]:
+    """Domain corpus documents: the task's rules text + user documents (any fsspec path or glob)."""
     texts = [task.corpus()]
     for p in extra_paths:
-        for f in fsspec.open_files(p, "r", encoding="utf-8"):
+        files = fsspec.open_files(p, "r", encoding="utf-8")
+        if not files:
+            raise UserError(f"invalid value for 'strategy.injection.corpus_paths': {p!r} matches no file "
+                            f"(allowed: local paths, globs or fsspec URLs of UTF-8 text files)")
+        for f in files:
             with f as fh:
                 texts.append(fh.read())
-    chunks = []
-    for t in texts:
-        paras = [p.strip() for p in t.split("\n\n") if p.strip()]
-        buf = ""
-        for p in paras:
-            if buf and len(buf) + len(p) > chunk_chars:
-                chunks.append(TextExample("", buf))
-                buf = ""
-            buf = f"{buf}\n\n{p}" if buf else p
-        if buf:
-            chunks.append(TextExample("", buf))
-    return chunks
+    return [TextExample("", t.strip()) for t in texts if t.strip()]
+
+
+def corpus_windows(tokenizer, docs: list[TextExample], window: int) -> list[tuple[list[int], list[int]]]:
+    """(input_ids, labels) LM windows of at most `window` tokens: <bos> + the next window-1 tokens of
+    each document (+ <eos> at its end), loss on all of them. Documents are cut at paragraph breaks
+    where one falls in the second half of a window, otherwise mid-text (as HF's run_clm does)."""
+    step = max(1, window - 1)
+    out = []
+    for doc in docs:
+        paras = [p.strip() for p in doc.target.split("\n\n") if p.strip()]
+        ids: list[int] = []
+        breaks: set[int] = set()  # token offsets where a paragraph starts
+        for i, p in enumerate(paras):
+            breaks.add(len(ids))
+            ids += tokenizer(("\n\n" if i else "") + p, add_special_tokens=False)["input_ids"]
+        ids.append(tokenizer.eos_token_id)
+        start = 0
+        while start < len(ids):
+            end = min(len(ids), start + step)
+            if end < len(ids):
+                cut = max((b for b in breaks if start + max(1, step // 2) <= b < end), default=end)
+                end = cut
+            chunk = [tokenizer.bos_token_id] + ids[start:end]
+            out.append((chunk, [IGNORE] + chunk[1:]))
+            start = end
+    return out
 
 
 def tokenize(tokenizer, ex: TextExample, max_len: int) -> tuple[list[int], list[int]]:
@@ -84,42 +106,69 @@ def tokenize(tokenizer, ex: TextExample, max_len: int) -> tuple[list[int], list[
     return ids[:max_len], labels[:max_len]
 
 
+class Item(NamedTuple):
+    """One training example. `is_corpus` marks domain-corpus LM text (its loss is weighted apart);
+    `index` is the position in the dataset (set by :class:`WithIndex`, -1 otherwise)."""
+
+    input_ids: list[int]
+    labels: list[int]
+    is_corpus: bool = False
+    index: int = -1
+
+
 class ExampleDataset(torch.utils.data.Dataset):
-    """Supervised examples, plus corpus examples mixed in at `corpus_weight` of the data."""
+    """Supervised examples, plus corpus windows making up `corpus_weight` of the examples.
+
+    Mixed objective, not continued pre-training then SFT: corpus LM and SFT share every batch and
+    the module weights them as loss shares, (1 - w) * SFT per-token mean + w * corpus per-token mean
+    (stratos/distill/module.py). A separate pre-training phase would spend steps the SFT needs on a
+    CPU budget and lets the later SFT erode what the corpus taught. The (small) corpus is repeated
+    so that about `corpus_weight` of the rows are corpus too: every batch then holds some.
+    """
 
     def __init__(self, tokenizer, supervised: list[TextExample], corpus: list[TextExample], corpus_weight: float,
-                 max_len: int, seed: int) -> None:
-        items = [tokenize(tokenizer, e, max_len) for e in supervised]
+                 max_len: int, seed: int, corpus_window: int = 0) -> None:
+        items = [Item(*tokenize(tokenizer, e, max_len)) for e in supervised]
         if corpus and corpus_weight > 0:
-            # mixed objective: corpus LM and SFT share batches. Repeat the (small) corpus so it is
-            # `corpus_weight` of all examples; a separate continued-pretraining phase would spend
-            # steps the SFT needs on a CPU budget and invites forgetting of the rules afterwards.
+            # windows as long as the longest supervised example: a corpus row never pads a batch wider
+            window = min(max_len, corpus_window or max((len(x.input_ids) for x in items), default=max_len))
+            cor = [Item(ids, labels, True) for ids, labels in corpus_windows(tokenizer, corpus, max(window, 8))]
             n_corpus = int(round(len(items) * corpus_weight / (1 - corpus_weight)))
             rng = random.Random(seed)
-            cor = [tokenize(tokenizer, e, max_len) for e in corpus]
-            items += [cor[rng.randrange(len(cor))] for _ in range(n_corpus)]
+            order = []  # whole passes over the windows, each in a fresh order: every window equally often
+            while len(order) < n_corpus:
+                order += rng.sample(range(len(cor)), len(cor))
+            items += [cor[j] for j in order[:n_corpus]]
         self.items = items
 
     @classmethod
     def from_items(cls, items: list[tuple[list[int], list[int]]]) -> "ExampleDataset":
         """Already-tokenized (input_ids, labels) pairs (benchmarks, other front ends)."""
         ds = cls.__new__(cls)
-        ds.items = [(list(ids), list(labels)) for ids, labels in items]
+        ds.items = [Item(list(ids), list(labels)) for ids, labels in items]
         return ds
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> tuple[list[int], list[int]]:
+    def __getitem__(self, i: int) -> Item:
         return self.items[i]
 
     @property
+    def lengths(self) -> list[int]:
+        return [len(x.input_ids) for x in self.items]
+
+    @property
     def max_len(self) -> int:
-        return max((len(x[0]) for x in self.items), default=0)
+        return max(self.lengths, default=0)
+
+    @property
+    def n_corpus(self) -> int:
+        return sum(x.is_corpus for x in self.items)
 
 
 class WithIndex(torch.utils.data.Dataset):
-    """Items as (input_ids, labels, dataset index): KD from the offline top-k store looks rows up by index."""
+    """Items that carry their dataset index: KD from the offline top-k store looks rows up by it."""
 
     def __init__(self, dataset: ExampleDataset) -> None:
         self.dataset = dataset
@@ -127,26 +176,34 @@ class WithIndex(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int) -> tuple[list[int], list[int], int]:
-        return (*self.dataset[i], i)
+    def __getitem__(self, i: int) -> Item:
+        return Item(*self.dataset[i])._replace(index=i)
+
+    @property
+    def lengths(self) -> list[int]:
+        return self.dataset.lengths
 
 
 def collate(pad_id: int):
-    """Right-pad a batch: input_ids (B, T), attention_mask (B, T), labels (B, T) with -100 on padding,
-    plus index (B,) when the items carry their dataset index (see :class:`WithIndex`)."""
+    """Right-pad a batch of :class:`Item` (or (input_ids, labels) pairs): input_ids (B, T),
+    attention_mask (B, T), labels (B, T) with -100 on padding, is_corpus (B,) bool, plus index (B,)
+    when the items carry their dataset index (see :class:`WithIndex`)."""
 
     def fn(batch: list[tuple]) -> dict[str, torch.Tensor]:
-        width = max(len(item[0]) for item in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for r, (ids, lab, *_) in enumerate(batch):
-            input_ids[r, : len(ids)] = torch.tensor(ids)
-            labels[r, : len(lab)] = torch.tensor(lab)
-            mask[r, : len(ids)] = 1
-        out = {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
-        if len(batch[0]) == 3:
-            out["index"] = torch.tensor([item[2] for item in batch], dtype=torch.long)
+        items = [Item(*item) for item in batch]
+        width = max(len(item.input_ids) for item in items)
+        input_ids = torch.full((len(items), width), pad_id, dtype=torch.long)
+        labels = torch.full((len(items), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(items), width), dtype=torch.long)
+        for r, item in enumerate(items):
+            n = len(item.input_ids)
+            input_ids[r, :n] = torch.tensor(item.input_ids)
+            labels[r, : len(item.labels)] = torch.tensor(item.labels)
+            mask[r, :n] = 1
+        out = {"input_ids": input_ids, "attention_mask": mask, "labels": labels,
+               "is_corpus": torch.tensor([item.is_corpus for item in items], dtype=torch.bool)}
+        if all(item.index >= 0 for item in items):
+            out["index"] = torch.tensor([item.index for item in items], dtype=torch.long)
         return out
 
     return fn

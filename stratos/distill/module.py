@@ -4,7 +4,9 @@ in `stratos/distill/losses.py`, models come from `stratos/models/`.
 Per batch (B sequences of T tokens, vocabulary V, student width H):
   student forward            -> hidden (B, T, H); logits come from the LM head inside the loss
   labels shifted by one      -> position t predicts token t+1; -100 = no loss
-  sequence / labels / injection: loss = CE (per-token mean over supervised tokens)
+  sequence / labels: loss = CE (per-token mean over supervised tokens)
+  injection: loss = (1 - c) * CE(SFT rows) + c * CE(corpus rows), each a per-token mean, so
+          `corpus_weight` c is the corpus' share of the loss whatever the two lengths are
   logit:  loss = (1 - w) * CE + w * KD(student || teacher, T)  (both per-token means; chunked over tokens)
           the teacher is live (a forward per batch) or, with `topk`, its stored top-k log-probs
           looked up by the batch's dataset indices (stratos/distill/teacher_store.py)
@@ -25,13 +27,14 @@ from stratos.models.hub import lm_parts
 
 class DistillModule(L.LightningModule):
     def __init__(self, student, mode: str, alignment: dict, lr: float, weight_decay: float, warmup_steps: int,
-                 max_steps: int, teacher=None, topk: dict | None = None) -> None:
+                 max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0) -> None:
         super().__init__()
         self.student = student
         self._teacher = [teacher]  # a list keeps the frozen teacher out of state_dict and checkpoints
         self.topk = dict(topk or {})  # split ("train" | "val") -> TopKReader of the offline teacher
         self.mode = mode
         self.lr, self.weight_decay, self.warmup_steps, self.max_steps = lr, weight_decay, warmup_steps, max_steps
+        self.corpus_weight = float(corpus_weight)
         self.kd_weight = float(alignment.get("kd_weight", 0.5)) if mode in ("logit", "hidden") else 0.0
         self.hidden_weight = float(alignment.get("hidden_weight", 0.0)) if mode in ("logit", "hidden") else 0.0
         if mode == "hidden" and self.hidden_weight == 0.0:
@@ -72,6 +75,9 @@ class DistillModule(L.LightningModule):
             else:
                 t_logits, t_hid = self.teacher.logits_and_hidden(batch["input_ids"], batch["attention_mask"])
                 teacher["teacher_logits"], t_hidden = t_logits[:, :-1], t_hid[:, :-1]
+        is_corpus = batch.get("is_corpus")
+        if self.corpus_weight > 0 and is_corpus is not None and bool(is_corpus.any()):
+            return self._mixed_losses(hidden, head.weight, labels, is_corpus)
         out = self.loss_fn(hidden, head.weight, labels, **teacher)
         if self.hidden_proj is not None and t_hidden is not None:
             mask = (labels != -100).unsqueeze(-1).to(hidden.dtype)  # (B, T-1, 1)
@@ -80,10 +86,20 @@ class DistillModule(L.LightningModule):
             out["hidden_mse"] = mse.detach()
         return out
 
+    def _mixed_losses(self, hidden, weight, labels, is_corpus) -> dict[str, torch.Tensor]:
+        """Knowledge injection: SFT and corpus rows share the batch; each group's per-token mean CE
+        is weighted by its loss share (a group absent from the batch gives its share to the other)."""
+        cor = is_corpus.to(labels.device)[:, None]  # (B, 1)
+        sft_labels = labels.masked_fill(cor, -100)  # (B, T-1): corpus rows ignored
+        sft = self.loss_fn(hidden, weight, sft_labels)
+        corpus = self.loss_fn(hidden, weight, labels.masked_fill(~cor, -100))
+        w = self.corpus_weight if bool((sft_labels != -100).any()) else 1.0
+        return {"loss": (1 - w) * sft["loss"] + w * corpus["loss"], "ce": sft["ce"], "corpus_ce": corpus["ce"]}
+
     def training_step(self, batch, batch_idx):
         out = self.losses(batch)
         self.log("train/loss", out["loss"], prog_bar=True)
-        for k in ("ce", "kd", "hidden_mse"):
+        for k in ("ce", "kd", "hidden_mse", "corpus_ce"):
             if k in out:
                 self.log(f"train/{k}", out[k])
         return out  # "loss" is optimised; the detached parts reach the loss curve (trainer.LossCurve)

@@ -71,8 +71,9 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
                         f"(allowed: strategy=injection or strategy=labels_only, or a stronger teacher)")
     corpus = corpus_texts(task, list(cfg.strategy.injection.corpus_paths)) if decision.mode == "injection" else []
     max_len = int(cfg.student.arch.max_position) if not cfg.student.name_or_path else 2048
-    train_ds = ExampleDataset(student.tokenizer, sup, corpus, float(cfg.strategy.injection.corpus_weight), max_len,
-                              int(cfg.seed))
+    inj = cfg.strategy.injection
+    train_ds = ExampleDataset(student.tokenizer, sup, corpus, float(inj.corpus_weight), max_len, int(cfg.seed),
+                              corpus_window=int(inj.corpus_window))
     val_sup, _ = supervised_texts(decision if decision.mode != "sequence" else _as_labels(decision), task,
                                   val_rows, teacher, strategy.target, rules_in_prompt)
     val_ds = ExampleDataset(student.tokenizer, val_sup, [], 0.0, max_len, int(cfg.seed))
@@ -101,11 +102,13 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     # slice of the same global batch (so DDP reproduces the 1-process loss curve)
     make_loader = lambda ds, shuffle: ResumableLoader(  # noqa: E731
         ds, per_device, shuffle=shuffle, seed=int(cfg.seed), drop_last=shuffle and len(ds) >= tr.batch_size,
-        collate_fn=collate(student.tokenizer.pad_token_id), num_workers=int(tr.num_workers))
+        collate_fn=collate(student.tokenizer.pad_token_id), num_workers=int(tr.num_workers),
+        lengths=ds.lengths if bool(tr.group_by_length) and shuffle else None)
     module = DistillModule(student.model, decision.mode, dict(cfg.strategy.alignment), lr=float(tr.lr),
                            weight_decay=float(tr.weight_decay), warmup_steps=int(tr.warmup_steps),
                            max_steps=int(tr.max_steps), topk=topk,
-                           teacher=teacher if decision.mode in ("logit", "hidden") and not topk else None)
+                           teacher=teacher if decision.mode in ("logit", "hidden") and not topk else None,
+                           corpus_weight=float(inj.corpus_weight) if corpus else 0.0)
     ckpt_dir = ctx.local_dir("checkpoints")
     trainer, curve = build_trainer(cfg, ckpt_dir, ctx.path("train_log.jsonl"))
     resume = latest_checkpoint(ckpt_dir)
@@ -119,7 +122,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         "distill/steps": int(trainer.global_step),
         "distill/seconds": round(seconds, 2),
         "distill/train/examples": len(train_ds),
-        "distill/train/corpus_examples": len(corpus) and len(train_ds) - len(sup),
+        "distill/train/corpus_examples": _base(train_ds).n_corpus,
         "distill/train/loss": curve.last("train/loss"),
         "distill/val/loss": _metric(trainer, "val/loss"),
         "distill/tokens_per_s": round(curve.tokens / max(seconds, 1e-9), 1),
@@ -145,6 +148,10 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         model.save_pretrained(out)
         save_tokenizer(student.tokenizer, out)
     return ctx.manifest(metrics=metrics)
+
+
+def _base(ds) -> ExampleDataset:
+    return ds.dataset if isinstance(ds, WithIndex) else ds
 
 
 def _as_labels(decision):

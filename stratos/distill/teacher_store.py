@@ -43,7 +43,8 @@ def teacher_fingerprint(teacher) -> str:
 
 
 def store_key(teacher, dataset: ExampleDataset, k: int, temperature: float) -> StoreKey:
-    return StoreKey(teacher_id=teacher_fingerprint(teacher), dataset_hash=dataset_hash(ids for ids, _ in dataset.items),
+    ids = (item.input_ids for item in dataset.items)
+    return StoreKey(teacher_id=teacher_fingerprint(teacher), dataset_hash=dataset_hash(ids),
                     k=int(k), tokenizer_hash=tokenizer_hash(teacher.tokenizer), temperature=float(temperature))
 
 

@@ -28,7 +28,7 @@ warnings.filterwarnings("ignore", message=".*modules in eval mode.*")
 
 
 class LossCurve(Callback):
-    """Keeps (step, loss, lr, + ce / kd / hidden_mse when the step reports them) every `every`
+    """Keeps (step, loss, lr, + ce / kd / hidden_mse / corpus_ce when the step reports them) every `every`
     steps and the number of real tokens trained on.
 
     The curve is written atomically whenever a checkpoint is saved and when training ends, so a
@@ -51,7 +51,8 @@ class LossCurve(Callback):
             parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
             lr = trainer.optimizers[0].param_groups[0]["lr"]
             row = {"step": step, "loss": round(float(parts["loss"]), 6), "lr": lr}
-            row.update({f"train/{k}": round(float(parts[k]), 6) for k in ("ce", "kd", "hidden_mse") if k in parts})
+            row.update({f"train/{k}": round(float(parts[k]), 6) for k in ("ce", "kd", "hidden_mse", "corpus_ce")
+                        if k in parts})
             self.rows.append(row)
 
     def last(self, key: str = "train/loss"):

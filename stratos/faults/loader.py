@@ -23,6 +23,11 @@ Every rank gets the same number of batches, $\lfloor n/G \rfloor$ (`drop_last=Tr
 $\lceil n/G \rceil$ with the last global batch padded from the start of $\pi_e$ (as
 `DistributedSampler` pads); uneven counts would hang DDP at the last all-reduce.
 Validation loaders need none of this: keep a plain `DataLoader(shuffle=False)`.
+
+* **Length grouping** (optional, `lengths=`; HF Trainer's `group_by_length`): $\pi_e$ is cut into
+  megabatches of 50 global batches, each sorted by length and cut into global batches, whose order
+  inside the megabatch is shuffled again. Batches then hold similar lengths (less padding) while
+  the order stays a pure function of `(seed, e)`, so resume and DDP keep both properties above.
 """
 
 from __future__ import annotations
@@ -50,11 +55,16 @@ class ResumableSampler(Sampler[int]):
     iterating (Lightning initialises the process group before the first epoch).
     """
 
+    MEGABATCH = 50  # global batches per length-sorted group (HF's LengthGroupedSampler uses 50 too)
+
     def __init__(self, n: int, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
-                 world_size: int | None = None, rank: int | None = None) -> None:
+                 world_size: int | None = None, rank: int | None = None, lengths: list[int] | None = None) -> None:
         if n <= 0 or batch_size <= 0:
             raise ValueError(f"ResumableSampler needs n > 0 and batch_size > 0 (got n={n}, batch_size={batch_size})")
+        if lengths is not None and len(lengths) != n:
+            raise ValueError(f"ResumableSampler got {len(lengths)} lengths for {n} items")
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
+        self.lengths = None if lengths is None else torch.as_tensor(lengths, dtype=torch.long)
         self._world_size, self._rank = world_size, rank
         self.epoch = 0
         self.skip_batches = 0  # batches of `self.epoch` already trained (set by a resume)
@@ -81,10 +91,23 @@ class ResumableSampler(Sampler[int]):
             perm = torch.randperm(self.n, generator=g)
         else:
             perm = torch.arange(self.n)
-        total = self.num_batches() * self.batch_size * self.world()[0]
+        G = self.batch_size * self.world()[0]
+        total = self.num_batches() * G
         if total > self.n:  # pad by wrapping around (also covers n < G with drop_last)
             perm = perm.repeat(math.ceil(total / self.n))
-        return perm[:total]
+        perm = perm[:total]
+        if self.lengths is not None and self.shuffle:
+            perm = self._group_by_length(perm, G, epoch)
+        return perm
+
+    def _group_by_length(self, perm: torch.Tensor, G: int, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed + epoch + 1_000_003)  # independent of pi_e's stream
+        out = []
+        for mega in perm.split(self.MEGABATCH * G):  # (<= 50 G,)
+            by_len = mega[torch.sort(self.lengths[mega], descending=True, stable=True).indices]
+            batches = by_len.view(-1, G)  # (m, G): each global batch of similar lengths
+            out.append(batches[torch.randperm(batches.shape[0], generator=g)].reshape(-1))
+        return torch.cat(out)
 
     def __iter__(self) -> Iterator[int]:
         w, r = self.world()
@@ -106,9 +129,9 @@ class ResumableLoader(DataLoader):
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = True, **kwargs: Any) -> None:
+                 drop_last: bool = True, lengths: list[int] | None = None, **kwargs: Any) -> None:
         sampler = ResumableSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed,  # type: ignore[arg-type]
-                                   drop_last=drop_last)
+                                   drop_last=drop_last, lengths=lengths)
         # The sampler already yields whole batches' worth of indices: the loader must drop nothing.
         super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, **kwargs)
         self.resumable_sampler = sampler
@@ -127,12 +150,14 @@ class ResumableLoader(DataLoader):
     def state_dict(self) -> dict[str, Any]:
         s = self.resumable_sampler
         return {"version": STATE_VERSION, "epoch": s.epoch, "batches_done": self.batches_done, "n": s.n,
-                "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle}
+                "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle,
+                "group_by_length": s.lengths is not None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         s = self.resumable_sampler
-        here = {"n": s.n, "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle}
-        there = {k: state.get(k) for k in here}
+        here = {"n": s.n, "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle,
+                "group_by_length": s.lengths is not None}
+        there = {k: state.get(k, False if k == "group_by_length" else None) for k in here}  # older: not grouped
         if here != there:
             # Another dataset size / global batch / seed cannot continue the same order.
             raise ValueError(f"checkpoint's data order {there} does not match this loader {here}: cannot resume "

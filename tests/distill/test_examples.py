@@ -1,11 +1,15 @@
-"""Training examples: loss only on the target, corpus mixing ratio, padding/collation."""
+"""Training examples: loss only on the target, corpus windows and mixing ratio, padding/collation."""
 
 from __future__ import annotations
 
 import torch
 
 from stratos.data.mahjong.task import MahjongTask
-from stratos.distill.examples import IGNORE, ExampleDataset, TextExample, collate, corpus_texts, supervised_texts, tokenize
+import pytest
+
+from stratos.distill.examples import (IGNORE, ExampleDataset, Item, TextExample, WithIndex, collate, corpus_texts,
+                                      corpus_windows, supervised_texts, tokenize)
+from stratos.errors import UserError
 from stratos.distill.strategy import Decision
 from stratos.models.teacher import EngineTeacher
 from stratos.models.tokenizer import train_tokenizer
@@ -34,13 +38,46 @@ def test_target_kinds():
     assert a[0].target == TASK.answer_line(ROWS[0]) and "\n" not in a[0].target
 
 
-def test_corpus_weight_is_the_share_of_examples():
+def test_corpus_windows_cover_each_document_once_and_fit_the_window():
+    docs = corpus_texts(TASK, [])
+    wins = corpus_windows(TOK, docs, window=40)
+    assert all(len(ids) <= 40 and ids[0] == TOK.bos_token_id for ids, _ in wins)
+    assert all(lab[0] == IGNORE and lab[1:] == ids[1:] for ids, lab in wins)  # LM loss on every token after BOS
+    text = TOK.decode(sum((ids[1:] for ids, _ in wins), []), skip_special_tokens=True)
+    assert text == TOK.decode(TOK(docs[0].target, add_special_tokens=False)["input_ids"])  # nothing lost or doubled
+    # short paragraphs are never cut: every later window starts at a paragraph break
+    doc = TextExample("", "\n\n".join(f"Rule {i}: a pung is three equal tiles." for i in range(12)))
+    short = corpus_windows(TOK, [doc], window=40)
+    assert len(short) > 2 and all(TOK.decode(ids[1:]).startswith("\n\nRule") for ids, _ in short[1:])
+
+
+def test_corpus_weight_is_the_share_of_rows_and_windows_never_widen_a_batch():
     sup = [TextExample(r["question"], TASK.answer_line(r)) for r in ROWS]
-    cor = corpus_texts(TASK, [])
-    ds = ExampleDataset(TOK, sup, cor, corpus_weight=0.25, max_len=256, seed=0)
-    assert len(ds) == len(sup) + round(len(sup) * 0.25 / 0.75)
-    corpus_items = [it for it in ds.items if it[1][0] == IGNORE and it[1][1] != IGNORE]
-    assert len(corpus_items) == len(ds) - len(sup)  # corpus text: loss on every token after BOS
+    ds = ExampleDataset(TOK, sup, corpus_texts(TASK, []), corpus_weight=0.25, max_len=256, seed=0)
+    assert len(ds) == len(sup) + round(len(sup) * 0.25 / 0.75) and ds.n_corpus == len(ds) - len(sup)
+    longest_sup = max(len(x.input_ids) for x in ds.items if not x.is_corpus)
+    assert max(len(x.input_ids) for x in ds.items if x.is_corpus) <= longest_sup
+    assert ds.max_len == longest_sup
+    fixed = ExampleDataset(TOK, sup, corpus_texts(TASK, []), corpus_weight=0.25, max_len=256, seed=0, corpus_window=64)
+    assert max(len(x.input_ids) for x in fixed.items if x.is_corpus) == 64
+
+
+def test_user_corpus_paths_are_read_and_a_missing_one_is_refused(tmp_path):
+    (tmp_path / "house_rules.txt").write_text("Red fives count as dora.\n\nNo open tanyao.")
+    docs = corpus_texts(TASK, [str(tmp_path / "*.txt")])
+    assert len(docs) == 2 and "Red fives" in docs[1].target
+    with pytest.raises(UserError, match="strategy.injection.corpus_paths.*matches no file"):
+        corpus_texts(TASK, [str(tmp_path / "missing/*.md")])
+
+
+def test_collate_flags_corpus_rows_and_passes_indices():
+    ds = ExampleDataset.from_items([([1, 5, 6], [IGNORE, 5, 6]), ([1, 7], [IGNORE, 7])])
+    ds.items[1] = ds.items[1]._replace(is_corpus=True)
+    batch = collate(0)([ds[0], ds[1]])
+    assert batch["is_corpus"].tolist() == [False, True] and "index" not in batch
+    batch = collate(0)([WithIndex(ds)[1], WithIndex(ds)[0]])
+    assert batch["index"].tolist() == [1, 0] and batch["is_corpus"].tolist() == [True, False]
+    assert Item(*ds[0]).index == -1
 
 
 def test_collate_pads_right_and_masks():

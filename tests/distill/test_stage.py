@@ -148,3 +148,39 @@ def test_live_kd_from_teacher_hidden_states_equals_kd_from_teacher_logits(teache
     full = live.losses(batch)
     assert fused["kd"].item() == pytest.approx(full["kd"].item(), rel=1e-5)
     assert fused["loss"].item() == pytest.approx(full["loss"].item(), rel=1e-5)
+
+
+def test_injection_loss_gives_the_corpus_its_share_whatever_the_lengths(teacher_dir):
+    """loss = (1 - w) * CE over SFT tokens + w * CE over corpus tokens, each a per-token mean."""
+    from stratos.distill.module import shifted_ce
+
+    tok = HFTeacher("tiny_teacher", teacher_dir).tokenizer
+    student = HFTeacher("s", teacher_dir).model.train()
+    sup = [TextExample(f"1m 2m 3m 4m 5m {n}p", f"Answer: {n}p") for n in range(1, 4)]
+    corpus = [TextExample("", "A pung is three identical tiles. " * 6)]  # long rows: far more tokens than SFT
+    ds = ExampleDataset(tok, sup, corpus, 0.4, 256, 0, corpus_window=48)
+    batch = collate(tok.pad_token_id)(list(ds.items))
+    assert batch["is_corpus"].sum() == ds.n_corpus == 2
+    module = DistillModule(student, "injection", {}, 1e-3, 0.0, 1, 10, corpus_weight=0.4)
+    out = module.losses(batch)
+    logits = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels, cor = batch["labels"][:, 1:], batch["is_corpus"]
+    sft_ce, cor_ce = shifted_ce(logits[~cor], labels[~cor]), shifted_ce(logits[cor], labels[cor])
+    assert out["ce"].item() == pytest.approx(sft_ce.item(), rel=1e-5)
+    assert out["corpus_ce"].item() == pytest.approx(cor_ce.item(), rel=1e-5)
+    assert out["loss"].item() == pytest.approx(0.6 * sft_ce.item() + 0.4 * cor_ce.item(), rel=1e-5)
+    # a batch without corpus rows is plain SFT; one with only corpus rows is plain corpus LM
+    only_sft = collate(tok.pad_token_id)([x for x in ds.items if not x.is_corpus])
+    assert module.losses(only_sft)["loss"].item() == pytest.approx(module.losses(only_sft)["ce"].item())
+    only_cor = collate(tok.pad_token_id)([x for x in ds.items if x.is_corpus])
+    assert module.losses(only_cor)["loss"].item() == pytest.approx(cor_ce.item(), rel=1e-5)
+
+
+def test_injection_run_logs_the_corpus_loss_and_groups_by_length(tmp_path):
+    run_dir, done = run(tmp_path, ["strategy=injection", "pipeline.stages=[data,distill]",
+                                   "trainer.group_by_length=true"])
+    m = done["distill"].metrics
+    assert m["strategy/mode"] == "injection" and m["distill/train/corpus_examples"] > 0
+    assert m["distill/steps"] == 6
+    logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
+    assert any(r.get("train/corpus_ce", 0) > 0 for r in logged)

@@ -106,3 +106,54 @@ def test_lightning_sees_the_loader_as_stateful():
 
     assert isinstance(ResumableLoader(Rows(), 4), _Stateful)
     assert not isinstance(torch.utils.data.DataLoader(Rows(), 4), _Stateful)
+
+
+def _padding(batch_lists, lengths) -> int:
+    """Pad tokens a right-padding collate would add over these batches."""
+    return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batch_lists)
+
+
+def test_group_by_length_cuts_padding_keeps_the_epoch_and_the_ddp_slices():
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(10, 400, (1000,), generator=g).tolist()
+    plain = ResumableSampler(1000, 16, seed=5)
+    grouped = ResumableSampler(1000, 16, seed=5, lengths=lengths)
+    for s in (plain, grouped):
+        s.set_epoch(1)
+    # same examples in the epoch, only batched differently
+    assert sorted(grouped) == sorted(plain)
+    assert _padding(batches(grouped), lengths) < 0.25 * _padding(batches(plain), lengths)
+    # a pure function of (seed, epoch): another sampler gives the same batches, another epoch others
+    again = ResumableSampler(1000, 16, seed=5, lengths=lengths)
+    again.set_epoch(1)
+    assert batches(again) == batches(grouped)
+    again.set_epoch(2)
+    assert batches(again) != batches(grouped)
+    # batch lengths are not sorted over the epoch (batches are shuffled inside each megabatch)
+    maxes = [max(lengths[i] for i in b) for b in batches(grouped)[:50]]
+    assert maxes != sorted(maxes, reverse=True) and maxes != sorted(maxes)
+    # DDP: the two ranks' slices union to the 1-process global batch
+    ranks = [ResumableSampler(1000, 8, seed=5, lengths=lengths, world_size=2, rank=r) for r in range(2)]
+    for s in ranks:
+        s.set_epoch(1)
+    for k, full in enumerate(batches(grouped)):
+        assert batches(ranks[0])[k] + batches(ranks[1])[k] == full
+
+
+def test_group_by_length_resumes_mid_epoch_exactly():
+    lengths = [(i * 37) % 91 + 5 for i in range(200)]
+    ds = [[i] for i in range(200)]
+    full = [b.tolist() for b in ResumableLoader(ds, 8, seed=2, lengths=lengths, collate_fn=torch.tensor)]
+    first = ResumableLoader(ds, 8, seed=2, lengths=lengths, collate_fn=torch.tensor)
+    it = iter(first)
+    seen = [next(it).tolist() for _ in range(7)]
+    resumed = ResumableLoader(ds, 8, seed=2, lengths=lengths, collate_fn=torch.tensor)
+    resumed.load_state_dict(first.state_dict())
+    assert seen + [b.tolist() for b in resumed] == full
+    with pytest.raises(ValueError, match="cannot resume exactly"):  # switching grouping changes the order
+        ResumableLoader(ds, 8, seed=2, collate_fn=torch.tensor).load_state_dict(first.state_dict())
+
+
+def test_group_by_length_needs_one_length_per_item():
+    with pytest.raises(ValueError, match="3 lengths for 4 items"):
+        ResumableSampler(4, 2, lengths=[1, 2, 3])
