@@ -112,6 +112,7 @@ class AlignmentConfig:
     chunk_size: int = 0  # 0 = auto (~32 MiB per (chunk, V) buffer)
     verify: bool = True  # sequence KD: keep a teacher rationale only if the task's verifier accepts it
     n_samples: int = 4  # sequence KD: draws per item for rejection sampling (greedy teachers get 1)
+    blackbox_kd: bool = True  # sequence KD: add token-level KD from the server's top-k logprobs when they map
 
 
 @dataclass
@@ -265,7 +266,7 @@ class TrainerConfig:
     checkpoint_every_n_steps: int = 200
     num_threads: int = 0  # 0 => torch default
     num_workers: int = 0
-    group_by_length: bool = False  # batches of similar length (less padding); order still seeded + resumable
+    group_by_length: bool = False  # batches of similar length: less padding, but skewed batches (see README)
     progress_bar: bool = True
 
 

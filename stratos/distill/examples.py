@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import fsspec
 import torch
 
 from stratos.data.task import Task
+from stratos.distill.blackbox_kd import FILL
 from stratos.distill.rejection import sequence_distillation_rows
 from stratos.distill.strategy import Decision
 from stratos.errors import UserError
@@ -39,6 +40,8 @@ IGNORE = -100
 class TextExample:
     prompt: str  # "" for corpus text
     target: str
+    teacher_logprobs: Any = None  # black-box teacher: (tokens, top) of its answer, as the server sent them
+    teacher_topk: Any = None  # blackbox_kd.TeacherTopK: the target as the teacher's ids + its top-k rows
 
 
 def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, target: str,
@@ -49,7 +52,7 @@ def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, 
     if decision.mode == "sequence":
         kept, stats = sequence_distillation_rows(teacher, task, rows, verify=verify, n_samples=n_samples,
                                                  rules_in_prompt=rules_in_prompt)
-        return [TextExample(r["question"], r["rationale"].strip()) for r in kept], stats
+        return [TextExample(r["question"], r["rationale"].strip(), r.get("teacher_logprobs")) for r in kept], stats
     # logit / hidden / injection: the verified rationale built backwards from the known answer
     return [TextExample(r["question"], task.rationale(r)) for r in rows], {"kept": len(rows), "rejected": 0}
 
@@ -95,8 +98,11 @@ def corpus_windows(tokenizer, docs: list[TextExample], window: int) -> list[tupl
 
 
 def tokenize(tokenizer, ex: TextExample, max_len: int) -> tuple[list[int], list[int]]:
-    """(input_ids, labels) for one example, truncated to `max_len`."""
-    tgt = tokenizer(ex.target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    """(input_ids, labels) for one example, truncated to `max_len`. A target that came with the
+    teacher's own token ids (black-box top-k KD) keeps them: its top-k rows are aligned to those."""
+    body = ex.teacher_topk.target_ids if ex.teacher_topk is not None else \
+        tokenizer(ex.target, add_special_tokens=False)["input_ids"]
+    tgt = body + [tokenizer.eos_token_id]
     if ex.prompt:
         prompt = encode_prompt(tokenizer, ex.prompt)
         ids, labels = prompt + tgt, [IGNORE] * len(prompt) + tgt
@@ -114,6 +120,21 @@ class Item(NamedTuple):
     labels: list[int]
     is_corpus: bool = False
     index: int = -1
+    topk: Any = None  # (ids (L, k), logprobs (L, k), tail (L,)); row p = the teacher at position p
+
+
+def topk_rows(teacher: Any, n_prompt: int, length: int):
+    """Top-k rows of a black-box teacher laid out like the sequence: row p predicts token p + 1.
+    Target token j sits at n_prompt + j, so its row is n_prompt + j - 1; the final <eos> row and
+    the prompt rows stay empty (collate fills supervised empty rows with a one-hot at the label)."""
+    n, k = teacher.ids.shape
+    ids = torch.zeros(length, k, dtype=torch.long)
+    lp = torch.full((length, k), float("nan"))  # nan marks "no teacher row"
+    tail = torch.full((length,), float("nan"))
+    rows = slice(n_prompt - 1, min(length, n_prompt - 1 + n))
+    m = rows.stop - rows.start
+    ids[rows], lp[rows], tail[rows] = teacher.ids[:m], teacher.logprobs[:m], teacher.tail[:m]
+    return ids, lp, tail
 
 
 class ExampleDataset(torch.utils.data.Dataset):
@@ -128,7 +149,15 @@ class ExampleDataset(torch.utils.data.Dataset):
 
     def __init__(self, tokenizer, supervised: list[TextExample], corpus: list[TextExample], corpus_weight: float,
                  max_len: int, seed: int, corpus_window: int = 0) -> None:
-        items = [Item(*tokenize(tokenizer, e, max_len)) for e in supervised]
+        items = []
+        for e in supervised:
+            ids, labels = tokenize(tokenizer, e, max_len)
+            top = None
+            if e.teacher_topk is not None:
+                n_prompt = sum(1 for x in labels if x == IGNORE)
+                top = topk_rows(e.teacher_topk, n_prompt, len(ids))
+            items.append(Item(ids, labels, topk=top))
+        self.topk_k = next((int(x.topk[0].shape[1]) for x in items if x.topk is not None), 0)
         if corpus and corpus_weight > 0:
             # windows as long as the longest supervised example: a corpus row never pads a batch wider
             window = min(max_len, corpus_window or max((len(x.input_ids) for x in items), default=max_len))
@@ -146,6 +175,7 @@ class ExampleDataset(torch.utils.data.Dataset):
         """Already-tokenized (input_ids, labels) pairs (benchmarks, other front ends)."""
         ds = cls.__new__(cls)
         ds.items = [Item(list(ids), list(labels)) for ids, labels in items]
+        ds.topk_k = 0
         return ds
 
     def __len__(self) -> int:
@@ -184,10 +214,11 @@ class WithIndex(torch.utils.data.Dataset):
         return self.dataset.lengths
 
 
-def collate(pad_id: int):
+def collate(pad_id: int, topk_k: int = 0):
     """Right-pad a batch of :class:`Item` (or (input_ids, labels) pairs): input_ids (B, T),
     attention_mask (B, T), labels (B, T) with -100 on padding, is_corpus (B,) bool, plus index (B,)
-    when the items carry their dataset index (see :class:`WithIndex`)."""
+    when the items carry their dataset index (see :class:`WithIndex`), and with `topk_k` > 0 the
+    black-box teacher's rows topk_ids / topk_logprobs (B, T, k), topk_tail (B, T)."""
 
     def fn(batch: list[tuple]) -> dict[str, torch.Tensor]:
         items = [Item(*item) for item in batch]
@@ -204,6 +235,31 @@ def collate(pad_id: int):
                "is_corpus": torch.tensor([item.is_corpus for item in items], dtype=torch.bool)}
         if all(item.index >= 0 for item in items):
             out["index"] = torch.tensor([item.index for item in items], dtype=torch.long)
+        if topk_k > 0:
+            out.update(_collate_topk(items, labels, topk_k))
         return out
 
     return fn
+
+
+def _collate_topk(items: list[Item], labels: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    """(B, T, k) teacher rows; a supervised row without one gets a one-hot teacher at its label
+    (the bucketed KL is then the CE of that token), so every row the loss reads is a distribution."""
+    B, T = labels.shape
+    ids = torch.zeros(B, T, k, dtype=torch.long)
+    lp = torch.full((B, T, k), float("nan"))
+    tail = torch.full((B, T), float("nan"))
+    for r, item in enumerate(items):
+        if item.topk is not None:
+            n = item.topk[0].shape[0]
+            ids[r, :n], lp[r, :n], tail[r, :n] = item.topk
+    nxt = torch.cat([labels[:, 1:], torch.full((B, 1), IGNORE)], 1)  # (B, T): the token row p predicts
+    empty = torch.isnan(tail) & (nxt != IGNORE)
+    y = nxt[empty]  # (m,)
+    filler = torch.arange(k - 1).expand(len(y), k - 1)  # ids 0..k-2, those >= y moved up one: distinct, never y
+    ids[empty] = torch.cat([y[:, None], filler + (filler >= y[:, None]).long()], 1)
+    lp[empty] = torch.cat([torch.zeros(len(y), 1), torch.full((len(y), k - 1), FILL)], 1)
+    tail[empty] = -float("inf")
+    # rows no loss reads (prompt, padding): all mass in the tail, a valid (unused) distribution
+    return {"topk_ids": ids, "topk_logprobs": torch.nan_to_num(lp, nan=FILL),
+            "topk_tail": torch.nan_to_num(tail, nan=0.0)}

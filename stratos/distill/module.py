@@ -5,6 +5,8 @@ Per batch (B sequences of T tokens, vocabulary V, student width H):
   student forward            -> hidden (B, T, H); logits come from the LM head inside the loss
   labels shifted by one      -> position t predicts token t+1; -100 = no loss
   sequence / labels: loss = CE (per-token mean over supervised tokens)
+  sequence + black-box top-k (batch has topk_*): (1 - w) * CE + w * bucketed KL at T = 1
+          (stratos/distill/blackbox_kd.py; the server's log-probs are at T = 1)
   injection: loss = (1 - c) * CE(SFT rows) + c * CE(corpus rows), each a per-token mean, so
           `corpus_weight` c is the corpus' share of the loss whatever the two lengths are
   logit:  loss = (1 - w) * CE + w * KD(student || teacher, T)  (both per-token means; chunked over tokens)
@@ -27,7 +29,8 @@ from stratos.models.hub import lm_parts
 
 class DistillModule(L.LightningModule):
     def __init__(self, student, mode: str, alignment: dict, lr: float, weight_decay: float, warmup_steps: int,
-                 max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0) -> None:
+                 max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0,
+                 blackbox_topk: bool = False) -> None:
         super().__init__()
         self.student = student
         self._teacher = [teacher]  # a list keeps the frozen teacher out of state_dict and checkpoints
@@ -35,15 +38,19 @@ class DistillModule(L.LightningModule):
         self.mode = mode
         self.lr, self.weight_decay, self.warmup_steps, self.max_steps = lr, weight_decay, warmup_steps, max_steps
         self.corpus_weight = float(corpus_weight)
-        self.kd_weight = float(alignment.get("kd_weight", 0.5)) if mode in ("logit", "hidden") else 0.0
+        self.blackbox_topk = bool(blackbox_topk) and mode == "sequence"
+        kd_modes = ("logit", "hidden", "sequence") if self.blackbox_topk else ("logit", "hidden")
+        self.kd_weight = float(alignment.get("kd_weight", 0.5)) if mode in kd_modes else 0.0
         self.hidden_weight = float(alignment.get("hidden_weight", 0.0)) if mode in ("logit", "hidden") else 0.0
         if mode == "hidden" and self.hidden_weight == 0.0:
             self.hidden_weight = 1.0
         self.loss_fn = ChunkedDistillLoss(
-            loss=alignment.get("loss", "forward_kl"), temperature=float(alignment.get("temperature", 2.0)),
+            loss="forward_kl" if self.blackbox_topk else alignment.get("loss", "forward_kl"),
+            temperature=1.0 if self.blackbox_topk else float(alignment.get("temperature", 2.0)),
             kd_weight=self.kd_weight, beta=float(alignment.get("beta", 0.5)), alpha=float(alignment.get("alpha", 0.1)),
             chunk_size=int(alignment.get("chunk_size", 0)),
         )
+        self.ce_fn = ChunkedDistillLoss(kd_weight=0.0, chunk_size=int(alignment.get("chunk_size", 0)))
         self.hidden_proj = None
         if self.hidden_weight > 0 and teacher is not None:
             # learned projection teacher width -> student width, so widths may differ
@@ -61,7 +68,12 @@ class DistillModule(L.LightningModule):
         hidden = hidden.last_hidden_state[:, :-1]  # (B, T-1, H): position t predicts token t+1
         labels = batch["labels"][:, 1:]  # (B, T-1)
         t_hidden, teacher = None, {}  # teacher = the one source the KD loss reads
-        if self.mode == "logit" and split in self.topk:
+        if self.blackbox_topk:
+            if "topk_ids" not in batch:  # validation rows carry no teacher answer: CE
+                return self.ce_fn(hidden, head.weight, labels)
+            teacher["teacher_topk"] = (batch["topk_ids"][:, :-1], batch["topk_logprobs"][:, :-1],
+                                       batch["topk_tail"][:, :-1])
+        elif self.mode == "logit" and split in self.topk:
             T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
             rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)
             teacher["teacher_topk"] = tuple(x[:, :-1].to(hidden.device) for x in rows.as_tuple())

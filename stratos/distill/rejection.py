@@ -47,6 +47,8 @@ def sequence_distillation_rows(
 ) -> tuple[list[dict], dict[str, Any]]:
     """(kept_rows, stats). A kept row is a copy of its input row with `rationale` = the teacher's text,
     `rationale_source` = "teacher:<name>" and `rationale_draws` = draws it took; input order is kept.
+    When the teacher returned logprobs, the row also has `teacher_logprobs` = (tokens, top) of that
+    draw (stratos/distill/blackbox_kd.py turns them into token-level KD targets).
 
     stats: kept, rejected, failed (rows), draws (teacher answers requested), acceptance (kept / rows).
     Teachers with `generate` (OpenAITeacher) get `n_samples` draws; deterministic teachers with only
@@ -62,7 +64,7 @@ def sequence_distillation_rows(
         log.info("teacher %s is deterministic: one draw per row instead of %d", teacher.name, draws_allowed)
         draws_allowed = 1
 
-    texts: dict[int, tuple[str, int]] = {}  # row index -> (accepted text, draws it took)
+    texts: dict[int, tuple[str, int, Any]] = {}  # row index -> (accepted text, draws it took, logprobs)
     answered: set[int] = set()  # rows for which at least one draw came back (accepted or not)
     pending = list(range(len(rows)))
     draws = 0
@@ -73,13 +75,13 @@ def sequence_distillation_rows(
                      rules_in_prompt, resample_temperature, cache_dir)
         draws += len(pending)
         still = []
-        for i, (text, error) in zip(pending, outs):
+        for i, (text, error, logprobs) in zip(pending, outs):
             if error is not None:
                 still.append(i)
                 continue
             answered.add(i)
             if not verify or task.is_correct(rows[i], text):
-                texts[i] = (text.strip(), draw + 1)
+                texts[i] = (text.strip(), draw + 1, logprobs)
             else:
                 still.append(i)
         pending = still
@@ -87,7 +89,8 @@ def sequence_distillation_rows(
                  draw + 1, draws_allowed, len(texts), len(pending))
 
     name = getattr(teacher, "name", type(teacher).__name__)
-    kept = [dict(rows[i], rationale=texts[i][0], rationale_source=f"teacher:{name}", rationale_draws=texts[i][1])
+    kept = [dict(rows[i], rationale=texts[i][0], rationale_source=f"teacher:{name}", rationale_draws=texts[i][1],
+                 **({"teacher_logprobs": texts[i][2]} if texts[i][2] is not None else {}))
             for i in sorted(texts)]
     failed = sum(1 for i in pending if i not in answered)
     stats = {"kept": len(kept), "rejected": len(pending) - failed, "failed": failed, "draws": draws,
@@ -98,19 +101,22 @@ def sequence_distillation_rows(
 
 
 def _draw(teacher, task: Task, rows: list[dict], prompts: list[str], draw: int, rules_in_prompt: bool,
-          resample_temperature: float, cache_dir: str | None) -> list[tuple[str, str | None]]:
-    """One draw for each row: [(text, error or None)]."""
+          resample_temperature: float, cache_dir: str | None) -> list[tuple[str, str | None, Any]]:
+    """One draw for each row: [(text, error or None, (tokens, top) logprobs or None)]."""
     if not hasattr(teacher, "generate"):
-        return [(a.text or "", a.error) for a in ask(teacher, task, rows, rules_in_prompt=rules_in_prompt)]
+        return [(a.text or "", a.error, None) for a in ask(teacher, task, rows, rules_in_prompt=rules_in_prompt)]
     kwargs: dict[str, Any] = {"cache_dir": cache_dir}
+
+    def triple(o):
+        return o.text or "", o.error, (o.tokens, o.top_logprobs) if getattr(o, "tokens", None) else None
     if draw == 0:  # every row failing here means the server is unusable: the UserError stops the stage
-        return [(o.text or "", o.error) for o in teacher.generate(prompts, **kwargs)]
+        return [triple(o) for o in teacher.generate(prompts, **kwargs)]
     greedy = float(getattr(teacher, "temperature", 0.0)) == 0.0
     kwargs.update(sample=draw, temperature=resample_temperature if greedy else None)
     try:
-        return [(o.text or "", o.error) for o in teacher.generate(prompts, **kwargs)]
+        return [triple(o) for o in teacher.generate(prompts, **kwargs)]
     except UserError as e:
         # A redraw of a few leftover rows can fail as a whole (say one prompt the server always rejects):
         # those rows count as failed; the rationales already kept stay good.
         log.warning("sequence KD draw %d: %s", draw + 1, e)
-        return [("", str(e))] * len(prompts)
+        return [("", str(e), None)] * len(prompts)

@@ -8,6 +8,8 @@ Outputs:
   train_log.jsonl   loss curve (step, loss, lr) for reports and DDP/resume comparisons
   topk_store.json   with strategy.alignment.top_k > 0: where the teacher's top-k log-probs live
                     (shared cache, see stratos/distill/teacher_store.py) and their bytes/token
+  token_kd.json     sequence KD from a black-box teacher: whether its top-k logprobs became token-level
+                    KD targets, for how many rationales, or why not (stratos/distill/blackbox_kd.py)
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from omegaconf import DictConfig
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.stage import build_task
+from stratos.distill.blackbox_kd import attach_teacher_topk
 from stratos.distill.examples import ExampleDataset, WithIndex, collate, corpus_texts, supervised_texts
 from stratos.distill.module import DistillModule
 from stratos.distill.preflight import run_preflight
@@ -69,6 +72,13 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     if not sup:
         raise UserError(f"the teacher produced no verified rationale for {len(train_rows)} training items "
                         f"(allowed: strategy=injection or strategy=labels_only, or a stronger teacher)")
+    token_kd = None
+    if decision.mode == "sequence":
+        token_kd = attach_teacher_topk(student.tokenizer, sup, int(getattr(teacher, "top_logprobs", 0) or 0),
+                                       enabled=bool(al.blackbox_kd))
+        ctx.write_json("token_kd.json", token_kd.as_dict())
+        if token_kd.used and al.loss != "forward_kl":
+            log.warning("black-box token KD uses forward_kl at T=1 (top-k log-probs), not %s", al.loss)
     corpus = corpus_texts(task, list(cfg.strategy.injection.corpus_paths)) if decision.mode == "injection" else []
     max_len = int(cfg.student.arch.max_position) if not cfg.student.name_or_path else 2048
     inj = cfg.strategy.injection
@@ -102,13 +112,15 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     # slice of the same global batch (so DDP reproduces the 1-process loss curve)
     make_loader = lambda ds, shuffle: ResumableLoader(  # noqa: E731
         ds, per_device, shuffle=shuffle, seed=int(cfg.seed), drop_last=shuffle and len(ds) >= tr.batch_size,
-        collate_fn=collate(student.tokenizer.pad_token_id), num_workers=int(tr.num_workers),
+        collate_fn=collate(student.tokenizer.pad_token_id, _base(ds).topk_k if shuffle else 0),
+        num_workers=int(tr.num_workers),
         lengths=ds.lengths if bool(tr.group_by_length) and shuffle else None)
     module = DistillModule(student.model, decision.mode, dict(cfg.strategy.alignment), lr=float(tr.lr),
                            weight_decay=float(tr.weight_decay), warmup_steps=int(tr.warmup_steps),
                            max_steps=int(tr.max_steps), topk=topk,
                            teacher=teacher if decision.mode in ("logit", "hidden") and not topk else None,
-                           corpus_weight=float(inj.corpus_weight) if corpus else 0.0)
+                           corpus_weight=float(inj.corpus_weight) if corpus else 0.0,
+                           blackbox_topk=bool(token_kd and token_kd.used))
     ckpt_dir = ctx.local_dir("checkpoints")
     trainer, curve = build_trainer(cfg, ckpt_dir, ctx.path("train_log.jsonl"))
     resume = latest_checkpoint(ckpt_dir)
@@ -126,6 +138,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         "distill/train/loss": curve.last("train/loss"),
         "distill/val/loss": _metric(trainer, "val/loss"),
         "distill/tokens_per_s": round(curve.tokens / max(seconds, 1e-9), 1),
+        "distill/padding_share": curve.padding_share,
         "distill/student_params": student.n_params,
         "distill/trainable_params": student.n_trainable,
         "strategy/name": decision.name,
@@ -133,6 +146,9 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         "strategy/kept": seq_stats.get("kept"),
         "strategy/rejected": seq_stats.get("rejected"),
     }
+    if token_kd is not None:
+        metrics["strategy/token_kd"] = token_kd.used
+        metrics["strategy/token_kd_aligned"] = token_kd.aligned
     if topk_stats:
         metrics["distill/topk/bytes_per_token"] = topk_stats["train"]["bytes_per_token"]
         metrics["distill/topk/written"] = topk_stats["train"]["written"]

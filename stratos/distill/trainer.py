@@ -39,6 +39,7 @@ class LossCurve(Callback):
         self.url, self.every = url, every
         self.rows: list[dict] = []
         self.tokens = 0
+        self.positions = 0  # batch positions incl. padding: 1 - tokens / positions = padding share
 
     def on_train_start(self, trainer, pl_module) -> None:
         if artifacts.exists(self.url) and trainer.global_step > 0:
@@ -46,6 +47,7 @@ class LossCurve(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.tokens += int(batch["attention_mask"].sum())
+        self.positions += batch["attention_mask"].numel()
         step = trainer.global_step
         if step % self.every == 0 or step == trainer.max_steps:
             parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
@@ -54,6 +56,10 @@ class LossCurve(Callback):
             row.update({f"train/{k}": round(float(parts[k]), 6) for k in ("ce", "kd", "hidden_mse", "corpus_ce")
                         if k in parts})
             self.rows.append(row)
+
+    @property
+    def padding_share(self) -> float | None:
+        return round(1 - self.tokens / self.positions, 4) if self.positions else None
 
     def last(self, key: str = "train/loss"):
         return self.rows[-1]["loss"] if self.rows else None

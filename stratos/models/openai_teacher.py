@@ -59,10 +59,12 @@ PROBE_PROMPT = "Reply with the single word OK."
 
 @dataclass
 class TeacherOutput:
-    """One teacher answer. `top_logprobs[i]` = the top-k (token, logprob) pairs at generated token i."""
+    """One teacher answer. With logprobs, `tokens[i]` = (token, logprob, bytes) of generated token i and
+    `top_logprobs[i]` = its top-k alternatives as (token, logprob, bytes) (bytes None if not sent)."""
 
     text: str
-    top_logprobs: list[list[tuple[str, float]]] | None = None
+    top_logprobs: list[list[tuple[str, float, list[int] | None]]] | None = None
+    tokens: list[tuple[str, float, list[int] | None]] | None = None
     cached: bool = False  # served from the on-disk cache (no HTTP call)
     error: str | None = None  # set when the request failed after all retries (then text == "")
     finish_reason: str | None = None  # "stop", "length" (hit max_new_tokens), ...
@@ -385,17 +387,18 @@ class OpenAITeacher:
 
 
 def _parse(completion: Any) -> dict[str, Any]:
-    """The cached response form: {text, top_logprobs, finish_reason, usage} of choice 0."""
+    """The cached response form: {text, top_logprobs, tokens, finish_reason, usage} of choice 0."""
     try:
         choice = completion.choices[0]
         message = choice.message
         content = message.content
         if content is not None and not isinstance(content, str):
             raise TypeError(f"content is {type(content).__name__}")
-        top = None
+        top = tokens = None
         lp = getattr(choice, "logprobs", None)
         if lp is not None and lp.content:
-            top = [[[str(t.token), float(t.logprob)] for t in (tok.top_logprobs or [])] for tok in lp.content]
+            top = [[_entry(t) for t in (tok.top_logprobs or [])] for tok in lp.content]
+            tokens = [_entry(tok) for tok in lp.content]
         usage = None
         if getattr(completion, "usage", None) is not None:
             u = completion.usage
@@ -405,14 +408,26 @@ def _parse(completion: Any) -> dict[str, Any]:
     if content is None:
         refusal = getattr(message, "refusal", None)
         raise NoContent(f"completion has no text (finish_reason={choice.finish_reason!r}, refusal={refusal!r})")
-    return {"text": content, "top_logprobs": top, "finish_reason": choice.finish_reason, "usage": usage}
+    return {"text": content, "top_logprobs": top, "tokens": tokens, "finish_reason": choice.finish_reason,
+            "usage": usage}
+
+
+def _entry(t: Any) -> list:
+    """[token, logprob, bytes or None]: the bytes identify a token exactly (text may be half a character)."""
+    raw = getattr(t, "bytes", None)
+    return [str(t.token), float(t.logprob), [int(b) for b in raw] if raw is not None else None]
+
+
+def _triple(e: list) -> tuple[str, float, list[int] | None]:
+    return str(e[0]), float(e[1]), (list(e[2]) if len(e) > 2 and e[2] is not None else None)  # older cache: pairs
 
 
 def _output(resp: dict[str, Any], *, cached: bool, attempts: int) -> TeacherOutput:
-    top = resp.get("top_logprobs")
+    top, tokens = resp.get("top_logprobs"), resp.get("tokens")
     return TeacherOutput(
         text=resp["text"],
-        top_logprobs=None if top is None else [[(str(t), float(v)) for t, v in tok] for tok in top],
+        top_logprobs=None if top is None else [[_triple(t) for t in tok] for tok in top],
+        tokens=None if tokens is None else [_triple(t) for t in tokens],
         cached=cached,
         finish_reason=resp.get("finish_reason"),
         usage=resp.get("usage"),

@@ -80,13 +80,17 @@ def check_pair(t: ModelEntry, s: ModelEntry, strategy: str, task: str, seq_len: 
                 notes.append(f"teacher context {t.context} < planner.seq_len {seq_len}: logit KD truncated")
         else:
             mode = "sequence"
-            if t.kind == "openai" and t.top_logprobs > 0:
+            if (t.kind == "openai" and t.top_logprobs > 0 and t.tokenizer_family == s.tokenizer_family
+                    and t.tokenizer_family not in NO_TOKENIZER):
+                why = (f"same tokenizer family ({t.tokenizer_family}) behind an API: token-level KD from its "
+                       f"top-{t.top_logprobs} logprobs where tokens map (distill/token_kd.json)")
+            elif t.kind == "openai" and t.top_logprobs > 0:
                 why = "the API's top-k logprobs live in its own tokenizer, not the student's"
             elif t.kind != "hf":
                 why = "the teacher offers no logits"
             else:
                 why = f"different tokenizers ({t.tokenizer_family} vs {s.tokenizer_family})"
-            notes.append(f"{why}: alignment runs as sequence-level KD on verified rationales")
+            notes.append(f"alignment runs as sequence-level KD on verified rationales ({why})")
     elif strategy == "injection":
         mode = "injection"
     else:

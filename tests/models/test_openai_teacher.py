@@ -85,10 +85,10 @@ def test_logprobs_capability_probed_and_topk_returned():
         t = make(srv.url, top_logprobs=3)
         assert t.capabilities == {"text", "logprobs"}
         outs = t.generate(["a b", "c"])
-    assert outs[0].top_logprobs == [[("reply", -0.05), ("alt1", -4.0), ("alt2", -5.0)],
-                                    [("to:", -0.05), ("alt1", -4.0), ("alt2", -5.0)],
-                                    [("a", -0.05), ("alt1", -4.0), ("alt2", -5.0)],
-                                    [("b", -0.05), ("alt1", -4.0), ("alt2", -5.0)]]
+    assert [[(t, v) for t, v, _ in step] for step in outs[0].top_logprobs] == [
+        [("reply", -0.05), ("alt1", -4.0), ("alt2", -5.0)], [("to:", -0.05), ("alt1", -4.0), ("alt2", -5.0)],
+        [("a", -0.05), ("alt1", -4.0), ("alt2", -5.0)], [("b", -0.05), ("alt1", -4.0), ("alt2", -5.0)]]
+    assert outs[0].tokens == [("reply", -0.05, None), ("to:", -0.05, None), ("a", -0.05, None), ("b", -0.05, None)]
     assert len(outs[1].top_logprobs) == 3
     sent = [r["body"] for r in srv.log if r["prompt"] in ("a b", "c")]
     assert all(b["logprobs"] is True and b["top_logprobs"] == 3 for b in sent)
