@@ -50,7 +50,7 @@ class ChatServer:
         self.lock = threading.Lock()
         self.attempts: collections.Counter = collections.Counter()
         self.log: list[dict] = []
-        self.in_flight = self.max_in_flight = self.ok_served = 0
+        self.in_flight = self.max_in_flight = self.ok_served = self.admitted = 0
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.chat = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self.httpd.server_port}/v1"
@@ -123,7 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
             srv.attempts[(prompt, seed)] += 1
             srv.in_flight += 1
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
-            blocked = srv.block_after is not None and srv.ok_served >= srv.block_after
+            # counted on arrival, under the lock: two concurrent requests cannot both slip in as "the 5th"
+            blocked = srv.block_after is not None and srv.admitted >= srv.block_after
+            srv.admitted += not blocked
             record = {"prompt": prompt, "seed": seed, "attempt": attempt, "t": time.monotonic(), "body": body,
                       "auth": auth}
             srv.log.append(record)
