@@ -3,7 +3,7 @@
 # logit KD (T=2 and T=1) vs KD from the offline top-k store vs knowledge injection, at equal data and steps, over
 # several seeds, from a stronger tiny teacher trained first on the task.
 #
-#   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 6 conditions x 3 seeds x 600 steps
+#   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 6 conditions x 5 seeds x 600 steps
 #   STEPS=300 SEEDS="0 1" bash launchers/kd_evidence.sh
 #   OUT=/data/kd TEACHER=/path/to/hf/model bash launchers/kd_evidence.sh   # reuse a teacher
 #   EXTRA="debug=fast task.n_train=256" bash launchers/kd_evidence.sh      # extra overrides for every run
@@ -15,7 +15,7 @@
 set -euo pipefail
 OUT=${OUT:-outputs/kd_evidence}
 STEPS=${STEPS:-600}
-SEEDS=${SEEDS:-"0 1 2"}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
 PARALLEL=${PARALLEL:-2}
 TEACHER_STEPS=${TEACHER_STEPS:-3000}
 CONDITIONS=${CONDITIONS:-"a_labels_only a2_rationales_no_kd b_live_kd b2_live_kd_T1 c_store_kd d_injection"}
