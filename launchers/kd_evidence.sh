@@ -21,6 +21,17 @@ TEACHER_STEPS=${TEACHER_STEPS:-3000}
 CONDITIONS=${CONDITIONS:-"a_labels_only a2_rationales_no_kd b_live_kd b2_live_kd_T1 c_store_kd d_injection"}
 PY=${PYTHON:-python}
 read -r -a extra <<< "${EXTRA:-}"
+declare -A cond=(
+  [a_labels_only]="strategy=labels_only"
+  [a2_rationales_no_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.kd_weight=0"
+  [b_live_kd]="strategy=alignment strategy.alignment.mode=logit"
+  [b2_live_kd_T1]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.temperature=1.0"
+  [c_store_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.top_k=32"
+  [d_injection]="strategy=injection"
+)
+for name in $CONDITIONS; do  # before any work: a typo must not cost a teacher training
+  [ -n "${cond[$name]+x}" ] || { echo "unknown condition '$name' in CONDITIONS (allowed: ${!cond[*]})" >&2; exit 2; }
+done
 mkdir -p "$OUT/runs"
 
 if [ -z "${TEACHER:-}" ]; then  # the teacher: the default student recipe, trained 5x longer on the same data
@@ -33,14 +44,6 @@ fi
 common=(+task=mahjong teacher=tiny_teacher "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
         trainer.max_minutes=0 trainer.num_threads=1 trainer.progress_bar=false "paths.output_root=$OUT"
         'pipeline.stages=[data,distill,evaluate]' "${extra[@]}")
-declare -A cond=(
-  [a_labels_only]="strategy=labels_only"
-  [a2_rationales_no_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.kd_weight=0"
-  [b_live_kd]="strategy=alignment strategy.alignment.mode=logit"
-  [b2_live_kd_T1]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.temperature=1.0"
-  [c_store_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.top_k=32"
-  [d_injection]="strategy=injection"
-)
 run_one() {  # name seed
   local dir="$OUT/runs/$1/seed$2"
   mkdir -p "$(dirname "$dir")"
@@ -54,7 +57,6 @@ run_one() {  # name seed
 failed=0
 for seed in $SEEDS; do
   for name in $CONDITIONS; do
-    [ -n "${cond[$name]+x}" ] || { echo "unknown condition $name (allowed: ${!cond[*]})" >&2; exit 2; }
     while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do wait -n || failed=1; done
     echo "start  $name seed $seed"
     run_one "$name" "$seed" &

@@ -25,3 +25,12 @@ def test_kd_evidence_launcher_runs_every_condition_and_prints_the_table(tmp_path
     assert "Teacher:" in table
     # the store condition read its teacher from the shared cache
     assert list((tmp_path / "cache" / "topk").glob("*/store.json"))
+
+
+def test_kd_evidence_launcher_refuses_an_unknown_condition_before_any_work(tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OUT": str(out), "CONDITIONS": "a_labels_only b_live_kdd", "PYTHON": sys.executable}
+    r = subprocess.run(["bash", "launchers/kd_evidence.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "unknown condition 'b_live_kdd'" in r.stderr and "b_live_kd" in r.stderr
+    assert not out.exists()  # no teacher training started, no directory made
