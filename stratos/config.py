@@ -119,7 +119,7 @@ class AlignmentConfig:
 class InjectionConfig:
     corpus_paths: list[str] = field(default_factory=list)  # extra user documents (fsspec)
     corpus_weight: float = 0.2  # share of the loss (and of the rows): (1-w)*SFT mean + w*corpus mean
-    corpus_window: int = 0  # tokens per corpus row; 0 => the longest supervised example (no extra padding)
+    corpus_window: int = 0  # tokens per corpus row; 0 => the 90th percentile of supervised lengths
     rules_in_prompt: bool = True
 
 
@@ -415,7 +415,7 @@ def validate(cfg: DictConfig) -> None:
     _check(0.0 <= float(s.injection.corpus_weight) < 1.0, "strategy.injection.corpus_weight",
            s.injection.corpus_weight, "0 <= weight < 1 (the corpus' share of the loss)")
     _check(int(s.injection.corpus_window) >= 0, "strategy.injection.corpus_window", s.injection.corpus_window,
-           "an integer >= 0 (0 = the longest supervised example)")
+           "an integer >= 0 (0 = the 90th percentile of supervised lengths)")
     _check(cfg.student.peft.method in ("none", "lora"), "student.peft.method", cfg.student.peft.method, "none, lora")
     bad = [x for x in cfg.pipeline.stages if x not in STAGES]
     _check(not bad and len(cfg.pipeline.stages) > 0, "pipeline.stages", list(cfg.pipeline.stages),

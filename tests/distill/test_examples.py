@@ -51,13 +51,14 @@ def test_corpus_windows_cover_each_document_once_and_fit_the_window():
     assert len(short) > 2 and all(TOK.decode(ids[1:]).startswith("\n\nRule") for ids, _ in short[1:])
 
 
-def test_corpus_weight_is_the_share_of_rows_and_windows_never_widen_a_batch():
+def test_corpus_weight_is_the_share_of_rows_and_windows_stay_short():
     sup = [TextExample(r["question"], TASK.answer_line(r)) for r in ROWS]
     ds = ExampleDataset(TOK, sup, corpus_texts(TASK, []), corpus_weight=0.25, max_len=256, seed=0)
     assert len(ds) == len(sup) + round(len(sup) * 0.25 / 0.75) and ds.n_corpus == len(ds) - len(sup)
-    longest_sup = max(len(x.input_ids) for x in ds.items if not x.is_corpus)
-    assert max(len(x.input_ids) for x in ds.items if x.is_corpus) <= longest_sup
-    assert ds.max_len == longest_sup
+    sup_lengths = sorted(len(x.input_ids) for x in ds.items if not x.is_corpus)
+    p90 = sup_lengths[int(0.9 * (len(sup_lengths) - 1))]
+    assert max(len(x.input_ids) for x in ds.items if x.is_corpus) == p90 < sup_lengths[-1]  # the 90th percentile
+    assert ds.max_len == sup_lengths[-1]
     fixed = ExampleDataset(TOK, sup, corpus_texts(TASK, []), corpus_weight=0.25, max_len=256, seed=0, corpus_window=64)
     assert max(len(x.input_ids) for x in fixed.items if x.is_corpus) == 64
 
