@@ -73,6 +73,8 @@ class DistillModule(L.LightningModule):
                 return self.ce_fn(hidden, head.weight, labels)
             teacher["teacher_topk"] = (batch["topk_ids"][:, :-1], batch["topk_logprobs"][:, :-1],
                                        batch["topk_tail"][:, :-1])
+        elif self.kd_weight == 0 and self.hidden_proj is None:
+            pass  # no term reads the teacher (e.g. kd_weight=0): skip its forward
         elif self.mode == "logit" and split in self.topk:
             T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
             rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)

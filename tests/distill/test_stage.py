@@ -184,3 +184,16 @@ def test_injection_run_logs_the_corpus_loss_and_groups_by_length(tmp_path):
     assert m["distill/steps"] == 6 and 0 <= m["distill/padding_share"] < 1
     logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
     assert any(r.get("train/corpus_ce", 0) > 0 for r in logged)
+
+
+def test_kd_weight_zero_skips_the_teacher_forward(teacher_dir, monkeypatch):
+    """kd_weight=0 (and no hidden term): the loss is plain CE and the teacher is never run."""
+    teacher, ds, batch, live, align = _batch_and_modules(teacher_dir, 0)
+    ce_only = DistillModule(live.student, "logit", {"kd_weight": 0.0}, 1e-3, 0.0, 1, 10, teacher=teacher)
+
+    def boom(*a, **k):
+        raise AssertionError("teacher forward with kd_weight=0")
+    monkeypatch.setattr(teacher, "final_hidden", boom)
+    monkeypatch.setattr(teacher, "logits_and_hidden", boom)
+    out = ce_only.losses(batch)
+    assert out["loss"].item() == pytest.approx(out["ce"].item()) and out["kd"].item() == 0
