@@ -87,6 +87,21 @@ def _submitit_handler(handlers: dict[int, Any]) -> Callable | None:
     return None
 
 
+def _not_lightnings(prev: Any) -> list:
+    """The handlers in `prev` other than Lightning's own SIGTERM notifier.
+
+    Lightning composes its notifier with whatever handler it found (`_HandlersCompose`). The notifier
+    sets `trainer.received_sigterm`, on which Lightning's loops raise `SIGTERMException` -- a
+    `SystemExit` with status 0 -- at their next check. That races our checkpoint: a signal landing
+    after our `on_train_batch_end` but before the loop's check made a preempted run exit 0 with no
+    checkpoint (seen once in CI). It would also kill DDP children before the collective checkpoint.
+    """
+    inner = getattr(prev, "signal_handlers", None) if type(prev).__name__ == "_HandlersCompose" else None
+    if inner is None:
+        return [prev]
+    return [h for h in inner if type(getattr(h, "__self__", None)).__name__ != "_SignalConnector"]
+
+
 def _call_previous(signum: int, frame: Any, prev: Any) -> None:
     """Act as handler `prev` would have: call it, or for SIG_DFL re-deliver with the default action."""
     if callable(prev):
@@ -132,10 +147,12 @@ class PreemptionCheckpoint(Callback):
             _call_previous(signum, frame, prev)
             return
         self.received = signum
-        # On SIGTERM also tell a previous non-default handler (e.g. Lightning's notifier); never
-        # submitit's requeue handler here: it would exit now, before the checkpoint.
-        if signum in self.stop_signals and callable(prev) and _submitit_handler({signum: prev}) is None:
-            prev(signum, frame)
+        # On SIGTERM also tell a previous user handler; never Lightning's notifier (see
+        # _not_lightnings) nor submitit's requeue handler: both would end the run before the checkpoint.
+        if signum in self.stop_signals:
+            for h in _not_lightnings(prev):
+                if callable(h) and _submitit_handler({signum: h}) is None:
+                    h(signum, frame)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Here, not in `setup`: Lightning registers its own handlers just before training and on

@@ -119,3 +119,25 @@ def test_handler_outside_training_acts_like_the_previous_one():
         assert seen == [signal.SIGUSR2] and cb.received is None
     finally:
         signal.signal(signal.SIGUSR2, previous)
+
+
+def test_sigterm_does_not_trip_lightnings_own_exit_but_reaches_user_handlers():
+    """Lightning's SIGTERM notifier would make its loops raise SIGTERMException (exit status 0) at the
+    next check, racing the checkpoint; the callback keeps it out and still calls a user's handler."""
+    import lightning as L
+
+    seen = []
+    before = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, lambda s, f: seen.append(s))  # the user's own handler
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer._signal_connector.register_signal_handlers()  # what fit() does: compose notifier + user handler
+    cb = PreemptionCheckpoint()
+    try:
+        cb.on_train_start(trainer, None)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert cb.received == signal.SIGTERM and seen == [signal.SIGTERM]
+        assert trainer.received_sigterm is False
+    finally:
+        cb._restore()
+        trainer._signal_connector.teardown()
+        signal.signal(signal.SIGTERM, before)
