@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -54,7 +54,6 @@ class TokenKDReport:
     aligned: int = 0
     unmapped_tokens: int = 0
     tail_mass_mean: float | None = None
-    examples: list = field(default_factory=list, repr=False)
 
     def as_dict(self) -> dict:
         return {"used": self.used, "reason": self.reason, "k": self.k, "rationales": self.rationales,
