@@ -46,6 +46,7 @@ def test_defaults_are_the_offline_ones(tmp_path):
 @pytest.mark.parametrize("override,key,allowed", [
     ("deploy.budget_usd=-5", "deploy.budget_usd", "dollars > 0"),
     ("trainer.max_steps=0", "trainer.max_steps", "an integer > 0"),
+    ("trainer.length_slices=-1", "trainer.length_slices", "an integer >= 0"),
     ("task.variant=hongkong", "task.variant", "basic, riichi"),
     ("task.nontenpai_rate=1.5", "task.nontenpai_rate", "0 <= rate < 1"),
     ("strategy.alignment.kd_weight=2", "strategy.alignment.kd_weight", "0 <= weight <= 1"),

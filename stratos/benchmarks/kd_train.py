@@ -7,7 +7,9 @@ Both sides train the same student init against the same frozen teacher on the sa
 off-policy with forward KL(teacher || student) at T = 1 and nothing else in the loss:
   stratos  DistillModule (mode logit, kd_weight 1) under a Lightning Trainer: the student's hidden
            states and the teacher's go through the chunked fused loss (stratos/distill/losses.py),
-           which forms logits only for supervised rows, a chunk at a time
+           which forms logits only for supervised rows, a chunk at a time; both forwards run on
+           length-sorted slices of the batch (stratos/distill/slices.py; auto: on at fp32, off in
+           bf16), and under bf16 the frozen teacher is stored in bf16 (as the distill stage does)
   trl      trl.experimental.gkd.GKDTrainer with lmbda=0 (no student generations), seq_kd=False,
            beta=0 (its generalized JSD is then exactly the forward KL): full (B, T, V) logits of
            both models, softmax over every position, masked afterwards
@@ -37,6 +39,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from stratos.config import TrainerConfig
 
 PROMPT, MIN_COMPLETION, MAX_COMPLETION = 32, 48, 96
 BATCH, LR, WARMUP, SKIP = 16, 1e-3, 5, 5
@@ -128,7 +132,7 @@ class StepClock:
 
 
 def train_stratos(root: str, rows, steps: int, clock: StepClock, bf16: bool = False, top_k: int = 0,
-                  cache: str = "") -> tuple:
+                  cache: str = "", length_slices: int = TrainerConfig.length_slices) -> tuple:
     """Stratos' alignment training; top_k > 0 reads the teacher from the offline store (built first,
     timed apart: it is paid once per teacher and dataset, not per run)."""
     import lightning as L
@@ -140,18 +144,22 @@ def train_stratos(root: str, rows, steps: int, clock: StepClock, bf16: bool = Fa
     from stratos.distill.teacher_store import open_topk_store
     from stratos.models.teacher import HFTeacher
 
+    from stratos.distill.slices import resolve_slices
+
     student = AutoModelForCausalLM.from_pretrained(f"{root}/student")
     teacher = HFTeacher("bench_teacher", f"{root}/teacher")
+    length_slices, _ = resolve_slices(length_slices, "bf16-mixed" if bf16 else "32-true")  # as the stage does
     dataset = ExampleDataset.from_items([(r["input_ids"], r["labels"]) for r in rows])
     store = {}
     if top_k:
         t0 = time.perf_counter()
         store["train"], info = open_topk_store(teacher, dataset, cache_root=cache or f"{root}/cache", k=top_k, temperature=1.0,
-                                               pad_id=0, batch_size=BATCH)
+                                               pad_id=0, batch_size=BATCH, length_slices=length_slices)
         store.update(seconds=time.perf_counter() - t0, bytes_per_token=info["bytes_per_token"])
     align = {"kd_weight": 1.0, "temperature": 1.0, "loss": "forward_kl"}
     module = DistillModule(student, "logit", align, lr=LR, weight_decay=0.01, warmup_steps=WARMUP, max_steps=steps,
-                           teacher=None if top_k else teacher, topk={"train": store["train"]} if top_k else None)
+                           teacher=None if top_k else teacher, topk={"train": store["train"]} if top_k else None,
+                           length_slices=length_slices)
     module.loss_fn.report_ce = False  # KD only, as GKD; CE would be a second (logged-only) quantity
 
     class Clock(L.Callback):
@@ -207,9 +215,10 @@ VARIANTS = {
     "stratos_fp32": ("stratos", {"bf16": False}),
     "stratos_bf16": ("stratos", {"bf16": True}),
     "stratos_store_fp32": ("stratos", {"bf16": False, "top_k": 32}),
+    "stratos_unsliced_fp32": ("stratos", {"bf16": False, "length_slices": 1}),
 }
 RATIOS = (("stratos_fp32", "trl_fp32"), ("stratos_bf16", "trl_bf16"), ("stratos_store_fp32", "trl_fp32"),
-          ("stratos_store_fp32", "trl_bf16"))
+          ("stratos_store_fp32", "trl_bf16"), ("stratos_unsliced_fp32", "trl_fp32"), ("stratos_fp32", "stratos_unsliced_fp32"))
 
 
 def worker(variant: str, root: str, steps: int, threads: int) -> dict:

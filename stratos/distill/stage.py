@@ -30,6 +30,7 @@ from stratos.distill.blackbox_kd import attach_teacher_topk
 from stratos.distill.examples import ExampleDataset, WithIndex, collate, corpus_texts, supervised_texts
 from stratos.distill.module import DistillModule
 from stratos.distill.preflight import run_preflight
+from stratos.distill.slices import resolve_slices
 from stratos.distill.teacher_store import open_topk_store
 from stratos.distill.trainer import build_trainer
 from stratos.faults.checkpoints import latest_checkpoint
@@ -98,7 +99,8 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         for split, ds in (("train", train_ds), ("val", val_ds)):
             topk[split], topk_stats[split] = open_topk_store(
                 teacher, ds, cache_root=cfg.paths.cache, k=int(al.top_k), temperature=float(al.temperature),
-                pad_id=student.tokenizer.pad_token_id, batch_size=int(tr.batch_size), what=split)
+                pad_id=student.tokenizer.pad_token_id, batch_size=int(tr.batch_size), what=split,
+                length_slices=resolve_slices(int(tr.length_slices), str(teacher.model.dtype))[0])
         ctx.write_json("topk_store.json", topk_stats)
         train_ds, val_ds = WithIndex(train_ds), WithIndex(val_ds)
     elif int(al.top_k) > 0:
@@ -115,12 +117,14 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         collate_fn=collate(student.tokenizer.pad_token_id, _base(ds).topk_k if shuffle else 0),
         num_workers=int(tr.num_workers),
         lengths=ds.lengths if bool(tr.group_by_length) and shuffle else None)
+    slices, why = resolve_slices(int(tr.length_slices), str(tr.precision), str(tr.strategy))
+    log.info("length slices: %d (%s)", slices, why)
     module = DistillModule(student.model, decision.mode, dict(cfg.strategy.alignment), lr=float(tr.lr),
                            weight_decay=float(tr.weight_decay), warmup_steps=int(tr.warmup_steps),
                            max_steps=int(tr.max_steps), topk=topk,
                            teacher=teacher if decision.mode in ("logit", "hidden") and not topk else None,
                            corpus_weight=float(inj.corpus_weight) if corpus else 0.0,
-                           blackbox_topk=bool(token_kd and token_kd.used))
+                           blackbox_topk=bool(token_kd and token_kd.used), length_slices=slices)
     ckpt_dir = ctx.local_dir("checkpoints")
     trainer, curve = build_trainer(cfg, ckpt_dir, ctx.path("train_log.jsonl"))
     resume = latest_checkpoint(ckpt_dir)
@@ -139,6 +143,8 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         "distill/val/loss": _metric(trainer, "val/loss"),
         "distill/tokens_per_s": round(curve.tokens / max(seconds, 1e-9), 1),
         "distill/padding_share": curve.padding_share,
+        "distill/computed_padding_share": curve.computed_padding_share,
+        "distill/length_slices": slices,
         "distill/student_params": student.n_params,
         "distill/trainable_params": student.n_trainable,
         "strategy/name": decision.name,

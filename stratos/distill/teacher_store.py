@@ -21,6 +21,7 @@ import time
 import torch
 
 from stratos.distill.examples import ExampleDataset, collate
+from stratos.distill.slices import batch_slices, sliced_forward
 from stratos.distill.logit_store import StoreKey, TopKReader, TopKStore, dataset_hash, tokenizer_hash
 from stratos.faults import compute_once
 
@@ -48,15 +49,18 @@ def store_key(teacher, dataset: ExampleDataset, k: int, temperature: float) -> S
                     k=int(k), tokenizer_hash=tokenizer_hash(teacher.tokenizer), temperature=float(temperature))
 
 
-def _teacher_batches(teacher, dataset: ExampleDataset, pad_id: int, batch_size: int, what: str):
-    """(logits (B, T, V), attention_mask (B, T)) in dataset order, logging progress."""
+def _teacher_batches(teacher, dataset: ExampleDataset, pad_id: int, batch_size: int, what: str,
+                     length_slices: int = 1):
+    """(logits (B, T, V), attention_mask (B, T)) in dataset order, logging progress. The forward runs
+    on length-sorted slices of each batch (slices.py): the store keeps only real positions anyway."""
     fn, n = collate(pad_id), len(dataset)
+    forward = lambda i, m: teacher.model(input_ids=i, attention_mask=m, use_cache=False).logits  # noqa: E731
     t0 = last = time.time()
     for start in range(0, n, batch_size):
         batch = fn([dataset[i] for i in range(start, min(n, start + batch_size))])
+        ids, mask = batch["input_ids"], batch["attention_mask"]
         with torch.no_grad():
-            logits = teacher.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                   use_cache=False).logits
+            logits = sliced_forward(forward, ids, mask, batch_slices(mask, length_slices))
         yield logits, batch["attention_mask"]
         done = min(n, start + batch_size)
         if time.time() - last > 10 or done == n:
@@ -66,7 +70,8 @@ def _teacher_batches(teacher, dataset: ExampleDataset, pad_id: int, batch_size: 
 
 
 def open_topk_store(teacher, dataset: ExampleDataset, *, cache_root: str, k: int, temperature: float,
-                    pad_id: int, batch_size: int = 64, what: str = "train") -> tuple[TopKReader, dict]:
+                    pad_id: int, batch_size: int = 64, what: str = "train",
+                    length_slices: int = 1) -> tuple[TopKReader, dict]:
     """Write the store unless it exists (once across concurrent jobs), then open it.
 
     Returns (reader, stats) with stats for the manifest: url, bytes/token, whether this call wrote it."""
@@ -74,8 +79,8 @@ def open_topk_store(teacher, dataset: ExampleDataset, *, cache_root: str, k: int
     store = TopKStore(cache_root, key)
     vocab = teacher.model.get_output_embeddings().weight.shape[0]
     t0 = time.time()
-    wrote = compute_once(store.url + ".lock", store.exists,
-                         lambda: store.write(_teacher_batches(teacher, dataset, pad_id, batch_size, what), vocab))
+    batches = lambda: _teacher_batches(teacher, dataset, pad_id, batch_size, what, length_slices)  # noqa: E731
+    wrote = compute_once(store.url + ".lock", store.exists, lambda: store.write(batches(), vocab))
     seconds = time.time() - t0
     reader = store.open()
     meta = reader.meta

@@ -40,6 +40,7 @@ class LossCurve(Callback):
         self.rows: list[dict] = []
         self.tokens = 0
         self.positions = 0  # batch positions incl. padding: 1 - tokens / positions = padding share
+        self.computed = 0  # positions the forwards computed (length slices skip some padding)
 
     def on_train_start(self, trainer, pl_module) -> None:
         if artifacts.exists(self.url) and trainer.global_step > 0:
@@ -48,6 +49,7 @@ class LossCurve(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.tokens += int(batch["attention_mask"].sum())
         self.positions += batch["attention_mask"].numel()
+        self.computed += getattr(pl_module, "last_positions", 0) or batch["attention_mask"].numel()
         step = trainer.global_step
         if step % self.every == 0 or step == trainer.max_steps:
             parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
@@ -60,6 +62,11 @@ class LossCurve(Callback):
     @property
     def padding_share(self) -> float | None:
         return round(1 - self.tokens / self.positions, 4) if self.positions else None
+
+    @property
+    def computed_padding_share(self) -> float | None:
+        """Share of the positions the forwards computed that were padding."""
+        return round(1 - self.tokens / self.computed, 4) if self.computed else None
 
     def last(self, key: str = "train/loss"):
         return self.rows[-1]["loss"] if self.rows else None

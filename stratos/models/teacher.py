@@ -81,12 +81,17 @@ class HFTeacher:
         return not any(getattr(c, a, None) for a in ("final_logit_softcapping", "logit_scale", "output_multiplier"))
 
     @torch.no_grad()
-    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        """(final hidden state (B, T, H), head weight (V, H), head bias (V,) | None), without the
-        (B, T, V) logits: the chunked KD loss multiplies only the supervised rows by the head."""
-        base, head = lm_parts(self.model)
-        hidden = base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        return hidden, head.weight, getattr(head, "bias", None)
+    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Final hidden state (B, T, H), without the (B, T, V) logits: the chunked KD loss multiplies
+        only the supervised rows by the head (see `head`)."""
+        base, _ = lm_parts(self.model)
+        return base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+
+    @property
+    def head(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(LM head weight (V, H), bias (V,) | None): logits = final hidden @ weight.T (+ bias)."""
+        _, head = lm_parts(self.model)
+        return head.weight, getattr(head, "bias", None)
 
 
 def ask(teacher, task: Task, rows: list[dict], rules_in_prompt: bool = False) -> list[TeacherAnswer]:

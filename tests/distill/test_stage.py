@@ -197,3 +197,23 @@ def test_kd_weight_zero_skips_the_teacher_forward(teacher_dir, monkeypatch):
     monkeypatch.setattr(teacher, "logits_and_hidden", boom)
     out = ce_only.losses(batch)
     assert out["loss"].item() == pytest.approx(out["ce"].item()) and out["kd"].item() == 0
+
+
+def test_store_built_on_length_slices_equals_the_unsliced_store(tmp_path, teacher_dir):
+    """The store's teacher forward runs on length-sorted slices; the stored rows do not change."""
+    from stratos.distill.slices import batch_slices
+
+    teacher = HFTeacher("tiny_teacher", teacher_dir)
+    tok = teacher.tokenizer
+    examples = [TextExample(" ".join(["1m 2m 3m"] * n), f"Answer: {n}p") for n in (1, 7, 2, 9, 1, 6, 3, 8)]
+    ds = ExampleDataset(tok, examples, [], 0.0, 128, 0)
+    batch = collate(tok.pad_token_id)(list(ds.items))
+    assert len(batch_slices(batch["attention_mask"], 4)) > 1  # these lengths do get sliced
+    rows = {}
+    for slices in (1, 4):
+        reader, _ = open_topk_store(teacher, ds, cache_root=str(tmp_path / f"s{slices}"), k=8, temperature=1.0,
+                                    pad_id=tok.pad_token_id, batch_size=8, length_slices=slices)
+        rows[slices] = [reader.read(i) for i in range(len(ds))]
+    for a, b in zip(rows[1], rows[4]):
+        assert torch.equal(a.ids, b.ids)
+        torch.testing.assert_close(a.logprobs.float(), b.logprobs.float(), rtol=0, atol=2e-3)
