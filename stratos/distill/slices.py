@@ -52,25 +52,27 @@ def right_padded(attention_mask: torch.Tensor) -> bool:
     return bool(((cols < lengths).to(attention_mask.dtype) == attention_mask).all())
 
 
-def best_partition(lengths: np.ndarray, n: int) -> tuple[int, list[int]]:
-    """Split lengths sorted longest first into n contiguous groups (1 <= n <= B) minimising the
-    positions computed, sum_g |g| * max_g (a group's max is its first element). Exact dynamic
-    programme, vectorised over the split point: O(n * B^2). Returns (positions, group end indices).
-    Splitting a group never adds positions, so n groups are at least as good as fewer."""
+def best_partitions(lengths: np.ndarray, n: int) -> list[tuple[int, list[int]]]:
+    """For k = 1..n (n <= B): the split of lengths sorted longest first into k contiguous groups that
+    minimises the positions computed, sum_g |g| * max_g (a group's max is its first element), as
+    (positions, group end indices). One exact dynamic programme over k, vectorised over the split
+    point: O(n * B^2). Splitting a group never adds positions, so more groups are never worse."""
     B = len(lengths)
     # cost[i, j] = (j - i) * lengths[i]: rows i..j-1 as one group; inf where the group would be empty
     i, j = np.arange(B + 1)[:, None], np.arange(B + 1)[None, :]
     cost = np.where(i < j, (j - i) * np.append(lengths, 0)[:, None], np.inf)  # (B+1, B+1)
-    best, starts = cost[0], []  # best[j]: rows 0..j-1 in the groups so far
-    for _ in range(1, n):
-        total = best[:, None] + cost  # (B+1, B+1): previous groups end at i, the new one is i..j-1
-        arg = total.argmin(0)
-        best = total[arg, np.arange(B + 1)]
-        starts.append(arg)
-    ends = [B]
-    for arg in reversed(starts):  # walk back: where the last group starts is where the one before ends
-        ends.append(int(arg[ends[-1]]))
-    return int(best[B]), sorted(ends)
+    best, starts, out = cost[0], [], []  # best[j]: rows 0..j-1 in the groups so far
+    for k in range(1, n + 1):
+        if k > 1:
+            total = best[:, None] + cost  # (B+1, B+1): previous groups end at i, the new one is i..j-1
+            arg = total.argmin(0)
+            best = total[arg, np.arange(B + 1)]
+            starts.append(arg)
+        ends = [B]
+        for arg in reversed(starts):  # walk back: where the last group starts is where the one before ends
+            ends.append(int(arg[ends[-1]]))
+        out.append((int(best[B]), sorted(ends)))
+    return out
 
 
 def plan_slices(lengths: torch.Tensor, max_slices: int, min_gain: float = MIN_GAIN) -> list[torch.Tensor]:
@@ -83,7 +85,7 @@ def plan_slices(lengths: torch.Tensor, max_slices: int, min_gain: float = MIN_GA
     order = torch.argsort(lengths, descending=True, stable=True)
     sorted_len = lengths[order].cpu().numpy().astype(np.int64)
     full = B * int(sorted_len[0])
-    costs = [best_partition(sorted_len, k) for k in range(1, min(max_slices, B) + 1)]
+    costs = best_partitions(sorted_len, min(max_slices, B))
     k = 0  # add a slice only while it saves >= min_gain of the full batch's positions
     while k + 1 < len(costs) and costs[k][0] - costs[k + 1][0] >= min_gain * full:
         k += 1

@@ -11,7 +11,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from stratos.distill.module import DistillModule
-from stratos.distill.slices import (batch_slices, best_partition, computed_positions, plan_slices, resolve_slices,
+from stratos.distill.slices import (batch_slices, best_partitions, computed_positions, plan_slices, resolve_slices,
                                     right_padded, sliced_forward)
 from stratos.models.hub import lm_parts
 
@@ -26,8 +26,7 @@ def test_partition_is_the_brute_force_optimum():
     rng = np.random.default_rng(0)
     for _ in range(150):
         lengths = np.sort(rng.integers(1, 60, rng.integers(1, 9)))[::-1]
-        for n in range(1, len(lengths) + 1):
-            cost, ends = best_partition(lengths, n)
+        for n, (cost, ends) in enumerate(best_partitions(lengths, len(lengths)), start=1):
             assert cost == brute_force(lengths, n)
             assert len(ends) == n and ends[-1] == len(lengths) and ends == sorted(set(ends))
             assert cost == sum((b - a) * lengths[a] for a, b in zip([0, *ends], ends))
