@@ -18,11 +18,11 @@ import os
 import random
 import time
 
-from stratos.data.mahjong.engine import engine_solve, engine_winning_tiles
-from stratos.data.mahjong.synthesis import Generator, synthesize_split
-from stratos.data.mahjong.task import MahjongTask
-from stratos.data.mahjong.tiles import NAMES, parse_hand
-from stratos.data.mahjong.waits import clear_caches, solve, winning_tiles
+from stratos.tasks.mahjong.engine import engine_solve, engine_winning_tiles
+from stratos.tasks.mahjong.synthesis import Generator, synthesize_split
+from stratos.tasks.mahjong.task import MahjongTask
+from stratos.tasks.mahjong.tiles import NAMES, parse_hand
+from stratos.tasks.mahjong.waits import clear_caches, solve, winning_tiles
 
 # conf/task/mahjong.yaml's default shares, and the generator's natural draw
 DISTRIBUTIONS = {

@@ -8,22 +8,17 @@ from __future__ import annotations
 import collections
 import logging
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from stratos.artifacts import Manifest, StageContext
+from stratos.tasks import build_task
 
 log = logging.getLogger("stratos")
 SPLITS = ("train", "val", "test")
 
 
-def build_task(cfg: DictConfig):
-    """The task object for `cfg.task` (its `_target_`)."""
-    return instantiate(cfg.task, _convert_="all")
-
-
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
-    task = build_task(cfg)
+    task = build_task(cfg.task)
     splits = task.build_splits()
     ids = [set(r["id"] for r in splits[s]) for s in SPLITS]
     overlap = (ids[0] & ids[1]) | (ids[0] & ids[2]) | (ids[1] & ids[2])

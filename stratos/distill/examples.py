@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import fsspec
 import torch
 
-from stratos.data.task import Task
+from stratos.tasks.base import Task
 from stratos.distill.blackbox_kd import FILL
 from stratos.distill.rejection import sequence_distillation_rows
 from stratos.distill.strategy import Decision

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from stratos.data.task import Task
+from stratos.tasks.base import Task
 from stratos.errors import UserError, bad_value
 from stratos.models.teacher import ask, rules_prompt
 

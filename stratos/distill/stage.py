@@ -25,7 +25,6 @@ from omegaconf import DictConfig
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
-from stratos.data.stage import build_task
 from stratos.distill.blackbox_kd import attach_teacher_topk
 from stratos.distill.examples import ExampleDataset, WithIndex, collate, corpus_texts, supervised_texts
 from stratos.distill.module import DistillModule
@@ -37,6 +36,7 @@ from stratos.faults.checkpoints import latest_checkpoint
 from stratos.faults.loader import ResumableLoader
 from stratos.errors import UserError
 from stratos.models.tokenizer import save_tokenizer
+from stratos.tasks import build_task
 
 log = logging.getLogger("stratos")
 
@@ -50,7 +50,7 @@ def build_teacher(cfg: DictConfig):
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    task = build_task(cfg)
+    task = build_task(cfg.task)
     data = ctx.input("data")
     train_rows = artifacts.read_jsonl(data.path("train.jsonl"))
     val_rows = artifacts.read_jsonl(data.path("val.jsonl"))

@@ -16,7 +16,7 @@ import logging
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from stratos.data.task import Task
+from stratos.tasks.base import Task
 from stratos.models.teacher import ask
 
 log = logging.getLogger("stratos")

@@ -22,8 +22,8 @@ from stratos.errors import UserError
 def score(model_dir: str, file: str, variant: str, notation: str, batch_size: int, max_new_tokens: int,
           verify: bool, out: str | None) -> dict:
     from stratos import artifacts
-    from stratos.data.mahjong.jsonl import read_benchmark, score_rows
-    from stratos.data.mahjong.task import MahjongTask
+    from stratos.tasks.mahjong.jsonl import read_benchmark, score_rows
+    from stratos.tasks.mahjong.task import MahjongTask
     from stratos.evaluate.stage import load_model
     from stratos.models.generate import greedy_generate
 

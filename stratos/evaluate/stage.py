@@ -23,10 +23,10 @@ from transformers import AutoModelForCausalLM
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
-from stratos.data.stage import build_task
 from stratos.models.generate import greedy_generate
 from stratos.models.teacher import ask
 from stratos.models.tokenizer import load_tokenizer
+from stratos.tasks import build_task
 
 log = logging.getLogger("stratos")
 
@@ -60,7 +60,7 @@ def time_answers(model, tok, questions: list[str], max_new_tokens: int) -> dict[
 
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
-    task = build_task(cfg)
+    task = build_task(cfg.task)
     test_rows = artifacts.read_jsonl(ctx.input("data").path("test.jsonl"))
     model, tok = load_model(artifacts.local_path(ctx.input("distill").path("model")))
     max_new = int(cfg.evaluate.max_new_tokens) or int(task.max_new_tokens)

@@ -15,7 +15,7 @@ class ExportJob:
     name: str  # served model name
     questions: list[str] = field(default_factory=list)  # test prompts (plain text) for parity/benchmarks
     rows: list[dict] = field(default_factory=list)  # test rows (graded with `task` when given)
-    task: Any = None  # stratos.data.task.Task or None
+    task: Any = None  # stratos.tasks.base.Task or None
     max_new_tokens: int = 256  # the task's generation budget
     plan: dict = field(default_factory=dict)  # plan.json's "selected" ({} when the plan stage did not run)
     slurm: dict = field(default_factory=dict)  # cfg.cloud.slurm (partition, account, qos, time_min)

@@ -51,9 +51,9 @@ def _plan(ctx: StageContext) -> dict:
 def _task(cfg: DictConfig):
     if cfg.get("task") is None:
         return None
-    from stratos.data.stage import build_task
+    from stratos.tasks import build_task
 
-    return build_task(cfg)
+    return build_task(cfg.task)
 
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:

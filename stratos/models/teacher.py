@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stratos.data.task import Task
+from stratos.tasks.base import Task
 from stratos.models.generate import greedy_generate
 from stratos.models.hub import lm_parts, load_causal_lm
 

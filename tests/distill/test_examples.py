@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stratos.data.mahjong.task import MahjongTask
+from stratos.tasks.mahjong.task import MahjongTask
 import pytest
 
 from stratos.distill.examples import (IGNORE, ExampleDataset, Item, TextExample, WithIndex, collate, corpus_texts,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from stratos.data.task import Task
+from stratos.tasks.base import Task
 from stratos.distill.rejection import sequence_distillation_rows
 from stratos.errors import UserError
 from stratos.models.openai_teacher import OpenAITeacher

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stratos.data.mahjong.task import MahjongTask
+from stratos.tasks.mahjong.task import MahjongTask
 from stratos.distill.strategy import Strategy
 from stratos.models.teacher import EngineTeacher, TeacherAnswer
 

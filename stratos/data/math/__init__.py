@@ -1,6 +1,0 @@
-"""Math reasoning tasks (GSM8K, AIME): loaders, answer extraction, grading, offline generator.
-
-    from stratos.data.math.task import GSM8KTask, AimeTask        # +task=gsm8k / +task=aime
-    from stratos.data.math.extract import extract_answer, extract_aime
-    from stratos.data.math.grading import is_correct, majority_vote, vote, breakdown
-"""

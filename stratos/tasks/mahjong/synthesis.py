@@ -1,0 +1,225 @@
+"""Reverse synthesis of winning-tile questions, resampled to a target wait distribution.
+
+Hands are built backwards: draw a *complete* 14-tile hand (4 melds + a pair; in riichi also seven
+pairs or thirteen orphans), remove one tile, and the removed tile is a known winning tile of the
+13 left — the answer is never empty by accident. The full answer then comes from the exact
+solver (`waits.winning_tiles`; decompositions only for hands kept). Non-tenpai hands (empty
+answer) are near misses: a tenpai hand with tiles swapped one at a time until nothing wins, so
+"none" cannot be guessed from a hand that merely looks random.
+
+Where the tiles land is a *mode*: `mixed` draws every group's suit uniformly; `half` puts each
+group in one main suit with probability 0.7; `flush` puts all of them there. Concentrated hands
+have many more waits (nine gates, 1112345678999m, waits on all nine), so when `wait_distribution`
+asks for more multi-wait hands than `mixed` yields, the sampler shifts towards the modes that have
+landed most often in buckets still open ((landed + 1) / (draws + 2), greedy, 5% exploration).
+
+Splits are drawn in the order test, val, train, each from its own RNG (`Random(f"{seed}:{split}")`)
+and all against one `seen` set of canonical hands (the 34-count vector): no hand is in two splits
+or twice in one, and the test split does not change when `n_train` does.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from stratos.tasks.mahjong.tiles import N_KINDS, ORPHANS
+from stratos.tasks.mahjong.waits import winning_tiles
+from stratos.errors import UserError
+
+BUCKETS = ("1", "2", "3", "4", "5", "6", "7", "8", "9+")
+NONE_BUCKET = "0"
+MODES = (("mixed", 0.0), ("half", 0.7), ("flush", 1.0))
+SEVEN_PAIRS_RATE = 0.08  # riichi: share of complete hands drawn as seven pairs
+ORPHANS_RATE = 0.005  # riichi: ... as thirteen orphans (only 157 distinct tenpai hands exist)
+TRIPLET_RATE = 0.25  # a numbered-suit meld is a triplet (else a sequence)
+EXPLORE = 0.05  # share of draws from a uniformly chosen mode, so every mode's rates stay current
+SWAPS = 6  # tries to turn a tenpai hand into a near-miss non-tenpai hand
+
+
+def bucket(n_waits: int) -> str:
+    """Number of winning tiles -> bucket key: "0" (none), "1".."8", "9+"."""
+    return NONE_BUCKET if n_waits == 0 else (str(n_waits) if n_waits < 9 else "9+")
+
+
+def quotas(n: int, nontenpai_rate: float, distribution: dict[str, float]) -> dict[str, int]:
+    """Per-bucket counts for a split of n rows (largest-remainder rounding, sums to n).
+
+    Returns {"0": non-tenpai count} plus, when `distribution` is non-empty, one count per bucket;
+    an empty distribution means "natural" and the tenpai remainder is under key "*".
+    """
+    n_none = round(n * nontenpai_rate)
+    out = {NONE_BUCKET: n_none}
+    rest = n - n_none
+    if not distribution:
+        out["*"] = rest
+        return out
+    total = sum(distribution.values())
+    exact = {b: rest * distribution.get(b, 0.0) / total for b in BUCKETS}
+    floor = {b: int(x) for b, x in exact.items()}
+    left = rest - sum(floor.values())
+    for b in sorted(BUCKETS, key=lambda b: (floor[b] - exact[b], BUCKETS.index(b)))[:left]:
+        floor[b] += 1
+    out.update({b: c for b, c in floor.items() if c})
+    return out
+
+
+@dataclass
+class Example:
+    counts: list[int]  # the 13-tile hand
+    tiles: list[int]  # its winning tiles (kind indices, ascending); decompositions come later
+
+
+class Generator:
+    """Draws complete hands and derives tenpai / non-tenpai 13-tile hands from them.
+
+    `winning` answers a hand (the fast solver by default; the engine for the benchmark baseline).
+    Only the tile *set* is needed to sample; decompositions are built for accepted hands only.
+    """
+
+    def __init__(self, variant: str, winning: Callable[[Sequence[int], str], list[int]] = winning_tiles):
+        self.variant = variant
+        self.winning = winning
+
+    # ------------------------------------------------------------ complete 14-tile hands
+    @staticmethod
+    def _group(rnd: Callable[[], float], suit: int, pair: bool) -> tuple[int, ...]:
+        # int(rnd() * n) instead of randrange: same determinism, a third of the cost
+        if suit == 3:
+            k = 27 + int(rnd() * 7)
+            return (k, k) if pair else (k, k, k)
+        if pair:
+            k = 9 * suit + int(rnd() * 9)
+            return (k, k)
+        if rnd() < TRIPLET_RATE:
+            k = 9 * suit + int(rnd() * 9)
+            return (k, k, k)
+        k = 9 * suit + int(rnd() * 7)
+        return (k, k + 1, k + 2)
+
+    def standard_hand(self, rng: random.Random, p_main: float) -> list[int]:
+        """4 melds + a pair; each group in the main suit with prob p_main, else a uniform suit."""
+        rnd = rng.random
+        main = int(rnd() * 3)
+        c = [0] * N_KINDS
+        for i in range(5):
+            while True:
+                suit = main if rnd() < p_main else int(rnd() * 4)
+                g = self._group(rnd, suit, pair=(i == 4))
+                for k in g:
+                    c[k] += 1
+                if c[g[0]] <= 4 and c[g[-1]] <= 4 and c[g[1]] <= 4:  # no fifth copy
+                    break
+                for k in g:
+                    c[k] -= 1
+        return c
+
+    def seven_pairs_hand(self, rng: random.Random) -> list[int]:
+        c = [0] * N_KINDS
+        for k in rng.sample(range(N_KINDS), 7):
+            c[k] = 2
+        return c
+
+    def orphans_hand(self, rng: random.Random) -> list[int]:
+        c = [0] * N_KINDS
+        for k in ORPHANS:
+            c[k] = 1
+        c[rng.choice(ORPHANS)] += 1
+        return c
+
+    def complete_hand(self, rng: random.Random, p_main: float) -> list[int]:
+        if self.variant == "riichi":
+            r = rng.random()
+            if r < ORPHANS_RATE:
+                return self.orphans_hand(rng)
+            if r < ORPHANS_RATE + SEVEN_PAIRS_RATE:
+                return self.seven_pairs_hand(rng)
+        return self.standard_hand(rng, p_main)
+
+    # ------------------------------------------------------------ 13-tile questions
+    def tenpai(self, rng: random.Random, p_main: float) -> Example:
+        c = self.complete_hand(rng, p_main)
+        kinds = [k for k in range(N_KINDS) if c[k]]
+        # remove one of the 14 tiles uniformly (weight each kind by its count)
+        r = rng.randrange(14)
+        for k in kinds:
+            r -= c[k]
+            if r < 0:
+                c[k] -= 1
+                break
+        return Example(c, self.winning(c, self.variant))
+
+    def nontenpai(self, rng: random.Random) -> Example | None:
+        """A tenpai hand with tiles swapped until nothing wins (None if SWAPS tries fail)."""
+        ex = self.tenpai(rng, 0.0)
+        c = ex.counts
+        for _ in range(SWAPS):
+            out = rng.choice([k for k in range(N_KINDS) if c[k]])
+            inn = rng.choice([k for k in range(N_KINDS) if c[k] < 4 and k != out])
+            c[out] -= 1
+            c[inn] += 1
+            tiles = self.winning(c, self.variant)
+            if not tiles:
+                return Example(c, tiles)
+        return None
+
+
+def synthesize_split(
+    gen: Generator,
+    n: int,
+    rng: random.Random,
+    nontenpai_rate: float,
+    distribution: dict[str, float],
+    seen: set[bytes],
+    split: str = "train",
+) -> list[Example]:
+    """Draw n distinct examples (not in `seen`, which is updated) matching the bucket quotas."""
+    want = quotas(n, nontenpai_rate, distribution)
+    have = {b: 0 for b in want}
+    out: list[Example] = []
+    drawn = {m: 0 for m, _ in MODES}  # mode -> draws
+    landed = {m: Counter() for m, _ in MODES}  # mode -> bucket -> draws that landed there
+    modes = MODES if distribution else MODES[:1]
+    budget = 30 * n + 20_000
+    tries = 0
+
+    def take(ex: Example, b: str) -> bool:
+        key = bytes(ex.counts)
+        if key in seen:
+            return False
+        seen.add(key)
+        have[b] += 1
+        out.append(ex)
+        return True
+
+    while have[NONE_BUCKET] < want[NONE_BUCKET] and tries < budget:
+        tries += 1
+        ex = gen.nontenpai(rng)
+        if ex is not None:
+            take(ex, NONE_BUCKET)
+    open_ = {b for b in want if b != NONE_BUCKET and have[b] < want[b]}
+    while open_ and tries < budget:
+        tries += 1
+        if len(modes) == 1:
+            name, p = modes[0]
+        elif rng.random() < EXPLORE:
+            name, p = modes[int(rng.random() * len(modes))]
+        else:  # the mode most likely to land in a bucket still open (Laplace-smoothed rate)
+            name, p = max(modes, key=lambda m: (sum(landed[m[0]][b] for b in open_) + 1) / (drawn[m[0]] + 2))
+        ex = gen.tenpai(rng, p)
+        b = "*" if "*" in want else bucket(len(ex.tiles))
+        drawn[name] += 1
+        landed[name][b] += 1
+        if b in open_ and take(ex, b) and have[b] >= want[b]:
+            open_.discard(b)
+    short = {b: f"{have[b]}/{want[b]}" for b in want if have[b] < want[b]}
+    if short:
+        names = ", ".join(f"{'none' if b == '0' else b + ' waits'}: {v}" for b, v in short.items())
+        raise UserError(
+            f"task.wait_distribution/nontenpai_rate cannot be met for split '{split}' after {tries} draws "
+            f"(found {names}); lower those shares or the split size"
+        )
+    rng.shuffle(out)
+    return out

@@ -1,0 +1,205 @@
+"""`+task=mahjong`: which tiles complete this 13-tile closed hand?
+
+    task = MahjongTask(name="mahjong", n_train=20000, n_val=200, n_test=500, seed=0, source=None,
+                       variant="basic", nontenpai_rate=0.1, wait_distribution={}, notation="spaced")
+    splits = task.build_splits()          # {"train": [...], "val": [...], "test": [...]}
+    task.is_correct(splits["test"][0], "...\\nAnswer: 1m 4m")
+
+A row (JSON-serialisable):
+  id            16 hex chars of sha1("mahjong|<variant>|<compact hand>")
+  question      "Hand: 1m 1m 1m 2m 3m 4m 5m 6m 7m 8m 9m 9m 9m\\nWinning tiles?"  (in `notation`)
+  answer        "1m 2m 3m 4m 5m 6m 7m 8m 9m" | "none"  (ascending; Unicode tiles with notation=unicode)
+  rationale     one verified line per winning tile + "Answer: ..." (see rationale.py)
+  difficulty    "waits=N"
+  hand          "1112345678999m" (compact, sorted)
+  winning_tiles ["1m", "2m", ...] (compact names, ascending)
+  n_waits       N
+  variant       "basic" | "riichi"
+
+Rows are synthesised (synthesis.py) or, with `source`, read from a benchmark JSONL (jsonl.py),
+checked by the engine and split deterministically by seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from typing import Mapping, Optional, Sequence
+
+from stratos.tasks.mahjong.answer import extract_tiles
+from stratos.tasks.mahjong.jsonl import read_benchmark
+from stratos.tasks.mahjong.rationale import answer_text, format_rationale, verify_rationale
+from stratos.tasks.mahjong.rules import rules_text
+from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthesize_split
+from stratos.tasks.mahjong.tiles import NAMES, format_compact, format_tiles, parse_hand, parse_tile, to_kinds
+from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
+from stratos.tasks.base import ANSWER_PREFIX
+from stratos.errors import UserError, bad_value
+
+NOTATIONS = ("spaced", "compact", "unicode")
+SPLITS = ("test", "val", "train")  # drawing order: test first, so it does not move when n_train does
+# Generation budget (tokens) per variant. With the students' 384-entry byte-level BPE trained on
+# these texts the longest rationales measure ~130 tokens (nine waits: 1112345678999m, any notation)
+# and ~255 in riichi (the 13-sided thirteen-orphans wait, Unicode). tests/tasks/mahjong/test_task.py
+# re-measures and asserts a >= 15% margin.
+MAX_NEW_TOKENS = {"basic": 192, "riichi": 320}
+
+
+def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribution, notation) -> dict[str, float]:
+    for key, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise bad_value(f"task.{key}", v, "an integer > 0")
+    if variant not in VARIANTS:
+        raise bad_value("task.variant", variant, ", ".join(VARIANTS))
+    if notation not in NOTATIONS:
+        raise bad_value("task.notation", notation, ", ".join(NOTATIONS))
+    try:
+        rate = float(nontenpai_rate)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not 0.0 <= rate < 1.0:
+        raise bad_value("task.nontenpai_rate", nontenpai_rate, "a number with 0 <= rate < 1")
+    dist: dict[str, float] = {}
+    for k, v in dict(wait_distribution or {}).items():
+        key = str(k)
+        if key not in BUCKETS:
+            raise bad_value("task.wait_distribution", key, f"keys {', '.join(BUCKETS)}")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            x = math.nan
+        if not (x >= 0.0 and math.isfinite(x)):
+            raise bad_value(f"task.wait_distribution.{key}", v, "a share >= 0")
+        dist[key] = x
+    # all shares 0 means "no preference", i.e. natural: Hydra merges dict overrides, so from the
+    # command line a dict can be zeroed key by key but never replaced by {}
+    return dist if sum(dist.values()) > 0 else {}
+
+
+class MahjongTask:
+    """The Task protocol (stratos/tasks/base.py) for winning-tile questions."""
+
+    def __init__(
+        self,
+        name: str = "mahjong",
+        n_train: int = 20000,
+        n_val: int = 200,
+        n_test: int = 500,
+        seed: int = 0,
+        source: Optional[str] = None,
+        variant: str = "basic",
+        nontenpai_rate: float = 0.1,
+        wait_distribution: Optional[Mapping[str, float]] = None,
+        notation: str = "spaced",
+    ) -> None:
+        self.wait_distribution = _check_config(n_train, n_val, n_test, variant, nontenpai_rate,
+                                               wait_distribution, notation)
+        self.name = name
+        self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
+        self.seed = seed
+        self.source = source
+        self.variant = variant
+        self.nontenpai_rate = float(nontenpai_rate)
+        self.notation = notation
+        self.max_new_tokens = MAX_NEW_TOKENS[variant]
+        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+
+    # ------------------------------------------------------------ rows
+    def question(self, counts: Sequence[int]) -> str:
+        return f"Hand: {format_tiles(to_kinds(counts), self.notation)}\nWinning tiles?"
+
+    def make_row(self, counts: Sequence[int], waits: Sequence[Wait], expect: Sequence[int] | None = None) -> dict:
+        """A row whose rationale passed `verify_rationale` and proves exactly `expect` (when given:
+        the tiles the sampler or the engine found). A mismatch is a bug, hence RuntimeError."""
+        rationale = format_rationale(waits, self.notation)
+        tiles = [w.tile for w in waits]
+        hand = format_compact(to_kinds(counts))
+        if verify_rationale(counts, rationale, self.variant) != tiles or (expect is not None and list(expect) != tiles):
+            raise RuntimeError(f"rationale does not prove the expected answer for {hand}")
+        return {
+            "id": hashlib.sha1(f"mahjong|{self.variant}|{hand}".encode()).hexdigest()[:16],
+            "question": self.question(counts),
+            "answer": answer_text(tiles, self.notation),
+            "rationale": rationale,
+            "difficulty": f"waits={len(tiles)}",
+            "hand": hand,
+            "winning_tiles": [NAMES[k] for k in tiles],
+            "n_waits": len(tiles),
+            "variant": self.variant,
+        }
+
+    def build_splits(self) -> dict[str, list[dict]]:
+        if self.source:
+            return self._splits_from_source()
+        gen = Generator(self.variant)
+        seen: set[bytes] = set()
+        out = {}
+        for split in SPLITS:
+            rng = random.Random(f"{self.seed}:{split}")
+            exs = synthesize_split(gen, self.sizes[split], rng, self.nontenpai_rate, self.wait_distribution,
+                                   seen, split)
+            out[split] = [self.make_row(e.counts, solve(e.counts, self.variant), e.tiles) for e in exs]
+        return {s: out[s] for s in ("train", "val", "test")}
+
+    def _splits_from_source(self) -> dict[str, list[dict]]:
+        """Read, engine-check, dedupe, shuffle by seed, then fill test, val, train (in that order)."""
+        rows = read_benchmark(self.source, self.variant)
+        exs, seen = [], set()
+        for r in rows:
+            key = bytes(r["counts"])
+            if key in seen:
+                continue  # a repeated hand may not land in two splits
+            seen.add(key)
+            exs.append(Example(r["counts"], r["winning_tiles"]))
+        if len(exs) < 3:
+            raise UserError(f"invalid value for 'task.source': {self.source!r} (needs >= 3 distinct hands, "
+                            f"has {len(exs)})")
+        random.Random(f"{self.seed}:source").shuffle(exs)
+        out, i = {}, 0
+        for split, reserve in (("test", 2), ("val", 1), ("train", 0)):
+            k = min(self.sizes[split], len(exs) - i - reserve)
+            out[split] = [self.make_row(e.counts, solve(e.counts, self.variant), e.tiles) for e in exs[i:i + k]]
+            i += k
+        return {s: out[s] for s in ("train", "val", "test")}
+
+    # ------------------------------------------------------------ Task protocol
+    def rationale(self, row: dict) -> str:
+        """Re-solved from the hand and verified (so a stale or edited row cannot teach a wrong proof)."""
+        counts = parse_hand(row["hand"])
+        text = format_rationale(solve(counts, self.variant), self.notation)
+        verify_rationale(counts, text, self.variant)
+        return text
+
+    def answer_line(self, row: dict) -> str:
+        return f"{ANSWER_PREFIX} {row['answer']}"
+
+    def extract(self, text: str) -> list[str] | None:
+        """Winning tiles named by the text's final answer (compact names, ascending; [] = none)."""
+        got = extract_tiles(text)
+        return None if got is None else [NAMES[k] for k in sorted(got)]
+
+    def is_correct(self, row: dict, text: str) -> bool:
+        got = extract_tiles(text)
+        return got is not None and got == frozenset(parse_tile(w) for w in row["winning_tiles"])
+
+    def features(self, row: dict) -> dict[str, float]:
+        counts = parse_hand(row["hand"])
+        n = int(row["n_waits"])
+        return {
+            "n_waits": float(n),
+            "tenpai": float(n > 0),
+            "n_suits": float(sum(1 for s in range(3) if any(counts[9 * s:9 * s + 9]))),
+            "n_honors": float(sum(counts[27:])),
+            "n_pairs": float(sum(1 for x in counts if x >= 2)),
+            "rationale_lines": float(n + 1),
+            "rationale_chars": float(len(row.get("rationale") or self.rationale(row))),
+        }
+
+    def corpus(self) -> str:
+        return rules_text(self.variant)
+
+    def __repr__(self) -> str:  # shows up in logs
+        return (f"MahjongTask(variant={self.variant}, notation={self.notation}, n={self.n_train}/{self.n_val}/"
+                f"{self.n_test}, seed={self.seed}, source={self.source!r})")
+

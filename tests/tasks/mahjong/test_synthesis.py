@@ -1,0 +1,87 @@
+import random
+from collections import Counter
+
+import pytest
+
+from stratos.tasks.mahjong.engine import is_complete
+from stratos.tasks.mahjong.synthesis import BUCKETS, Generator, bucket, quotas, synthesize_split
+from stratos.tasks.mahjong.task import MahjongTask
+from stratos.errors import UserError
+
+FLAT = {"1": 0.2, "2": 0.2, "3": 0.2, "4": 0.15, "5": 0.15, "6": 0.1}
+
+
+def test_quotas_sum_and_round():
+    q = quotas(1000, 0.1, FLAT)
+    assert q["0"] == 100 and sum(q.values()) == 1000
+    assert q == {"0": 100, "1": 180, "2": 180, "3": 180, "4": 135, "5": 135, "6": 90}
+    q = quotas(7, 0.0, {"1": 1, "2": 1, "3": 1})  # 7/3 each: remainders go to the first buckets
+    assert sum(q.values()) == 7 and sorted(q[b] for b in "123") == [2, 2, 3]
+    assert quotas(10, 0.25, {}) == {"0": 2, "*": 8}  # natural: one tenpai pool (round half to even)
+    assert bucket(0) == "0" and bucket(8) == "8" and bucket(9) == "9+" and bucket(13) == "9+"
+
+
+@pytest.mark.parametrize("variant", ["basic", "riichi"])
+def test_generated_hands_are_valid(variant):
+    rng = random.Random(1)
+    gen = Generator(variant)
+    for i in range(400):
+        c = gen.complete_hand(rng, [0.0, 0.7, 1.0][i % 3])
+        assert sum(c) == 14 and max(c) <= 4 and is_complete(c, variant)
+        ex = gen.tenpai(rng, 0.7)
+        assert sum(ex.counts) == 13 and max(ex.counts) <= 4 and ex.tiles  # never empty by construction
+        nt = gen.nontenpai(rng)
+        assert nt is None or (sum(nt.counts) == 13 and max(nt.counts) <= 4 and nt.tiles == [])
+
+
+def _split(seed, n=400, dist=FLAT, rate=0.1, variant="basic"):
+    return synthesize_split(Generator(variant), n, random.Random(seed), rate, dist, set())
+
+
+def test_deterministic_by_seed():
+    a, b, c = _split("s1"), _split("s1"), _split("s2")
+    assert [e.counts for e in a] == [e.counts for e in b]
+    assert [e.counts for e in a] != [e.counts for e in c]
+
+
+@pytest.mark.parametrize("variant", ["basic", "riichi"])
+def test_resampled_to_the_distribution_exactly(variant):
+    exs = _split("d", n=500, variant=variant)
+    got = Counter(bucket(len(e.tiles)) for e in exs)
+    assert got == Counter({b: k for b, k in quotas(500, 0.1, FLAT).items() if k})
+    assert len({bytes(e.counts) for e in exs}) == 500  # no duplicates within the split
+
+
+def test_natural_distribution_is_the_generators():
+    exs = _split("n", n=1000, dist={}, rate=0.0)
+    got = Counter(len(e.tiles) for e in exs)
+    # the mixed generator mostly makes 2-sided and 1-sided waits, rarely more than 4
+    assert got[2] > got[1] > got[3] > got[4] and sum(v for k, v in got.items() if k > 4) < 30
+    assert 0 not in got
+
+
+def test_splits_disjoint_and_test_split_stable():
+    kw = dict(n_val=100, n_test=200, seed=5, wait_distribution=FLAT)
+    small = MahjongTask(n_train=300, **kw).build_splits()
+    big = MahjongTask(n_train=600, **kw).build_splits()
+    hands = {s: [r["hand"] for r in rows] for s, rows in small.items()}
+    assert {s: len(h) for s, h in hands.items()} == {"train": 300, "val": 100, "test": 200}
+    for s, h in hands.items():
+        assert len(set(h)) == len(h), s
+    assert not (set(hands["train"]) & set(hands["val"])) and not (set(hands["train"]) & set(hands["test"]))
+    assert not (set(hands["val"]) & set(hands["test"]))
+    ids = [r["id"] for rows in small.values() for r in rows]
+    assert len(set(ids)) == len(ids)
+    # test and val are drawn first: growing n_train leaves them untouched
+    assert big["test"] == small["test"] and big["val"] == small["val"]
+    assert len(big["train"]) == 600
+
+
+def test_impossible_distribution_is_a_user_error():
+    # basic hands with 9+ waits are the few nine-gates shapes: 50 distinct ones do not exist
+    with pytest.raises(UserError, match=r"wait_distribution.*9\+ waits"):
+        _split("x", n=50, dist={"9+": 1.0}, rate=0.0)
+
+
+def test_buckets_are_the_config_keys():
+    assert BUCKETS[-1] == "9+" and len(BUCKETS) == 9
