@@ -11,16 +11,14 @@ import logging
 import os
 import sys
 
-from pathlib import Path
-
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from stratos.config import register_configs, validate
+from stratos.checks import validate
+from stratos.config import CONFIG_PATH, register_configs
 from stratos.errors import UserError
 
 log = logging.getLogger("stratos")
-register_configs()
 
 _task_started = False  # set once Hydra composed the config and called us: later exits are not config errors
 
@@ -59,10 +57,7 @@ def _setup_threads(cfg: DictConfig) -> None:
         torch.set_num_threads(int(cfg.trainer.num_threads))
 
 
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")  # top-level conf/ beside the package (editable install)
-
-
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
     global _task_started
     _task_started = True
@@ -81,10 +76,10 @@ def hydra_main(cfg: DictConfig) -> float | None:
     log.info("run dir: %s", run_dir)
     try:
         done = run_pipeline(cfg, run_dir)
-        if cfg.deploy.serve and "export" in done:  # after the manifests are written: serving blocks until SIGTERM
+        if cfg.serve.enabled and "export" in done:  # after the manifests are written: serving blocks until SIGTERM
             from stratos.serve.launch import serve_export
 
-            serve_export(done["export"], cfg.deploy)
+            serve_export(done["export"], cfg.serve, name=cfg.deploy.served_model_name or cfg.student.name)
     except UserError as e:
         _remove_unfinished_run(run_dir, cfg.paths.output_root)
         print(f"stratos: error: {e}", file=sys.stderr)
@@ -94,14 +89,24 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
+    from stratos.errors import describe_config_error
+
+    register_configs()  # the structured schemas (base_<group>) the YAML options extend
+    # Hydra then raises config-composition errors (unknown option, bad type or choice, bad override)
+    # instead of printing them over several lines; they are user mistakes: one line and exit 2.
+    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         hydra_main()
     except SystemExit as e:
-        # Hydra reports config-composition errors (unknown option, bad type, bad override) and exits 1
-        # before calling us; those are user mistakes, so they share the user-error exit code.
-        if not _task_started and e.code == 1:
+        if not _task_started and e.code == 1:  # Hydra's own usage errors (already printed)
             sys.exit(2)
         raise
+    except Exception as e:
+        if _task_started or full_error == "1":  # a bug in a stage: keep its traceback
+            raise
+        print(f"stratos: error: {describe_config_error(e)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -39,17 +39,13 @@ class StageSpec:
 
 SPECS: dict[str, StageSpec] = {
     # plan re-runs every time (seconds): it reads the calibration history, which changes between runs
-    "plan": StageSpec("stratos.plan.stage", ("cloud", "teacher", "student", "strategy", "deploy", "planner", "task",
-                                             "trainer.batch_size", "trainer.max_steps"), cached=False),
+    "plan": StageSpec("stratos.plan.stage", ("cloud", "teacher", "student", "strategy", "deploy", "constraints",
+                                             "planner", "task", "trainer.batch_size", "trainer.max_steps"),
+                      cached=False),
     "data": StageSpec("stratos.data.stage", ("task",)),
     "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",)),
     "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate", "teacher", "strategy.probe_n"), ("data", "distill")),
-    "export": StageSpec("stratos.export.stage", ("deploy.name", "deploy.onnx_opset", "deploy.onnx_dynamo",
-                                                 "deploy.kv_cache", "deploy.quantize_int8", "deploy.parity_tol",
-                                                 "deploy.parity_prompts", "deploy.bench_prompts",
-                                                 "deploy.bench_new_tokens", "deploy.quant_eval_n",
-                                                 "deploy.served_model_name", "deploy.vllm", "deploy.threads",
-                                                 "cloud.slurm"), ("data", "distill"), ("plan",)),
+    "export": StageSpec("stratos.export.stage", ("deploy", "cloud.slurm"), ("data", "distill"), ("plan",)),
     "acme": StageSpec("stratos.acme.stage", ("cloud", "strategy", "task", "seed"), (), ("data",)),
     "report": StageSpec("stratos.report.stage", (), (), ("plan", "data", "distill", "evaluate", "export", "acme"),
                         cached=False),
@@ -199,4 +195,17 @@ def run_pipeline(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
         elif name in previous and all(previous[name].inputs.get(k) == done[k].config_hash
                                       for k in previous[name].inputs if k in done):
             done[name] = previous[name]  # finished earlier and still consistent: visible to later stages
+    if "report" in done:  # last, explicit: this run's measurements calibrate the next plans
+        from stratos.plan.record import record_run
+
+        record_run(cfg, run_dir, done)
     return done
+
+
+def validate_pipeline(p) -> None:
+    """`pipeline.stages` names known stages (UserError, one line)."""
+    from stratos.errors import bad_value
+
+    bad = [x for x in p.stages if x not in ORDER]
+    if bad or not p.stages:
+        raise bad_value("pipeline.stages", list(p.stages), f"a non-empty list from {', '.join(ORDER)}")

@@ -13,17 +13,19 @@ import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra import compose, initialize_config_module  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 
-from stratos.cli import CONF_DIR  # noqa: E402  (also registers the structured configs)
+from stratos.config import CONFIG_PACKAGE, register_configs  # noqa: E402
+
+register_configs()  # the structured schemas, as `stratos.cli.main` registers them
 
 
 def compose_cfg(overrides: list[str] | None = None, tmp_path=None):
     """Compose the real config tree with `overrides`; outputs under `tmp_path` when given."""
     GlobalHydra.instance().clear()
     extra = [f"paths.output_root={tmp_path}"] if tmp_path is not None else []
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
         return compose("config", overrides=[*(overrides or []), *extra])
 
 

@@ -75,13 +75,18 @@ def _assert_clean_failure(r, tmp_path, *needles):
 def test_unknown_group_option_lists_choices(tmp_path):
     r = cli(["+task=mahjong", "student=gpt5"], tmp_path, timeout=60)
     _assert_clean_failure(r, tmp_path, "Could not find 'student/gpt5'", "tiny_llama", "qwen2p5_0p5b")
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("override,needle", [
-    ("deploy.budget_usd=-3", "invalid value for 'deploy.budget_usd': -3.0 (allowed: dollars > 0)"),
+    ("constraints.budget_usd=-3", "invalid value for 'constraints.budget_usd': -3.0 (allowed: dollars > 0)"),
     ("trainer.max_steps=0", "invalid value for 'trainer.max_steps': 0 (allowed: an integer > 0)"),
     ("task.variant=hongkong", "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
     ("task.source=/no/such/file.jsonl", "invalid value for 'task.source': '/no/such/file.jsonl'"),
+    ("trainer.max_stepz=5", "unknown key 'trainer.max_stepz' (allowed: keys of TrainerConfig: "),
+    ("serve.backend=tensorrt", "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
+    ("trainer.max_steps=[", "cannot parse a command-line override"),
+    ("teacher=openai_endpoint", "missing value for 'teacher.base_url'"),
 ])
 def test_invalid_values_exit_2_with_one_line(override, needle, tmp_path):
     r = cli(["+task=mahjong", override], tmp_path, timeout=60)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import pathlib
-
 import pytest
 from omegaconf import OmegaConf
 
-from stratos.cli import CONF_DIR
-from stratos.config import validate
+from stratos.checks import validate
+from stratos.config import conf_files
 from stratos.errors import UserError
 from tests.conftest import compose_cfg
 
@@ -16,7 +14,8 @@ GROUPS = ["cloud", "teacher", "student", "strategy", "deploy", "trainer", "debug
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (pathlib.Path(CONF_DIR) / group).glob("*.yaml"))
+    d = conf_files() / group
+    return sorted(p.name[: -len(".yaml")] for p in d.iterdir() if p.name.endswith(".yaml")) if d.is_dir() else []
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -44,16 +43,18 @@ def test_defaults_are_the_offline_ones(tmp_path):
 
 
 @pytest.mark.parametrize("override,key,allowed", [
-    ("deploy.budget_usd=-5", "deploy.budget_usd", "dollars > 0"),
+    ("constraints.budget_usd=-5", "constraints.budget_usd", "dollars > 0"),
     ("trainer.max_steps=0", "trainer.max_steps", "an integer > 0"),
     ("trainer.length_slices=-1", "trainer.length_slices", "an integer >= 0"),
-    ("task.variant=hongkong", "task.variant", "basic, riichi"),
     ("task.nontenpai_rate=1.5", "task.nontenpai_rate", "0 <= rate < 1"),
     ("strategy.alignment.kd_weight=2", "strategy.alignment.kd_weight", "0 <= weight <= 1"),
     ("strategy.injection.corpus_weight=1", "strategy.injection.corpus_weight", "0 <= weight < 1"),
     ("strategy.injection.corpus_window=-4", "strategy.injection.corpus_window", "an integer >= 0"),
     ("pipeline.stages=[plan,train]", "pipeline.stages", "a non-empty list"),
-    ("student.peft.method=qlora", "student.peft.method", "none, lora"),
+    ("student.arch.heads=3", "student.arch.heads", "a divisor of hidden"),
+    ("deploy.threads=0", "deploy.threads", "an integer >= 1"),
+    ("serve.port=70000", "port", "0..65535"),
+    ("cloud.min_availability=2", "cloud.min_availability", "0 <= availability <= 1"),
 ])
 def test_bad_values_name_key_value_and_allowed(override, key, allowed, tmp_path):
     cfg = compose_cfg(["+task=mahjong", override], tmp_path)
@@ -67,3 +68,53 @@ def test_missing_task_is_a_user_error(tmp_path):
     cfg = compose_cfg([], tmp_path)
     with pytest.raises(UserError, match=r"\+task="):
         validate(cfg)
+
+
+@pytest.mark.parametrize("override,line", [
+    ("task.variant=hongkong", "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
+    ("student.peft.method=qlora", "invalid value for 'student.peft.method': 'qlora' (allowed: none, lora)"),
+    ("strategy.alignment.loss=kl", "invalid value for 'strategy.alignment.loss': 'kl' (allowed: forward_kl, "),
+    ("serve.backend=tensorrt", "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
+    ("trainer.max_steps=lots", "invalid value for 'trainer.max_steps': 'lots' (allowed: an integer)"),
+])
+def test_bad_choices_fail_at_composition_with_one_line(override, line, tmp_path):
+    """Choices are Enums: Hydra refuses them while composing; the CLI prints `describe_config_error`."""
+    from hydra.errors import ConfigCompositionException
+
+    from stratos.errors import describe_config_error
+
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg(["+task=mahjong", override], tmp_path)
+    msg = describe_config_error(e.value)
+    assert msg.startswith(line) and "\n" not in msg, msg
+
+
+def test_each_teacher_kind_requires_its_own_keys(tmp_path):
+    cfg = compose_cfg(["+task=mahjong", "teacher=openai_endpoint"], tmp_path)
+    with pytest.raises(UserError, match=r"missing value for 'teacher.base_url'"):
+        validate(cfg)
+    cfg = compose_cfg(["+task=mahjong", "teacher=tiny_teacher"], tmp_path)
+    with pytest.raises(UserError, match=r"missing value for 'teacher.name_or_path'"):
+        validate(cfg)
+    with pytest.raises(Exception, match="base_url"):  # an engine teacher has no endpoint keys at all
+        compose_cfg(["+task=mahjong", "teacher.base_url=http://x/v1"], tmp_path)
+
+
+def test_deprecated_deploy_keys_move_with_a_warning(tmp_path, capsys):
+    cfg = compose_cfg(["+task=mahjong", "deploy.budget_usd=7", "deploy.port=0", "deploy.serve=true"], tmp_path)
+    validate(cfg)
+    assert (cfg.constraints.budget_usd, cfg.serve.port, cfg.serve.enabled) == (7.0, 0, True)
+    assert (cfg.deploy.budget_usd, cfg.deploy.port, cfg.deploy.serve) == (None, None, None)
+    err = capsys.readouterr().err
+    assert "'deploy.budget_usd' is deprecated" in err and "use 'constraints.budget_usd'" in err
+    assert "use 'serve.enabled'" in err
+
+
+def test_validate_dispatches_to_owner_modules_only():
+    """checks.validate holds no range checks of its own: every check lives in the group's owner."""
+    import inspect
+
+    from stratos import checks
+
+    src = inspect.getsource(checks.validate)
+    assert "bad_value" not in src and "_check(" not in src

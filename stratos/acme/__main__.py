@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -21,11 +21,12 @@ from omegaconf.errors import OmegaConfBaseException
 
 def compose_acme(overrides: list[str]):
     from stratos.acme.config import register_acme_configs
-    from stratos.cli import CONF_DIR  # registers the core structured configs
+    from stratos.config import CONFIG_PACKAGE, register_configs
 
+    register_configs()
     register_acme_configs()
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+    with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
         return compose("config", overrides=["+task=mahjong", "strategy=acme", "cloud=edge", *overrides])
 
 

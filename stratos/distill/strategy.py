@@ -93,3 +93,33 @@ class Strategy:
         if wanted == "auto":
             return ("logit" if white_box else "sequence"), refused
         return wanted, refused
+
+
+def validate_strategy(s) -> None:
+    """Range checks of the `strategy` group that its types cannot express (UserError, one line)."""
+    from stratos.errors import bad_value
+
+    al, inj = s.alignment, s.injection
+    if s.name not in (*NAMES, "acme"):
+        raise bad_value("strategy.name", s.name, ", ".join((*NAMES, "acme")))
+    if s.name == "acme":
+        return
+    checks = [
+        ("strategy.probe_n", s.probe_n, int(s.probe_n) >= 1, "an integer >= 1"),
+        ("strategy.probe_threshold", s.probe_threshold, 0.0 <= float(s.probe_threshold) <= 1.0, "0 <= accuracy <= 1"),
+        ("strategy.alignment.kd_weight", al.kd_weight, 0.0 <= float(al.kd_weight) <= 1.0, "0 <= weight <= 1"),
+        ("strategy.alignment.temperature", al.temperature, float(al.temperature) > 0, "> 0"),
+        ("strategy.alignment.top_k", al.top_k, int(al.top_k) >= 0, "an integer >= 0 (0 = live teacher)"),
+        ("strategy.alignment.mode", al.mode, int(al.top_k) == 0 or al.mode in ("auto", "logit"),
+         "auto or logit when top_k > 0 (the top-k store holds logits, not hidden states)"),
+        ("strategy.alignment.loss", al.loss, int(al.top_k) == 0 or al.loss == "forward_kl",
+         "forward_kl when top_k > 0 (the other losses need the full teacher distribution)"),
+        ("strategy.alignment.n_samples", al.n_samples, int(al.n_samples) >= 1, "an integer >= 1"),
+        ("strategy.injection.corpus_weight", inj.corpus_weight, 0.0 <= float(inj.corpus_weight) < 1.0,
+         "0 <= weight < 1 (the corpus' share of the loss)"),
+        ("strategy.injection.corpus_window", inj.corpus_window, int(inj.corpus_window) >= 0,
+         "an integer >= 0 (0 = the 90th percentile of supervised lengths)"),
+    ]
+    for key, value, ok, allowed in checks:
+        if not ok:
+            raise bad_value(key, value, allowed)

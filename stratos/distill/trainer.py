@@ -101,3 +101,23 @@ def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Tra
     )
     return trainer, curve
 
+
+def validate_trainer(tr) -> None:
+    """Range checks of the `trainer` group that its types cannot express (UserError, one line)."""
+    from stratos.errors import bad_value
+
+    checks = [
+        ("trainer.max_steps", tr.max_steps, int(tr.max_steps) > 0, "an integer > 0"),
+        ("trainer.batch_size", tr.batch_size, int(tr.batch_size) > 0, "an integer > 0"),
+        ("trainer.devices", tr.devices, int(tr.devices) >= 1, "an integer >= 1"),
+        ("trainer.lr", tr.lr, float(tr.lr) > 0, "a number > 0"),
+        ("trainer.length_slices", tr.length_slices, int(tr.length_slices) >= 0,
+         "an integer >= 0 (0 = auto, 1 = one forward over the whole padded batch)"),
+        ("trainer.max_minutes", tr.max_minutes, float(tr.max_minutes) >= 0, "minutes >= 0 (0 = no limit)"),
+        ("trainer.warmup_steps", tr.warmup_steps, int(tr.warmup_steps) >= 0, "an integer >= 0"),
+        ("trainer.num_threads", tr.num_threads, int(tr.num_threads) >= 0, "an integer >= 0 (0 = torch default)"),
+        ("trainer.num_workers", tr.num_workers, int(tr.num_workers) >= 0, "an integer >= 0"),
+    ]
+    for key, value, ok, allowed in checks:
+        if not ok:
+            raise bad_value(key, value, allowed)

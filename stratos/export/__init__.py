@@ -10,3 +10,23 @@ onnx_target  deploy=onnx: export + parity + speed (+ int8)
 vllm_target  deploy=vllm: `vllm serve` command, sbatch script, multi-LoRA, smoke test (smoke.py)
 tiny         tiny checkpoints in the distill output format (tests, benchmarks)
 """
+
+
+
+
+def validate_deploy(d) -> None:
+    """Range checks of the `deploy` group (export) that its types cannot express (UserError, one line)."""
+    from stratos.errors import bad_value
+
+    checks = [
+        ("deploy.onnx_opset", d.onnx_opset, 13 <= int(d.onnx_opset) <= 23, "13..23"),
+        ("deploy.parity_tol", d.parity_tol, float(d.parity_tol) > 0, "a number > 0"),
+        ("deploy.parity_prompts", d.parity_prompts, int(d.parity_prompts) >= 1, "an integer >= 1"),
+        ("deploy.bench_prompts", d.bench_prompts, int(d.bench_prompts) >= 0, "an integer >= 0 (0 = skip)"),
+        ("deploy.bench_new_tokens", d.bench_new_tokens, int(d.bench_new_tokens) >= 1, "an integer >= 1"),
+        ("deploy.quant_eval_n", d.quant_eval_n, int(d.quant_eval_n) >= 0, "an integer >= 0"),
+        ("deploy.threads", d.threads, int(d.threads) >= 1, "an integer >= 1"),
+    ]
+    for key, value, ok, allowed in checks:
+        if not ok:
+            raise bad_value(key, value, allowed)

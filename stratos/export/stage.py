@@ -7,7 +7,7 @@ target (`cfg.deploy._target_`: OnnxTarget or VllmTarget) adds its own files and 
 
 Outputs: hf/, onnx/ or vllm/, export.json (everything the report shows under "deploy").
 Serving is not started here (a stage must finish for its manifest to be written): with
-deploy.serve=true the CLI calls `stratos.serve.launch.serve_export` after the pipeline.
+serve.enabled=true the CLI calls `stratos.serve.launch.serve_export` after the pipeline.
 """
 
 from __future__ import annotations

@@ -125,3 +125,23 @@ def load_student(
         model = apply_lora(model, peft)
     return StudentBundle(name=name, model=model, tokenizer=tok, tokenizer_family=family,
                          peft_method=peft.get("method", "none"))
+
+
+def validate_student(st) -> None:
+    """Checks of the `student` group that its types cannot express (UserError, one line)."""
+    from stratos.config import local_path_exists
+    from stratos.errors import bad_value
+
+    if not local_path_exists(st.name_or_path):
+        raise bad_value("student.name_or_path", st.name_or_path, "an existing path, a hub id or an fsspec URL")
+    a = st.arch
+    for key in ("hidden", "layers", "heads", "kv_heads", "intermediate", "max_position"):
+        if int(a[key]) < 1:
+            raise bad_value(f"student.arch.{key}", a[key], "an integer >= 1")
+    if int(a.hidden) % int(a.heads) or int(a.heads) % int(a.kv_heads):
+        raise bad_value("student.arch.heads", a.heads, f"a divisor of hidden ({a.hidden}) and a multiple of kv_heads "
+                        f"({a.kv_heads})")
+    if int(st.tokenizer_vocab) < 64:
+        raise bad_value("student.tokenizer_vocab", st.tokenizer_vocab, "an integer >= 64")
+    if int(st.peft.r) < 1:
+        raise bad_value("student.peft.r", st.peft.r, "an integer >= 1")

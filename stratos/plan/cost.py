@@ -119,3 +119,13 @@ def cloud_from_cfg(cloud_cfg: DictConfig, seed: int = 0) -> Cloud:
     kwargs.pop("_target_", None)
     kwargs.pop("slurm", None)
     return build_cloud(seed=seed, **kwargs)
+
+
+def validate_cloud(c) -> None:
+    """Range checks of the `cloud` group (the server catalog) that its types cannot express."""
+    if not 0.0 <= float(c.min_availability) <= 1.0:
+        raise bad_value("cloud.min_availability", c.min_availability, "0 <= availability <= 1")
+    if float(c.api_usd_per_mtok) < 0:
+        raise bad_value("cloud.api_usd_per_mtok", c.api_usd_per_mtok, "dollars >= 0")
+    if int(c.synthetic_nodes) < 0:
+        raise bad_value("cloud.synthetic_nodes", c.synthetic_nodes, "an integer >= 0 (0 = no synthetic catalog)")

@@ -1,7 +1,7 @@
 """Explain an empty feasible set in one line: the binding constraint and the closest plans.
 
 Constraints come in two kinds. Hard ones depend on the models and servers (pairing preflight,
-GPUs per node, memory fit); the user's limits (deploy.budget_usd, deadline_h, latency_slo_ms,
+GPUs per node, memory fit); the user's limits (constraints.budget_usd, deadline_h, latency_slo_ms,
 min_accuracy, qps) are soft: relaxing one can admit a plan. Among candidates that pass the hard
 constraints, each soft limit is tried alone: the smallest relaxation (relative to the current
 value) that admits at least one plan names the binding constraint. When no single relaxation is
@@ -17,11 +17,11 @@ from stratos.errors import UserError
 from stratos.plan.problem import CONSTRAINTS, Evaluation, Space
 
 SOFT = {  # constraint -> (config key, estimate name, format, bigger-is-looser)
-    "budget": ("deploy.budget_usd", "cost_usd", "${:.2f}", True),
-    "deadline": ("deploy.deadline_h", "train_hours", "{:.2f} h", True),
-    "latency": ("deploy.latency_slo_ms", "latency_ms_per_token", "{:.1f} ms/token", True),
-    "accuracy": ("deploy.min_accuracy", "accuracy", "accuracy {:.3f}", False),
-    "qps": ("deploy.qps", "qps_capacity", "{:.2f} qps capacity", False),
+    "budget": ("constraints.budget_usd", "cost_usd", "${:.2f}", True),
+    "deadline": ("constraints.deadline_h", "train_hours", "{:.2f} h", True),
+    "latency": ("constraints.latency_slo_ms", "latency_ms_per_token", "{:.1f} ms/token", True),
+    "accuracy": ("constraints.min_accuracy", "accuracy", "accuracy {:.3f}", False),
+    "qps": ("constraints.qps", "qps_capacity", "{:.2f} qps capacity", False),
 }
 HARD = ("pairing", "gpus", "memory")
 

@@ -76,8 +76,19 @@ def _check(cfg: DictConfig) -> None:
     for key in ("seq_len", "prompt_tokens", "output_tokens"):
         if not int(pc[key]) >= 1:
             raise bad_value(f"planner.{key}", pc[key], "an integer >= 1")
-    if not float(cfg.deploy.qps) > 0:
-        raise bad_value("deploy.qps", cfg.deploy.qps, "requests per second > 0")
+    c = cfg.constraints
+    checks = [("budget_usd", float(c.budget_usd) > 0, "dollars > 0"), ("deadline_h", float(c.deadline_h) > 0, "hours > 0"),
+              ("latency_slo_ms", float(c.latency_slo_ms) > 0, "milliseconds > 0"),
+              ("min_accuracy", 0.0 <= float(c.min_accuracy) <= 1.0, "0 <= accuracy <= 1"),
+              ("qps", float(c.qps) > 0, "requests per second > 0")]
+    for key, ok, allowed in checks:
+        if not ok:
+            raise bad_value(f"constraints.{key}", c[key], allowed)
+
+
+def validate_planner(cfg: DictConfig) -> None:
+    """The planner's own groups (`planner`, `constraints`): the checks their types cannot express."""
+    _check(cfg)
 
 
 def build_space(cfg: DictConfig, cloud: Cloud | None = None, zoo: Zoo | None = None) -> Space:
@@ -85,7 +96,7 @@ def build_space(cfg: DictConfig, cloud: Cloud | None = None, zoo: Zoo | None = N
     _check(cfg)
     if cfg.get("task") is None:
         raise UserError("no task selected: add +task=<name> (the planner predicts accuracy per task)")
-    pc, d = cfg.planner, cfg.deploy
+    pc, d = cfg.planner, cfg.constraints
     cloud = cloud if cloud is not None else cloud_from_cfg(cfg.cloud, seed=int(pc.seed))
     zoo = zoo if zoo is not None else build_zoo(cfg)
     strategies = list(pc.strategies)
@@ -220,7 +231,7 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
         p["score"] = _r(scores[j])
         front_pts.append(p)
     G_sel = ev.G[chosen]
-    d = cfg.deploy
+    d = cfg.constraints
     out = {
         "task": sp.work.task,
         "selected": selected,

@@ -10,32 +10,29 @@ and `cfg.student` replace their file versions, so command-line overrides count.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-import stratos
-from stratos.config import StudentConfig, TeacherConfig
+from stratos.config import (EngineTeacherConfig, HFTeacherConfig, OpenAITeacherConfig, StudentConfig, TeacherConfig,
+                            conf_files)
 from stratos.errors import UserError
 
 
-def conf_dir() -> Path:
-    return Path(stratos.__file__).resolve().parents[1] / "conf"
+TEACHER_SCHEMAS = {"engine": EngineTeacherConfig, "hf": HFTeacherConfig, "openai": OpenAITeacherConfig}
 
 
 def option_names(group: str) -> list[str]:
-    d = conf_dir() / group
-    return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []
+    d = conf_files() / group
+    return sorted(p.name[: -len(".yaml")] for p in d.iterdir() if p.name.endswith(".yaml")) if d.is_dir() else []
 
 
 def load_option(group: str, name: str) -> DictConfig:
     """One option merged onto its dataclass (the `defaults` list is Hydra's, not data)."""
-    path = conf_dir() / group / f"{name}.yaml"
-    raw = OmegaConf.load(path)
+    raw = OmegaConf.create((conf_files() / group / f"{name}.yaml").read_text())
     raw.pop("defaults", None)
-    schema = TeacherConfig if group == "teacher" else StudentConfig
+    schema = TEACHER_SCHEMAS.get(str(raw.get("kind")), TeacherConfig) if group == "teacher" else StudentConfig
     try:
         return OmegaConf.merge(OmegaConf.structured(schema), raw)
     except Exception as e:  # omegaconf validation errors: report which file

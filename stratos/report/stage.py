@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
+from stratos.plan.record import preview
 from stratos.report.render import console_table, markdown
 
 log = logging.getLogger("stratos")
@@ -76,40 +77,9 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
     return report
 
 
-def measured_for_ledger(inputs: dict[str, Manifest]) -> dict:
-    """What this run measured, in the planner's units (see stratos.plan.calibration.MEASURED_KEYS)."""
-    dm, ev = inputs["distill"].metrics, inputs["evaluate"].metrics
-    out = {"server": "local", "cost_usd": 0.0, "strategy": dm.get("strategy/name"),
-           "accuracy": ev.get("evaluate/test/accuracy"),
-           "train_seconds": dm.get("distill/seconds")}
-    if dm.get("distill/tokens_per_s") and dm.get("distill/seconds"):
-        out["tokens"] = dm["distill/tokens_per_s"] * dm["distill/seconds"]
-    if ev.get("evaluate/tokens_per_s"):
-        out["latency_ms_per_token"] = 1000.0 / ev["evaluate/tokens_per_s"]
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def record_ledger(cfg: DictConfig, ctx: StageContext) -> list[dict] | None:
-    """Estimated-vs-measured rows for this run, appended once to the planner's history (recalibration)."""
-    from stratos.plan import record_actuals
-
-    if not all(k in ctx.inputs for k in ("plan", "distill", "evaluate")) or not cfg.planner.history:
-        return None
-    plan = _read(ctx.inputs["plan"], "plan.json", {})
-    if not plan.get("run"):
-        return None
-    key = f"{ctx.inputs['distill'].config_hash}-{ctx.inputs['evaluate'].config_hash}"
-    marker = artifacts.join(ctx.out_dir, f"ledger-{key}.json")
-    if artifacts.exists(marker):  # this run is already in the history: the report re-ran, the run did not
-        return artifacts.read_json(marker)
-    rows = record_actuals(cfg.planner.history, plan, measured_for_ledger(ctx.inputs))["ledger"]
-    artifacts.write_json(marker, rows)
-    return rows
-
-
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     report = build_report(cfg, ctx.inputs)
-    report["ledger"] = record_ledger(cfg, ctx)
+    report["ledger"] = preview(ctx.inputs)  # recorded into the planner's history by the pipeline, after this
     plot = None
     if "plan" in ctx.inputs and "pareto.png" in ctx.inputs["plan"].outputs:
         plot = "plan/pareto.png"

@@ -1,7 +1,7 @@
 """OpenAI-compatible serving of an exported student (ONNX Runtime or torch).
 
     python -m stratos.serve --model outputs/<exp>/seed0/export          # CLI (see __main__.py)
-    stratos.serve.launch.serve_export(export_manifest, cfg.deploy)      # after the pipeline (deploy.serve=true)
+    stratos.serve.launch.serve_export(export_manifest, cfg.serve)      # after the pipeline (serve.enabled=true)
 
 Modules: engine (token loop, backends), textstream (detokenisation, stop strings), protocol (request
 schemas, errors), handlers (requests -> responses/chunks), app (FastAPI routes, auth, limits),

@@ -11,7 +11,7 @@ from typing import Any
 
 from stratos.tasks.base import ANSWER_PREFIX, Task
 
-__all__ = ["ANSWER_PREFIX", "Task", "build_task"]
+__all__ = ["ANSWER_PREFIX", "Task", "build_task", "validate_task"]
 
 
 def build_task(task_cfg: Any) -> Task:
@@ -19,3 +19,21 @@ def build_task(task_cfg: Any) -> Task:
     from hydra.utils import instantiate
 
     return instantiate(task_cfg, _convert_="all")
+
+
+def validate_task(task_cfg: Any) -> None:
+    """The task group's checks: its data source exists, and the task's own constructor accepts the
+    config (each task validates its fields where it uses them; building one synthesises nothing)."""
+    from stratos.config import local_path_exists
+    from stratos.errors import bad_value, find_user_error
+
+    source = task_cfg.get("source")
+    if not local_path_exists(source):
+        raise bad_value("task.source", source, "an existing path, a hub id or an fsspec URL")
+    try:
+        build_task(task_cfg)
+    except Exception as e:  # instantiate wraps the task's own UserError
+        err = find_user_error(e)
+        if err is None:
+            raise
+        raise err from None

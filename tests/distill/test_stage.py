@@ -12,7 +12,7 @@ import json
 import pytest
 import torch
 
-from stratos.config import validate
+from stratos.checks import validate
 from stratos.distill.examples import ExampleDataset, TextExample, WithIndex, collate
 from stratos.distill.module import DistillModule
 from stratos.distill.teacher_store import open_topk_store, teacher_fingerprint

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from stratos.config import CloudConfig, DeployConfig, StratosConfig, StrategyConfig
-from stratos.plan.zoo import conf_dir, load_option
+from stratos.config import CloudConfig, DeployConfig, StratosConfig, StrategyConfig, conf_files
+from stratos.plan.zoo import load_option
 
 
 def make_cfg(cloud: str = "catalog", teacher: str = "mahjong_engine", student: str = "tiny_llama",
              strategy: str = "auto", task: str = "mahjong", **dotlist):
     """A composed-like config: the named conf/ options merged onto their dataclasses, plus overrides
     given as dotted keys with '__' for '.' (planner__teachers=[...])."""
-    cloud_raw = OmegaConf.load(conf_dir() / "cloud" / f"{cloud}.yaml")
+    cloud_raw = OmegaConf.create((conf_files() / "cloud" / f"{cloud}.yaml").read_text())
     cloud_raw.pop("defaults", None)
     cfg = OmegaConf.structured(StratosConfig)
     cfg.cloud = OmegaConf.merge(OmegaConf.structured(CloudConfig), cloud_raw)

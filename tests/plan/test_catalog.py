@@ -11,7 +11,7 @@ import yaml
 
 from stratos.errors import UserError
 from stratos.plan.catalog import GPU_SPECS, REGIONS, load_rows, local_machine, rtt_ms, save_rows, table_from_rows
-from stratos.plan.zoo import conf_dir
+from stratos.config import conf_files
 
 ROWS = [
     {"name": "aws/g5.xlarge/us-east-1", "region": "us-east-1", "gpu": "A10G", "gpu_count": 1, "price_hour": 1.006,
@@ -101,7 +101,7 @@ def test_duplicate_names_and_bad_user_region_and_bad_files():
 
 
 def test_bundled_catalog_is_valid_and_realistic():
-    raw = yaml.safe_load((conf_dir() / "cloud" / "catalog.yaml").read_text())
+    raw = yaml.safe_load((conf_files() / "cloud" / "catalog.yaml").read_text())
     t = table_from_rows(raw["servers"] + [local_machine()], "us-east")
     assert len(t) >= 40 and len(set(t.provider)) >= 6 and len(set(t.region)) >= 10
     gpu = ~t.is_cpu

@@ -140,7 +140,7 @@ def scalar_candidate(sp, X, i):
 @pytest.mark.parametrize("knobs", [None, Knobs(lora_ranks=[0, 16], quant_bits=[4, 8, 16], micro_batch=[1, 8],
                                                gpus=[0, 1, 2])])
 def test_evaluate_matches_scalar_formulas(cfg_factory, knobs):
-    cfg = cfg_factory(task="gsm8k", deploy__qps=5.0, planner__train_tokens=5e7)
+    cfg = cfg_factory(task="gsm8k", constraints__qps=5.0, planner__train_tokens=5e7)
     sp = build_space(cfg)
     if knobs is not None:
         sp.knobs = knobs

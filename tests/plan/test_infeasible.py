@@ -16,29 +16,29 @@ def small(cfg_factory, **kw):
 
 
 def test_budget_too_small_names_budget_and_the_needed_value(cfg_factory):
-    cfg = small(cfg_factory, deploy__budget_usd=0.001)
+    cfg = small(cfg_factory, constraints__budget_usd=0.001)
     with pytest.raises(UserError) as e:
         plan(cfg)
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("no plan meets the constraints; binding: deploy.budget_usd=0.001")
-    need = float(re.search(r"deploy.budget_usd>=([0-9.e+-]+)", msg).group(1))
+    assert msg.startswith("no plan meets the constraints; binding: constraints.budget_usd=0.001")
+    need = float(re.search(r"constraints.budget_usd>=([0-9.e+-]+)", msg).group(1))
     assert need > 0.001
     assert msg.count("->") == 3  # three closest plans, each with its violations
     # relaxing the budget to the reported value admits a plan
-    cfg.deploy.budget_usd = need * 1.001
+    cfg.constraints.budget_usd = need * 1.001
     assert plan(cfg).json["selected"]["estimates"]["cost_usd"] <= need * 1.001
 
 
 def test_accuracy_floor_and_deadline(cfg_factory):
-    cfg = small(cfg_factory, deploy__min_accuracy=0.99)
-    with pytest.raises(UserError, match=r"binding: deploy.min_accuracy=0.99 ") as e:
+    cfg = small(cfg_factory, constraints__min_accuracy=0.99)
+    with pytest.raises(UserError, match=r"binding: constraints.min_accuracy=0.99 ") as e:
         plan(cfg)
-    best = float(re.search(r"deploy.min_accuracy<=([0-9.]+)", str(e.value)).group(1))
-    cfg.deploy.min_accuracy = best - 1e-4  # the reported best accuracy is reachable, and nothing above it
+    best = float(re.search(r"constraints.min_accuracy<=([0-9.]+)", str(e.value)).group(1))
+    cfg.constraints.min_accuracy = best - 1e-4  # the reported best accuracy is reachable, and nothing above it
     assert plan(cfg).json["baselines"]["accuracy_first"]["estimates"]["accuracy"] == pytest.approx(best, abs=1e-4)
-    with pytest.raises(UserError, match=r"binding: deploy.deadline_h=1e-05"):
-        plan(small(cfg_factory, deploy__deadline_h=1e-5))
+    with pytest.raises(UserError, match=r"binding: constraints.deadline_h=1e-05"):
+        plan(small(cfg_factory, constraints__deadline_h=1e-5))
 
 
 def test_memory_and_pairing_failures(cfg_factory):

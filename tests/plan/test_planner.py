@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from omegaconf.errors import ValidationError
 
 from stratos.errors import UserError
 from stratos.plan.planner import build_space, plan
@@ -86,14 +87,16 @@ def test_nsga_path_when_the_knobs_make_the_space_large(cfg_factory):
 
 def test_bad_planner_values(cfg_factory):
     for kw, key in ((dict(planner__strategies=["magic"]), "planner.strategies"),
-                    (dict(planner__selection="best"), "planner.selection"),
-                    (dict(planner__search="grid"), "planner.search"),
                     (dict(planner__quant_bits=[3]), "planner.quant_bits"),
                     (dict(planner__micro_batch=[0]), "planner.micro_batch"),
                     (dict(planner__train_tokens=0), "planner.train_tokens"),
                     (dict(planner__lora_ranks=[-2]), "planner.lora_ranks")):
         with pytest.raises(UserError, match=key.replace(".", r"\.")):
             plan(cfg_factory(**kw))
+    for kw, key in ((dict(planner__selection="best"), "planner.selection"),  # Enums: refused on assignment
+                    (dict(planner__search="grid"), "planner.search")):
+        with pytest.raises(ValidationError, match=key.replace(".", r"\.")):
+            cfg_factory(**kw)
 
 
 def test_spot_and_allowlist_reach_the_plan(cfg_factory):

@@ -6,7 +6,8 @@ import pytest
 
 from stratos.artifacts import Manifest
 from stratos.errors import UserError
-from stratos.serve.launch import model_dir_for, settings_from_deploy
+from stratos.serve.launch import model_dir_for, settings_from_config
+from stratos.serve.settings import ServeSettings
 from tests.conftest import compose_cfg
 
 
@@ -16,17 +17,24 @@ def test_model_dir_for(tiny_export):
     assert model_dir_for(both, "auto") == (tiny_export["onnx"], "onnx")
     assert model_dir_for(both, "torch") == (tiny_export["hf"], "torch")
     assert model_dir_for(hf_only, "auto") == (tiny_export["hf"], "torch")
-    with pytest.raises(UserError, match="deploy.backend"):
+    with pytest.raises(UserError, match="serve.backend"):
         model_dir_for(hf_only, "onnx")
 
 
-def test_settings_from_deploy(tmp_path, monkeypatch):
-    cfg = compose_cfg(["+task=mahjong", "deploy=onnx", "deploy.port=0", "deploy.max_concurrency=3"], tmp_path)
+def test_settings_from_config(tmp_path, monkeypatch):
+    cfg = compose_cfg(["+task=mahjong", "serve.port=0", "serve.max_concurrency=3"], tmp_path)
     monkeypatch.delenv("STRATOS_API_KEY", raising=False)
-    s = settings_from_deploy(cfg.deploy)
-    assert (s.host, s.port, s.max_concurrency, s.api_key) == ("127.0.0.1", 0, 3, None)
+    s = settings_from_config(cfg.serve)
+    assert isinstance(s, ServeSettings)
+    assert (s.host, s.port, s.max_concurrency, s.api_key, s.enabled) == ("127.0.0.1", 0, 3, None, False)
     monkeypatch.setenv("STRATOS_API_KEY", "k")
-    assert settings_from_deploy(cfg.deploy).api_key == "k"
-    bad = compose_cfg(["+task=mahjong", "deploy=onnx", "deploy.host=0.0.0.0.1"], tmp_path)
+    assert settings_from_config(cfg.serve).api_key == "k"
+    bad = compose_cfg(["+task=mahjong", "serve.host=0.0.0.0.1"], tmp_path)
     with pytest.raises(UserError, match="'host'"):
-        settings_from_deploy(bad.deploy)
+        settings_from_config(bad.serve)
+
+
+def test_a_key_written_in_the_config_is_refused(tmp_path):
+    cfg = compose_cfg(["+task=mahjong", "serve.api_key=secret"], tmp_path)
+    with pytest.raises(UserError, match="serve.api_key"):
+        settings_from_config(cfg.serve)

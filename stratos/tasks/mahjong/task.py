@@ -35,6 +35,7 @@ from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthes
 from stratos.tasks.mahjong.tiles import NAMES, format_compact, format_tiles, parse_hand, parse_tile, to_kinds
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
 from stratos.tasks.base import ANSWER_PREFIX
+from stratos.config import MahjongTaskConfig
 from stratos.errors import UserError, bad_value
 
 NOTATIONS = ("spaced", "compact", "unicode")
@@ -77,21 +78,27 @@ def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribu
     return dist if sum(dist.values()) > 0 else {}
 
 
+_D = MahjongTaskConfig  # the one place the defaults live
+
+
 class MahjongTask:
-    """The Task protocol (stratos/tasks/base.py) for winning-tile questions."""
+    """The Task protocol (stratos/tasks/base.py) for winning-tile questions.
+
+    Built from `conf/task/mahjong.yaml` (`MahjongTaskConfig`); the defaults are that dataclass's.
+    """
 
     def __init__(
         self,
         name: str = "mahjong",
-        n_train: int = 20000,
-        n_val: int = 200,
-        n_test: int = 500,
-        seed: int = 0,
-        source: Optional[str] = None,
-        variant: str = "basic",
-        nontenpai_rate: float = 0.1,
+        n_train: int = _D.n_train,
+        n_val: int = _D.n_val,
+        n_test: int = _D.n_test,
+        seed: int = _D.seed,
+        source: Optional[str] = _D.source,
+        variant: str = _D.variant,
+        nontenpai_rate: float = _D.nontenpai_rate,
         wait_distribution: Optional[Mapping[str, float]] = None,
-        notation: str = "spaced",
+        notation: str = _D.notation,
     ) -> None:
         self.wait_distribution = _check_config(n_train, n_val, n_test, variant, nontenpai_rate,
                                                wait_distribution, notation)

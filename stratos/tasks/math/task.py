@@ -29,9 +29,12 @@ from stratos.tasks.math.loaders import load_hf, load_source, split_pools
 from stratos.tasks.math.numbers import fmt
 from stratos.tasks.base import ANSWER_PREFIX
 from stratos.errors import UserError, bad_value
+from stratos.config import MathTaskConfig
 
 MAX_STEPS = 12  # generator limit: longer chains overflow a tiny student's context and value range
 TOKENS_PER_STEP = 16  # one "label: a op b = c" line in a ~400-entry BPE, measured with margin
+
+_D = MathTaskConfig  # the one place the defaults live (conf/task/*.yaml set only differences)
 
 
 class MathTask:
@@ -42,17 +45,17 @@ class MathTask:
     def __init__(
         self,
         name: str = "gsm8k",
-        n_train: int = 1000,
-        n_val: int = 100,
-        n_test: int = 200,
-        seed: int = 0,
-        source: Optional[str] = None,
-        min_steps: int = 2,
-        max_steps: int = 4,
-        hf_dataset: Optional[str] = None,
-        hf_config: Optional[str] = None,
-        distractor_rate: float = 0.0,
-        max_value: int = 999,
+        n_train: int = _D.n_train,
+        n_val: int = _D.n_val,
+        n_test: int = _D.n_test,
+        seed: int = _D.seed,
+        source: Optional[str] = _D.source,
+        min_steps: int = _D.min_steps,
+        max_steps: int = _D.max_steps,
+        hf_dataset: Optional[str] = _D.hf_dataset,
+        hf_config: Optional[str] = _D.hf_config,
+        distractor_rate: float = _D.distractor_rate,
+        max_value: int = _D.max_value,
     ) -> None:
         if not 1 <= int(min_steps) <= MAX_STEPS:
             raise bad_value("task.min_steps", min_steps, f"an integer 1..{MAX_STEPS}")

@@ -1,0 +1,67 @@
+"""One validation pass over the composed config, before any stage runs or any directory is made.
+
+Types and choices (the Enums in stratos/config/choices.py) are checked by Hydra while it composes; the
+range checks the types cannot express belong to each group's owner module, next to its
+`_target_`, and `validate` only dispatches to them. It sits above the owners (stratos.config sits
+below them), so no import cycle is needed to reach them. Raises UserError on the first bad value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from stratos.config import move_deprecated_keys
+from stratos.errors import UserError
+
+
+def validate(cfg: DictConfig) -> None:
+    """Move deprecated keys, then let each owner check its group (first bad value -> UserError)."""
+    move_deprecated_keys(cfg)
+    missing = _first_missing(cfg)
+    if missing:
+        raise UserError(f"missing value for '{missing}' (allowed: set it, e.g. {missing}=...)")
+    if cfg.get("task") is None:
+        raise UserError("no task selected: add +task=<name> (choices: mahjong, gsm8k, aime)")
+    from stratos.distill.strategy import validate_strategy
+    from stratos.distill.trainer import validate_trainer
+    from stratos.export import validate_deploy
+    from stratos.models.student import validate_student
+    from stratos.models.teacher import validate_teacher
+    from stratos.pipeline import validate_pipeline
+    from stratos.plan.cost import validate_cloud
+    from stratos.plan.planner import validate_planner
+    from stratos.serve.launch import settings_from_config
+    from stratos.tasks import validate_task
+
+    validate_pipeline(cfg.pipeline)
+    validate_task(cfg.task)
+    validate_teacher(cfg.teacher)
+    validate_student(cfg.student)
+    validate_strategy(cfg.strategy)
+    if cfg.strategy.name == "acme":
+        from stratos.acme.config import validate_acme
+
+        validate_acme(cfg.strategy, cfg.cloud)
+    validate_trainer(cfg.trainer)
+    validate_deploy(cfg.deploy)
+    validate_cloud(cfg.cloud)
+    validate_planner(cfg)
+    settings_from_config(cfg.serve)
+
+
+def _first_missing(node: Any, prefix: str = "") -> str | None:
+    """The first mandatory value (`???`) left unset, as a dotted key; None when all are set."""
+    if not isinstance(node, DictConfig):
+        return None
+    for key in node.keys():
+        full = f"{prefix}{key}"
+        if OmegaConf.is_missing(node, key):
+            return full
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
+            found = _first_missing(child, f"{full}.")
+            if found:
+                return found
+    return None

@@ -1,0 +1,93 @@
+"""Every closed set of choices in the config, as Enums (one place to read what is allowed).
+
+A bad value fails while Hydra composes (one line, exit 2). StrEnum members compare and hash
+equal to their strings, so code reading `cfg.x == "lora"` and config hashes are unchanged; member
+names equal their values because OmegaConf converts command-line strings to members by name.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class TeacherKind(StrEnum):
+    engine = "engine"  # the task's own verified solver
+    hf = "hf"  # white-box weights (transformers)
+    openai = "openai"  # an OpenAI-compatible endpoint (black box)
+
+
+class ArchFamily(StrEnum):
+    llama = "llama"
+    qwen2 = "qwen2"
+    gpt2 = "gpt2"
+
+
+class PeftMethod(StrEnum):
+    none = "none"  # full fine-tuning
+    lora = "lora"
+
+
+class TokenizerFrom(StrEnum):
+    auto = "auto"  # a white-box teacher's tokenizer when there is one, else trained
+    teacher = "teacher"
+    train = "train"
+
+
+class AlignmentMode(StrEnum):
+    auto = "auto"
+    logit = "logit"
+    hidden = "hidden"
+    sequence = "sequence"
+
+
+class KDLoss(StrEnum):
+    forward_kl = "forward_kl"
+    reverse_kl = "reverse_kl"
+    jsd = "jsd"
+    skew_kl = "skew_kl"
+    skew_reverse_kl = "skew_reverse_kl"
+    tvd = "tvd"
+
+
+class TrainTarget(StrEnum):
+    rationale = "rationale"  # CoT + answer line
+    answer = "answer"  # the answer line only
+
+
+class ExportTarget(StrEnum):
+    onnx = "onnx"
+    vllm = "vllm"
+
+
+class Pricing(StrEnum):
+    on_demand = "on_demand"
+    spot = "spot"
+
+
+class Selection(StrEnum):
+    score = "score"  # highest deployment score
+    knee = "knee"  # knee of the Pareto front
+
+
+class SearchMethod(StrEnum):
+    auto = "auto"  # enumerate up to planner.enumerate_limit, else nsga2
+    enumerate = "enumerate"
+    nsga2 = "nsga2"
+    nsga3 = "nsga3"
+
+
+class MahjongVariant(StrEnum):
+    basic = "basic"  # 4 melds + a pair
+    riichi = "riichi"  # + seven pairs, thirteen orphans
+
+
+class TileNotation(StrEnum):
+    spaced = "spaced"  # 1m 2m 3m
+    compact = "compact"  # 123m
+    unicode = "unicode"
+
+
+class Backend(StrEnum):
+    auto = "auto"  # the ONNX graph when exported, else the HF checkpoint
+    onnx = "onnx"  # ONNX Runtime
+    torch = "torch"  # transformers

@@ -1,0 +1,46 @@
+"""`task` group (owner: stratos/tasks/): what the student learns. Added with `+task=NAME`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from omegaconf import MISSING
+
+from stratos.config.choices import MahjongVariant, TileNotation
+
+
+@dataclass
+class TaskConfig:
+    """Every task's fields. The task classes take their constructor defaults from these dataclasses
+    (the one place defaults live); a task's YAML sets only what differs for that task."""
+
+    _target_: str = MISSING
+    name: str = MISSING
+    n_train: int = 2000
+    n_val: int = 100
+    n_test: int = 200
+    seed: int = 0
+    source: Optional[str] = None  # fsspec path of user data instead of synthesis (task-specific format)
+
+
+@dataclass
+class MahjongTaskConfig(TaskConfig):
+    n_train: int = 50000  # synthesis is ~5k verified rows/s: data is cheap, steps are not
+    n_val: int = 200
+    n_test: int = 500
+    variant: MahjongVariant = MahjongVariant.basic
+    nontenpai_rate: float = 0.1  # share of hands with no winning tile (empty answer)
+    # target share of hands by number of winning tiles (keys "1".."9+"); empty => natural distribution
+    wait_distribution: dict[str, float] = field(default_factory=dict)
+    notation: TileNotation = TileNotation.spaced  # how hands are written in prompts
+
+
+@dataclass
+class MathTaskConfig(TaskConfig):
+    min_steps: int = 2
+    max_steps: int = 4
+    hf_dataset: Optional[str] = None  # e.g. openai/gsm8k (needs the datasets package + network/cache)
+    hf_config: Optional[str] = None  # dataset config name, e.g. main (GSM8K) ; None => the dataset's default
+    distractor_rate: float = 0.0  # synthetic: share of problems with one irrelevant numeric sentence
+    max_value: int = 999  # synthetic: largest value any step may produce (<= 999 for aime)
