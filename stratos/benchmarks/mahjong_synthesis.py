@@ -18,7 +18,7 @@ import os
 import random
 import time
 
-from stratos.tasks.mahjong.engine import engine_solve, engine_winning_tiles
+from stratos.tasks.mahjong.reference import engine_solve, engine_winning_tiles
 from stratos.tasks.mahjong.synthesis import Generator, synthesize_split
 from stratos.tasks.mahjong.task import MahjongTask
 from stratos.tasks.mahjong.tiles import NAMES, parse_hand

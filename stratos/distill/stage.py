@@ -32,8 +32,8 @@ from stratos.distill.preflight import run_preflight
 from stratos.distill.slices import resolve_slices
 from stratos.distill.teacher_store import open_topk_store
 from stratos.distill.trainer import build_trainer
-from stratos.faults.checkpoints import latest_checkpoint
-from stratos.faults.loader import ResumableLoader
+from stratos.resilience.checkpoints import latest_checkpoint
+from stratos.resilience.loader import ResumableLoader
 from stratos.errors import UserError
 from stratos.models.tokenizer import save_tokenizer
 from stratos.tasks import build_task

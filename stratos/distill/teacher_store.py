@@ -4,7 +4,7 @@
 :func:`open_topk_store` for the train and the validation set. The first run of a sweep pays one
 teacher forward per example and writes the store (see :mod:`stratos.distill.logit_store`) under
 `paths.cache`; every later run with the same teacher, tokens, k and temperature only reads it,
-and concurrent runs compute it once (:func:`stratos.faults.compute_once`). Training then needs no
+and concurrent runs compute it once (:func:`stratos.resilience.compute_once`). Training then needs no
 teacher in memory at all.
 
 Why a content fingerprint of the weights in the key rather than only the teacher's name: a
@@ -23,7 +23,7 @@ import torch
 from stratos.distill.examples import ExampleDataset, collate
 from stratos.distill.slices import batch_slices, sliced_forward
 from stratos.distill.logit_store import StoreKey, TopKReader, TopKStore, dataset_hash, tokenizer_hash
-from stratos.faults import compute_once
+from stratos.resilience import compute_once
 
 log = logging.getLogger("stratos")
 PRELOAD_BYTES = 1 << 30  # stores up to 1 GiB are read into memory once; larger ones by byte range

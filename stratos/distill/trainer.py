@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from omegaconf import DictConfig
 
 from stratos import artifacts
-from stratos.faults import trainer_kwargs
+from stratos.resilience import trainer_kwargs
 
 
 # Lightning's start-up chatter (accelerator inventory, tips, an `srun` hint whenever Slurm is merely

@@ -1,4 +1,4 @@
-"""A minimal Hydra app for launcher tests: each job trains tests/faults/tiny_train.py's LM.
+"""A minimal Hydra app for launcher tests: each job trains tests/resilience/tiny_train.py's LM.
 
     python tests/launchers/hydra_app.py -m seed=0,1 hydra/launcher=stratos_slurm hydra.sweep.dir=DIR
 
@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from stratos.config import SlurmConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-FAULTS_DIR = str(ROOT / "tests" / "faults")
+FAULTS_DIR = str(ROOT / "tests" / "resilience")
 
 
 @dataclass

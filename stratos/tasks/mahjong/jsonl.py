@@ -18,7 +18,7 @@ import fsspec
 
 from stratos.artifacts import atomic_open
 from stratos.tasks.mahjong.answer import extract_tiles
-from stratos.tasks.mahjong.engine import engine_winning_tiles
+from stratos.tasks.mahjong.reference import engine_winning_tiles
 from stratos.tasks.mahjong.tiles import NAMES, UNICODE, TileError, parse_tile, parse_tiles, to_counts, to_kinds
 from stratos.errors import UserError
 

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from stratos.tasks.mahjong.engine import is_complete
+from stratos.tasks.mahjong.reference import is_complete
 from stratos.tasks.mahjong.synthesis import BUCKETS, Generator, bucket, quotas, synthesize_split
 from stratos.tasks.mahjong.task import MahjongTask
 from stratos.errors import UserError

@@ -6,7 +6,7 @@ import pytest
 from mahjong.agari import Agari
 from mahjong.hand_calculating.divider import HandDivider
 
-from stratos.tasks.mahjong.engine import agari_winning_tiles, engine_solve, engine_winning_tiles
+from stratos.tasks.mahjong.reference import agari_winning_tiles, engine_solve, engine_winning_tiles
 from stratos.tasks.mahjong.synthesis import Generator
 from stratos.tasks.mahjong.tiles import ORPHANS, parse_hand
 from stratos.tasks.mahjong.waits import solve, winning_tiles

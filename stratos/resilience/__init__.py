@@ -1,6 +1,6 @@
-"""Surviving faults: preemption, exact resume, crash-safe shared caches.
+"""Resilience: surviving preemption, crashes and concurrent jobs (exact resume, crash-safe shared caches).
 
-What each fault meets (evidence: tests/faults/, tests/launchers/):
+What each fault meets (evidence: tests/resilience/, tests/launchers/):
 
   signal USR1/USR2/TERM mid-training  -> `preempt.PreemptionCheckpoint`: checkpoint at the end of
                                          the step, requeue (Slurm/submitit) or exit 75 (local)
@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Lazy exports: `stratos.faults.cache` is used by data/teacher code and by many small worker
+# Lazy exports: `stratos.resilience.cache` is used by data/teacher code and by many small worker
 # processes that must not pay Lightning's ~5 s import; the training helpers load it on demand.
 _EXPORTS = {
     "SharedCache": "cache", "cache_key": "cache", "compute_once": "cache",
@@ -36,8 +36,8 @@ __all__ = [*_EXPORTS, "trainer_kwargs"]
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"stratos.faults.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'stratos.faults' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"stratos.resilience.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'stratos.resilience' has no attribute {name!r}")
 
 
 def trainer_kwargs(callbacks: list | None = None) -> dict:
@@ -50,7 +50,7 @@ def trainer_kwargs(callbacks: list | None = None) -> dict:
     `use_distributed_sampler=False`: the ResumableLoader splits batches across ranks itself
     (Lightning's DistributedSampler would reshuffle and break both resume and DDP = 1 process).
     """
-    from stratos.faults.preempt import PreemptionCheckpoint, slurm_plugins
+    from stratos.resilience.preempt import PreemptionCheckpoint, slurm_plugins
 
     return {
         "callbacks": [*(callbacks or []), PreemptionCheckpoint()],

@@ -1,6 +1,6 @@
-"""A tiny Llama LM trained with the stratos.faults wiring; run as a subprocess by the fault tests.
+"""A tiny Llama LM trained with the stratos.resilience wiring; run as a subprocess by the fault tests.
 
-    python tests/faults/tiny_train.py OUT [--steps 40] [--batch 8] [--devices 1] [--ckpt-every 10]
+    python tests/resilience/tiny_train.py OUT [--steps 40] [--batch 8] [--devices 1] [--ckpt-every 10]
                                           [--step-sleep 0] [--seed 0] [--n 96] [--signal-at 17:USR1]
 
 Trains `LlamaForCausalLM` built from config (no download) on a synthetic language (noisy
@@ -28,7 +28,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from stratos.artifacts import read_jsonl, write_json, write_jsonl
-from stratos.faults import ResumableLoader, latest_checkpoint, trainer_kwargs
+from stratos.resilience import ResumableLoader, latest_checkpoint, trainer_kwargs
 
 VOCAB, SEQ = 64, 16
 

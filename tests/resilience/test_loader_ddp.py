@@ -1,6 +1,6 @@
 """Lightning DDP on CPU (gloo, 2 processes) with ResumableLoader = 1 process with the same global batch.
 
-Tolerance: the two runs see identical global batches (tests/faults/test_loader.py proves the index
+Tolerance: the two runs see identical global batches (tests/resilience/test_loader.py proves the index
 sets), and with equal-length sequences the mean of the per-rank mean losses is the global mean, so
 only float summation order differs (gloo all-reduce vs one matmul). Measured on this machine:
 max |loss_ddp - loss_1proc| = 4.8e-7 over 30 steps, eval loss equal to 7 digits. Asserted: 1e-5
@@ -17,7 +17,7 @@ import sys
 
 import pytest
 
-from stratos.faults import EXIT_PREEMPTED
+from stratos.resilience import EXIT_PREEMPTED
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tiny_train  # noqa: E402

@@ -125,7 +125,7 @@ class PreemptionCheckpoint(Callback):
     """Checkpoint to `<ModelCheckpoint dirpath>/last.ckpt` on USR1/USR2/TERM, then requeue or exit.
 
     Add it to the Trainer's callbacks together with `slurm_plugins()`. A run resumes by passing
-    `ckpt_path=latest_checkpoint(dirpath)` to `trainer.fit` (see stratos.faults.checkpoints).
+    `ckpt_path=latest_checkpoint(dirpath)` to `trainer.fit` (see stratos.resilience.checkpoints).
     """
 
     def __init__(self, dirpath: str | None = None, filename: str = "last.ckpt",

@@ -1,5 +1,5 @@
 """PreemptionCheckpoint: a signal mid-training => checkpoint, exit 75, and a resume that ends bitwise
-equal to the uninterrupted run (tiny Llama LM, tests/faults/tiny_train.py, in this process: the
+equal to the uninterrupted run (tiny Llama LM, tests/resilience/tiny_train.py, in this process: the
 signals are real, sent with os.kill at an exact step).
 """
 
@@ -13,8 +13,8 @@ import sys
 
 import pytest
 
-from stratos.faults import EXIT_PREEMPTED, PreemptionCheckpoint
-from stratos.faults.preempt import _submitit_handler, slurm_job_id
+from stratos.resilience import EXIT_PREEMPTED, PreemptionCheckpoint
+from stratos.resilience.preempt import _submitit_handler, slurm_job_id
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tiny_train  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from stratos.faults.loader import ResumableLoader, ResumableSampler
+from stratos.resilience.loader import ResumableLoader, ResumableSampler
 
 
 def batches(sampler: ResumableSampler) -> list[list[int]]:

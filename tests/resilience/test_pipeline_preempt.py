@@ -1,5 +1,5 @@
 """`python -m stratos` signalled mid-distill: exit 75 after a checkpoint, and the re-run ends with the
-same model, losses and accuracy as an uninterrupted run (the distill stage wired to stratos.faults).
+same model, losses and accuracy as an uninterrupted run (the distill stage wired to stratos.resilience).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from stratos.faults import EXIT_PREEMPTED
+from stratos.resilience import EXIT_PREEMPTED
 
 SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=16", "task.n_test=8", "evaluate.n_latency=2",
          "evaluate.max_new_tokens=48", "strategy.probe_n=4", "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=25",
@@ -24,7 +24,7 @@ SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=16", "ta
 
 
 def distill_uses_faults() -> bool:
-    """Whether the distill stage that `python -m stratos` runs has the stratos.faults wiring."""
+    """Whether the distill stage that `python -m stratos` runs has the stratos.resilience wiring."""
     code = ("import inspect, stratos.distill.trainer as t, stratos.distill.stage as s; "
             "print('trainer_kwargs' in inspect.getsource(t) and 'ResumableLoader' in inspect.getsource(s))")
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
@@ -32,7 +32,7 @@ def distill_uses_faults() -> bool:
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not distill_uses_faults(), reason="the distill stage does not use stratos.faults yet "
+    pytest.mark.skipif(not distill_uses_faults(), reason="the distill stage does not use stratos.resilience yet "
                        "(trainer_kwargs + ResumableLoader): preemption then resumes from the last periodic "
                        "checkpoint with a different data order"),
 ]

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from stratos.faults.checkpoints import checkpoint_ok, latest_checkpoint
+from stratos.resilience.checkpoints import checkpoint_ok, latest_checkpoint
 
 
 def save(path: str, step: int, mtime: float) -> None:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from stratos.faults.cache import SharedCache, cache_key
+from stratos.resilience.cache import SharedCache, cache_key
 
 KEYS = [f"teacher-logits/shard-{i}" for i in range(6)]
 
@@ -122,7 +122,7 @@ def teacher_store_job(root: str, log: str, use_lock: bool, start_at: float, resu
     import torch
 
     from stratos.distill.logit_store import StoreKey, TopKStore
-    from stratos.faults.cache import compute_once
+    from stratos.resilience.cache import compute_once
 
     store = TopKStore(root, StoreKey("tiny_teacher", "dataset-abc", 8, "tok-xyz"))
 
