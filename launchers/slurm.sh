@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A Stratos sweep as one Slurm job array, then one sweep summary (table, JSON, Pareto plot).
-#   launchers/slurm.sh +task=mahjong student=a,b strategy=x,y cloud.slurm.partition=gpu trainer=gpu
-# Resources come from cloud.slurm.* and trainer.devices (conf/hydra/launcher/stratos_slurm.yaml);
+#   launchers/slurm.sh +task=mahjong student=a,b strategy=x,y servers.slurm.partition=gpu trainer=gpu
+# Resources come from servers.slurm.* and trainer.devices (conf/hydra/launcher/stratos_slurm.yaml);
 # GPU jobs: STRATOS_LAUNCHER=stratos_slurm_gpu. No cluster at hand: launchers/slurm_cluster.sh up.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,7 +30,7 @@ def validate(cfg: DictConfig) -> None:
     from stratos.models.student import validate_student
     from stratos.models.teacher import validate_teacher
     from stratos.pipeline import validate_pipeline
-    from stratos.plan.cost import validate_cloud
+    from stratos.plan.cost import validate_servers
     from stratos.plan.planner import validate_planner
     from stratos.serve.launch import settings_from_config
     from stratos.tasks import validate_task
@@ -43,10 +43,10 @@ def validate(cfg: DictConfig) -> None:
     if cfg.strategy.name == "acme":
         from stratos.acme.config import validate_acme
 
-        validate_acme(cfg.strategy, cfg.cloud)
+        validate_acme(cfg.strategy, cfg.servers)
     validate_trainer(cfg.trainer)
     validate_deploy(cfg.deploy)
-    validate_cloud(cfg.cloud)
+    validate_servers(cfg.servers)
     validate_planner(cfg)
     settings_from_config(cfg.serve)
 

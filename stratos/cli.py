@@ -88,9 +88,28 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return ev.metrics.get("evaluate/test/accuracy") if ev else None
 
 
+RENAMED_GROUPS = {"cloud": "servers"}  # deprecated group name -> its new name (accepted for one release)
+
+
+def rename_deprecated_overrides(argv: list[str]) -> list[str]:
+    """`cloud=local`, `cloud.pricing=spot`, `+cloud...` -> the `servers` group, with a warning each."""
+    out = []
+    for arg in argv:
+        prefix = arg[: len(arg) - len(arg.lstrip("+~"))]
+        body = arg[len(prefix):]
+        for old, new in RENAMED_GROUPS.items():
+            if body.startswith((f"{old}=", f"{old}.")):
+                print(f"stratos: warning: the '{old}' group is now '{new}' ('{old}' will be removed in the next "
+                      f"release): read {arg!r} as {prefix + new + body[len(old):]!r}", file=sys.stderr)
+                body = new + body[len(old):]
+        out.append(prefix + body)
+    return out
+
+
 def main() -> None:
     from stratos.errors import describe_config_error
 
+    sys.argv[1:] = rename_deprecated_overrides(sys.argv[1:])
     register_configs()  # the structured schemas (base_<group>) the YAML options extend
     # Hydra then raises config-composition errors (unknown option, bad type or choice, bad override)
     # instead of printing them over several lines; they are user mistakes: one line and exit 2.

@@ -39,13 +39,14 @@ class StageSpec:
 
 SPECS: dict[str, StageSpec] = {
     # plan re-runs every time (seconds): it reads the calibration history, which changes between runs
-    "plan": StageSpec("stratos.plan.stage", ("cloud", "teacher", "student", "strategy", "deploy", "constraints",
+    "plan": StageSpec("stratos.plan.stage", ("servers", "teacher", "student", "strategy", "deploy", "constraints",
                                              "planner", "task", "trainer.batch_size", "trainer.max_steps"),
                       cached=False),
     "data": StageSpec("stratos.data.stage", ("task",)),
     "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",)),
     "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate", "teacher", "strategy.probe_n"), ("data", "distill")),
-    "export": StageSpec("stratos.export.stage", ("deploy", "cloud.slurm"), ("data", "distill"), ("plan",)),
+    "export": StageSpec("stratos.export.stage", ("deploy", "servers.slurm", "serve.host", "serve.port",
+                                                 "serve.api_key_env"), ("data", "distill"), ("plan",)),
     "acme": StageSpec("stratos.acme.stage", ("cloud", "strategy", "task", "seed"), (), ("data",)),
     "report": StageSpec("stratos.report.stage", (), (), ("plan", "data", "distill", "evaluate", "export", "acme"),
                         cached=False),

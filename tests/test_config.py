@@ -10,7 +10,7 @@ from stratos.config import conf_files
 from stratos.errors import UserError
 from tests.conftest import compose_cfg
 
-GROUPS = ["cloud", "teacher", "student", "strategy", "deploy", "trainer", "debug", "experiment"]
+GROUPS = ["servers", "teacher", "student", "strategy", "deploy", "trainer", "debug", "experiment"]
 
 
 def options(group: str) -> list[str]:
@@ -54,7 +54,7 @@ def test_defaults_are_the_offline_ones(tmp_path):
     ("student.arch.heads=3", "student.arch.heads", "a divisor of hidden"),
     ("deploy.threads=0", "deploy.threads", "an integer >= 1"),
     ("serve.port=70000", "port", "0..65535"),
-    ("cloud.min_availability=2", "cloud.min_availability", "0 <= availability <= 1"),
+    ("servers.min_availability=2", "servers.min_availability", "0 <= availability <= 1"),
 ])
 def test_bad_values_name_key_value_and_allowed(override, key, allowed, tmp_path):
     cfg = compose_cfg(["+task=mahjong", override], tmp_path)

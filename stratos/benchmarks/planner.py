@@ -20,7 +20,7 @@ import time
 import numpy as np
 from omegaconf import OmegaConf
 
-from stratos.config import CloudConfig, DeployConfig, StratosConfig, StrategyConfig
+from stratos.config import ServersConfig, DeployConfig, StratosConfig, StrategyConfig
 from stratos.plan.front import archive_front, pareto_front, verify_front
 from stratos.plan.planner import build_space, plan
 from stratos.plan.problem import evaluate
@@ -34,7 +34,7 @@ STUDENTS = ["tiny_llama", "qwen2p5_0p5b", "qwen2p5_1p5b", "qwen2p5_3b", "llama3p
 
 def bench_cfg(servers: int, task: str = "gsm8k"):
     cfg = OmegaConf.structured(StratosConfig)
-    cfg.cloud = OmegaConf.merge(OmegaConf.structured(CloudConfig), {
+    cfg.servers = OmegaConf.merge(OmegaConf.structured(ServersConfig), {
         "_target_": "stratos.plan.cost.build_cloud", "name": "synthetic", "synthetic_nodes": servers,
         "include_local": False})
     cfg.teacher = load_option("teacher", TEACHERS[0])

@@ -9,7 +9,7 @@ Group -> schema module here -> owner (code) module:
   task        task.py       stratos/tasks/              teacher, student  models.py  stratos/models/
   strategy    strategy.py   stratos/distill/            trainer           infra.py   stratos/distill/trainer.py
   deploy      deploy.py     stratos/export/             serve             serve.py   stratos/serve/
-  cloud       cloud.py      stratos/plan/cost.py        planner, constraints  planner.py  stratos/plan/planner.py
+  servers     servers.py    stratos/plan/cost.py        planner, constraints  planner.py  stratos/plan/planner.py
   evaluate, pipeline, paths infra.py (stratos/evaluate/, stratos/pipeline.py)
 
 This package is the foundation layer: it imports nothing from Stratos but `stratos.errors`.
@@ -26,7 +26,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from stratos.config.choices import *  # noqa: F401,F403  (re-exported: stratos.config.<Enum>)
-from stratos.config.cloud import CloudConfig, SlurmConfig  # noqa: F401
+from stratos.config.servers import ServersConfig, SlurmConfig  # noqa: F401
 from stratos.config.deploy import DeployConfig, VllmConfig  # noqa: F401
 from stratos.config.infra import EvaluateConfig, PathsConfig, PipelineConfig, TrainerConfig  # noqa: F401
 from stratos.config.models import (  # noqa: F401
@@ -52,9 +52,12 @@ def conf_files():
     return files(CONFIG_PACKAGE)
 
 
+CloudConfig = ServersConfig  # deprecated name (one release): the `cloud` group is now `servers`
+
+
 @dataclass
 class StratosConfig:
-    cloud: CloudConfig = MISSING
+    servers: ServersConfig = MISSING
     teacher: TeacherConfig = MISSING
     student: StudentConfig = MISSING
     strategy: StrategyConfig = MISSING
@@ -75,7 +78,7 @@ def register_configs() -> None:
     """Store every schema as `base_<group>[_<kind>]`; YAML options list one first in their defaults."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=StratosConfig)
-    cs.store(group="cloud", name="base_cloud", node=CloudConfig)
+    cs.store(group="servers", name="base_servers", node=ServersConfig)
     cs.store(group="teacher", name="base_teacher", node=TeacherConfig)
     cs.store(group="teacher", name="base_teacher_engine", node=EngineTeacherConfig)
     cs.store(group="teacher", name="base_teacher_hf", node=HFTeacherConfig)

@@ -18,6 +18,6 @@ class ExportJob:
     task: Any = None  # stratos.tasks.base.Task or None
     max_new_tokens: int = 256  # the task's generation budget
     plan: dict = field(default_factory=dict)  # plan.json's "selected" ({} when the plan stage did not run)
-    slurm: dict = field(default_factory=dict)  # cfg.cloud.slurm (partition, account, qos, time_min)
+    slurm: dict = field(default_factory=dict)  # cfg.servers.slurm (partition, account, qos, time_min)
     distill_outputs: dict = field(default_factory=dict)  # the distill manifest's outputs (adapter, base_model)
     student_name_or_path: str | None = None  # pretrained base of a LoRA student (hub id or path)

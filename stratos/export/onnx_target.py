@@ -23,6 +23,7 @@ import os
 import torch
 from transformers import AutoModelForCausalLM
 
+from stratos.config import DeployConfig
 from stratos.errors import bad_value
 from stratos.export.hf import copy_tokenizer_files, load_tokenizer
 from stratos.export.job import ExportJob
@@ -44,13 +45,18 @@ def chat_prompt_ids(tokenizer, question: str) -> list[int]:
     return list(ids)
 
 
+_D = DeployConfig  # the one place the defaults live (conf/deploy/onnx.yaml sets only differences)
+
+
 class OnnxTarget:
     """`build(job)` exports, checks and measures the ONNX graph; returns the manifest metrics."""
 
-    def __init__(self, name: str = "onnx", onnx_opset: int = 17, onnx_dynamo: bool = False, kv_cache: bool = True,
-                 quantize_int8: bool = False, parity_tol: float = 1e-4, parity_prompts: int = 8,
-                 bench_prompts: int = 8, bench_new_tokens: int = 32, quant_eval_n: int = 32, threads: int = 1,
-                 **_: object) -> None:
+    def __init__(self, name: str = "onnx", onnx_opset: int = _D.onnx_opset, onnx_dynamo: bool = _D.onnx_dynamo,
+                 kv_cache: bool = _D.kv_cache, quantize_int8: bool = _D.quantize_int8, parity_tol: float = _D.parity_tol,
+                 parity_prompts: int = _D.parity_prompts, bench_prompts: int = _D.bench_prompts,
+                 bench_new_tokens: int = _D.bench_new_tokens, quant_eval_n: int = _D.quant_eval_n,
+                 threads: int = _D.threads, **_: object) -> None:
+        # `**_`: the group's keys other targets use (vllm settings, the serve binding)
         self.name, self.opset, self.dynamo, self.kv_cache = name, int(onnx_opset), bool(onnx_dynamo), bool(kv_cache)
         self.int8, self.tol = bool(quantize_int8), float(parity_tol)
         self.parity_prompts, self.bench_prompts = int(parity_prompts), int(bench_prompts)

@@ -66,11 +66,13 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     hf_dir = ctx.local_dir("hf")
     hf_meta = export_hf(src, hf_dir, name=name, max_new_tokens=max_new)
     rows = _test_rows(ctx)
-    slurm = OmegaConf.to_container(cfg.cloud.slurm, resolve=True) if cfg.get("cloud") is not None else {}
+    slurm = OmegaConf.to_container(cfg.servers.slurm, resolve=True) if cfg.get("servers") is not None else {}
     job = ExportJob(ctx=ctx, hf_dir=hf_dir, name=name, questions=[r["question"] for r in rows], rows=rows,
                     task=task, max_new_tokens=max_new, plan=_plan(ctx), slurm=slurm or {},
                     distill_outputs=dict(distill.outputs), student_name_or_path=cfg.student.get("name_or_path"))
-    target = instantiate(cfg.deploy, _convert_="all")
+    # a target that writes a server launch (vllm) binds it where the `serve` group says
+    target = instantiate(cfg.deploy, _convert_="all", host=cfg.serve.host, port=cfg.serve.port,
+                         api_key_env=cfg.serve.api_key_env)
     metrics = {"export/n_params": hf_meta["n_params"], **target.build(job)}
     metrics["export/seconds"] = round(time.time() - t0, 3)
     ctx.write_json("export.json", {"target": cfg.deploy.name, "name": name, "hf": hf_meta, "metrics": metrics,

@@ -29,7 +29,9 @@ import os
 import re
 import shlex
 import shutil
+from dataclasses import asdict
 
+from stratos.config import VllmConfig
 from stratos.errors import UserError
 from stratos.export.hf import export_hf
 from stratos.export.job import ExportJob
@@ -117,8 +119,7 @@ class VllmTarget:
     def __init__(self, name: str = "vllm", host: str = "127.0.0.1", port: int = 8000,
                  api_key_env: str = "STRATOS_API_KEY", vllm: dict | None = None, **_: object) -> None:
         self.name, self.host, self.port, self.api_key_env = name, host, int(port), api_key_env
-        self.opts = {"tensor_parallel_size": 0, "max_model_len": 0, "dtype": "auto", "gpu_memory_utilization": 0.9,
-                     "lora": False, "lora_modules": {}, "smoke_timeout_s": 600.0, **(vllm or {})}
+        self.opts = {**asdict(VllmConfig()), **(vllm or {})}  # VllmConfig owns the defaults
 
     def params(self, job: ExportJob) -> dict:
         """Every `vllm serve` setting with where it came from (plan, config or model)."""

@@ -89,7 +89,7 @@ def _run_estimate(plan: dict, measured: dict) -> tuple[dict, dict, str]:
     run = plan.get("run")
     if not run:
         raise ValueError("plan.json has no 'run' estimate (the plan stage writes one for the configured "
-                         "teacher, student and strategy on cloud.run_server)")
+                         "teacher, student and strategy on servers.run_server)")
     strategy = measured.get("strategy") or run["strategy"]
     if strategy not in run["estimates"]:
         raise ValueError(f"no estimate for strategy {strategy!r} in plan.json (has: {sorted(run['estimates'])}); "

@@ -1,7 +1,7 @@
 """Server catalog: what can run a Stratos job, what it costs, how far it is from the user.
 
 A catalog is a list of rows (one per server type and region), read from the cloud option's
-inline `servers` (conf/cloud/catalog.yaml) or from any fsspec URL holding YAML, JSON or CSV.
+inline `servers` (conf/servers/catalog.yaml) or from any fsspec URL holding YAML, JSON or CSV.
 Row fields (only the first five are required when `gpu` is in `GPU_SPECS`):
 
   name           str    unique, e.g. "aws/p5.48xlarge/us-east-1"
@@ -65,7 +65,7 @@ GPU_SPECS: dict[str, dict[str, Any]] = {
 }
 
 # Region coordinates (lat, lon) for the network model. Provider region names and the generic
-# names users give as `cloud.user_region` share the table.
+# names users give as `servers.user_region` share the table.
 REGIONS: dict[str, tuple[float, float]] = {
     # generic user regions
     "us-east": (38.9, -77.4), "us-central": (41.3, -95.9), "us-west": (45.6, -121.2), "us-south": (32.8, -96.8),
@@ -189,7 +189,7 @@ def table_from_rows(rows: list[dict[str, Any]], user_region: str,
     """Validate rows, fill accelerator specs from GPU_SPECS and network RTT from REGIONS."""
     regions = {**REGIONS, **(extra_regions or {})}
     if user_region not in regions:
-        raise UserError(f"invalid value for 'cloud.user_region': {user_region!r} "
+        raise UserError(f"invalid value for 'servers.user_region': {user_region!r} "
                         f"(allowed: {', '.join(sorted(k for k in REGIONS if k.count('-') == 1))}, or any provider region)")
     home = regions[user_region]
     cols: dict[str, list] = {f.name: [] for f in fields(ServerTable)}
@@ -264,12 +264,12 @@ def load_rows(url: str) -> list[dict[str, Any]]:
     base = url[:-3] if url.endswith(".gz") else url
     ext = base.rsplit(".", 1)[-1].lower() if "." in base.rsplit("/", 1)[-1] else ""
     if ext not in ("yaml", "yml", "json", "csv"):
-        raise UserError(f"invalid value for 'cloud.catalog': {url!r} (allowed: builtin, or a .yaml/.yml/.json/.csv URL)")
+        raise UserError(f"invalid value for 'servers.catalog': {url!r} (allowed: builtin, or a .yaml/.yml/.json/.csv URL)")
     try:
         with fsspec.open(url, "rt", compression="infer", encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        raise UserError(f"invalid value for 'cloud.catalog': {url!r} (file not found)") from None
+        raise UserError(f"invalid value for 'servers.catalog': {url!r} (file not found)") from None
     if ext == "csv":
         rows = []
         for r in csv.DictReader(io.StringIO(text)):

@@ -1,9 +1,9 @@
-"""The `cloud` config group: which servers a plan may use and what an hour on them costs.
+"""The `servers` config group (the server catalog): which servers a plan may use and what an hour on them costs.
 
-`conf/cloud/*.yaml` name `_target_: stratos.plan.cost.build_cloud`, so
-`hydra.utils.instantiate(cfg.cloud)` (or `cloud_from_cfg(cfg.cloud)`) gives a `Cloud`: the
-catalog after the region allow-list and availability floor, priced for `cloud.pricing`.
-Launchers read `cfg.cloud.slurm` directly.
+`conf/servers/*.yaml` name `_target_: stratos.plan.cost.build_cloud`, so
+`hydra.utils.instantiate(cfg.servers)` (or `cloud_from_cfg(cfg.servers)`) gives a `Cloud`: the
+catalog after the region allow-list and availability floor, priced for `servers.pricing`.
+Launchers read `cfg.servers.slurm` directly.
 
 Pricing, per node-hour of a server with $n$ accelerators of which a plan uses $k$:
 
@@ -61,11 +61,11 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
     """Assemble the catalog: inline `servers` (catalog=builtin) or rows from the `catalog` URL, or a
     synthetic catalog of `synthetic_nodes` rows instead; plus this machine when `include_local`."""
     if pricing not in ("on_demand", "spot"):
-        raise bad_value("cloud.pricing", pricing, "on_demand, spot")
+        raise bad_value("servers.pricing", pricing, "on_demand, spot")
     if not 0.0 <= float(min_availability) <= 1.0:
-        raise bad_value("cloud.min_availability", min_availability, "0 <= availability <= 1")
+        raise bad_value("servers.min_availability", min_availability, "0 <= availability <= 1")
     if int(synthetic_nodes) < 0:
-        raise bad_value("cloud.synthetic_nodes", synthetic_nodes, "an integer >= 0")
+        raise bad_value("servers.synthetic_nodes", synthetic_nodes, "an integer >= 0")
     if int(synthetic_nodes) > 0:
         rows = synthetic_rows(int(synthetic_nodes), seed=seed)
     elif catalog == "builtin":
@@ -79,13 +79,13 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
         rows.append(local)
     table = table_from_rows(rows, user_region)
     if len(table) == 0:
-        raise UserError(f"cloud '{name}' lists no servers (allowed: set cloud.include_local=true, "
-                        f"cloud.catalog=<URL>, or cloud.synthetic_nodes=N)")
+        raise UserError(f"server catalog '{name}' lists no servers (allowed: set servers.include_local=true, "
+                        f"servers.catalog=<URL>, or servers.synthetic_nodes=N)")
     dropped = {}
     keep = _allowed(table.region, list(region_allowlist or []))
     dropped["region_allowlist"] = int((~keep).sum())
     if not keep.any():
-        raise UserError(f"invalid value for 'cloud.region_allowlist': {list(region_allowlist or [])} matches no "
+        raise UserError(f"invalid value for 'servers.region_allowlist': {list(region_allowlist or [])} matches no "
                         f"server (allowed: patterns over {', '.join(sorted(set(table.region.tolist())))})")
     spot = pricing == "spot"
     has_spot = ~np.isnan(table.spot_hour)
@@ -94,7 +94,7 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
     dropped["min_availability"] = int((keep & ~ok).sum())
     keep &= ok
     if not keep.any():
-        raise UserError(f"invalid value for 'cloud.min_availability': {min_availability} leaves no server "
+        raise UserError(f"invalid value for 'servers.min_availability': {min_availability} leaves no server "
                         f"(allowed: at most {float(avail.max()):.2f} for this catalog)")
     table = table.subset(keep)
     avail = avail[keep]
@@ -114,18 +114,18 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
 
 
 def cloud_from_cfg(cloud_cfg: DictConfig, seed: int = 0) -> Cloud:
-    """`build_cloud` from the composed `cfg.cloud` (what Hydra's instantiate would do)."""
+    """`build_cloud` from the composed `cfg.servers` (what Hydra's instantiate would do)."""
     kwargs = OmegaConf.to_container(cloud_cfg, resolve=True)
     kwargs.pop("_target_", None)
     kwargs.pop("slurm", None)
     return build_cloud(seed=seed, **kwargs)
 
 
-def validate_cloud(c) -> None:
-    """Range checks of the `cloud` group (the server catalog) that its types cannot express."""
+def validate_servers(c) -> None:
+    """Range checks of the `servers` group (the server catalog) that its types cannot express."""
     if not 0.0 <= float(c.min_availability) <= 1.0:
-        raise bad_value("cloud.min_availability", c.min_availability, "0 <= availability <= 1")
+        raise bad_value("servers.min_availability", c.min_availability, "0 <= availability <= 1")
     if float(c.api_usd_per_mtok) < 0:
-        raise bad_value("cloud.api_usd_per_mtok", c.api_usd_per_mtok, "dollars >= 0")
+        raise bad_value("servers.api_usd_per_mtok", c.api_usd_per_mtok, "dollars >= 0")
     if int(c.synthetic_nodes) < 0:
-        raise bad_value("cloud.synthetic_nodes", c.synthetic_nodes, "an integer >= 0 (0 = no synthetic catalog)")
+        raise bad_value("servers.synthetic_nodes", c.synthetic_nodes, "an integer >= 0 (0 = no synthetic catalog)")

@@ -7,7 +7,7 @@ Steps: the catalog (`cloud`), the zoo (`conf/teacher`, `conf/student`), the cali
 pairing preflight, the candidate space; exact enumeration (or NSGA when the knobs make it too
 large); the non-dominated set of the feasible candidates; the deployment score (or knee) to pick
 one; the three baselines; and an estimate for the run the pipeline itself is about to do on
-`cloud.run_server`, which the ledger later puts next to the measurements.
+`servers.run_server`, which the ledger later puts next to the measurements.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def build_space(cfg: DictConfig, cloud: Cloud | None = None, zoo: Zoo | None = N
     if cfg.get("task") is None:
         raise UserError("no task selected: add +task=<name> (the planner predicts accuracy per task)")
     pc, d = cfg.planner, cfg.constraints
-    cloud = cloud if cloud is not None else cloud_from_cfg(cfg.cloud, seed=int(pc.seed))
+    cloud = cloud if cloud is not None else cloud_from_cfg(cfg.servers, seed=int(pc.seed))
     zoo = zoo if zoo is not None else build_zoo(cfg)
     strategies = list(pc.strategies)
     work = Workload(task=str(cfg.task.name), tokens=float(pc.train_tokens), seq_len=int(pc.seq_len),
@@ -155,7 +155,7 @@ def _unfit_pairs(sp: Space, X: dict[str, np.ndarray], ev) -> list[dict]:
 
 
 def run_estimate(cfg: DictConfig, sp: Space) -> dict[str, Any] | None:
-    """Estimates for the configured teacher/student/strategy on cloud.run_server, for the ledger."""
+    """Estimates for the configured teacher/student/strategy on servers.run_server, for the ledger."""
     row = sp.cloud.run_server
     name = str(cfg.strategy.name)
     if row is None or name not in ("auto", *STRATEGIES):
@@ -246,8 +246,8 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
         "baselines": base, "improvement": improvement, "front": front_pts,
         "constraints": {"budget_usd": float(d.budget_usd), "deadline_h": float(d.deadline_h),
                         "latency_slo_ms": float(d.latency_slo_ms), "min_accuracy": float(d.min_accuracy),
-                        "qps": float(d.qps), "region_allowlist": list(cfg.cloud.region_allowlist),
-                        "min_availability": float(cfg.cloud.min_availability), "pricing": sp.cloud.pricing,
+                        "qps": float(d.qps), "region_allowlist": list(cfg.servers.region_allowlist),
+                        "min_availability": float(cfg.servers.min_availability), "pricing": sp.cloud.pricing,
                         "servers_dropped": sp.cloud.dropped,
                         "tight_at_selected": [c for c, g in zip(CONSTRAINTS, G_sel)
                                               if c not in ("pairing", "gpus") and -0.05 < g <= 0]},

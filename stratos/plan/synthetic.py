@@ -1,4 +1,4 @@
-"""Large synthetic server catalogs for scale tests (`cloud.synthetic_nodes=3700`).
+"""Large synthetic server catalogs for scale tests (`servers.synthetic_nodes=3700`).
 
 Rows look like the bundled catalog: an accelerator type drawn from `GPU_SPECS` with a
 market-like weight, a node size, a provider and one of its regions, and a price

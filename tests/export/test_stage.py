@@ -64,7 +64,7 @@ def test_parity_failure_stops_the_stage(tiny_export, tmp_path):
 
 
 def test_vllm_stage_reads_the_plan(tiny_export, tmp_path):
-    cfg = compose_cfg(["+task=mahjong", "deploy=vllm", "cloud.slurm.partition=gpu"], tmp_path)
+    cfg = compose_cfg(["+task=mahjong", "deploy=vllm", "servers.slurm.partition=gpu"], tmp_path)
     plan = {"server": "gcp/a2-highgpu-2g/us-central1", "gpu": "A100x2", "estimates": {"n_gpus": 2}}
     m = run(cfg, _ctx(tmp_path, tiny_export["src"], plan))
     assert m.metrics["export/vllm_tensor_parallel"] == 2

@@ -2,7 +2,7 @@
 
     python tests/launchers/hydra_app.py -m seed=0,1 hydra/launcher=stratos_slurm hydra.sweep.dir=DIR
 
-Its config carries the real `cloud.slurm` schema (stratos.config.SlurmConfig) and
+Its config carries the real `servers.slurm` schema (stratos.config.SlurmConfig) and
 `trainer.devices`, so the conf/hydra/launcher presets resolve exactly as under `python -m stratos`,
 and conf/ is on the search path. Each job writes `<job dir>/final.json` (tiny_train) and
 `<job dir>/job.json` (its Slurm/submitit identity) and returns the final eval loss.
@@ -28,7 +28,7 @@ FAULTS_DIR = str(ROOT / "tests" / "resilience")
 
 
 @dataclass
-class Cloud:
+class Servers:
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
@@ -39,7 +39,7 @@ class Trainer:
 
 @dataclass
 class App:
-    cloud: Cloud = field(default_factory=Cloud)
+    servers: Servers = field(default_factory=Servers)
     trainer: Trainer = field(default_factory=Trainer)
     seed: int = 0
     steps: int = 30

@@ -1,4 +1,4 @@
-"""conf/hydra/launcher presets: resources flow from cfg.cloud.slurm / cfg.trainer into the sbatch script.
+"""conf/hydra/launcher presets: resources flow from cfg.servers.slurm / cfg.trainer into the sbatch script.
 
 No cluster needed: the presets are composed with Hydra, the launcher is instantiated as Hydra
 does, and submitit writes the very sbatch text it would submit.
@@ -54,10 +54,10 @@ def sbatch_text(params: dict, tmp_path) -> str:
 
 
 def test_slurm_preset_takes_resources_from_the_config(tmp_path):
-    p = launcher_params(["hydra/launcher=stratos_slurm", "cloud.slurm.partition=gpu-long", "cloud.slurm.account=lab",
-                         "cloud.slurm.qos=high", "cloud.slurm.time_min=90", "cloud.slurm.cpus_per_task=8",
-                         "cloud.slurm.mem_gb=64", "cloud.slurm.signal_delay_s=300", "cloud.slurm.max_requeue=5",
-                         "cloud.slurm.array_parallelism=4", "trainer.devices=2"])
+    p = launcher_params(["hydra/launcher=stratos_slurm", "servers.slurm.partition=gpu-long", "servers.slurm.account=lab",
+                         "servers.slurm.qos=high", "servers.slurm.time_min=90", "servers.slurm.cpus_per_task=8",
+                         "servers.slurm.mem_gb=64", "servers.slurm.signal_delay_s=300", "servers.slurm.max_requeue=5",
+                         "servers.slurm.array_parallelism=4", "trainer.devices=2"])
     assert (p["partition"], p["account"], p["qos"], p["timeout_min"]) == ("gpu-long", "lab", "high", 90)
     assert (p["cpus_per_task"], p["mem_gb"], p["tasks_per_node"], p["gpus_per_node"]) == (8, 64, 2, None)
     assert (p["signal_delay_s"], p["max_num_timeout"], p["array_parallelism"]) == (300, 5, 4)
@@ -77,20 +77,20 @@ def test_slurm_preset_defaults_leave_choices_to_the_cluster(tmp_path):
 
 
 def test_gpu_preset_asks_one_gpu_per_device(tmp_path):
-    p = launcher_params(["hydra/launcher=stratos_slurm_gpu", "trainer.devices=4", "cloud.slurm.partition=gpu"])
+    p = launcher_params(["hydra/launcher=stratos_slurm_gpu", "trainer.devices=4", "servers.slurm.partition=gpu"])
     assert p["gpus_per_node"] == 4 and p["tasks_per_node"] == 4
     text = sbatch_text(p, tmp_path)
     assert "#SBATCH --gpus-per-node=4" in text and "#SBATCH --ntasks-per-node=4" in text
 
 
 def test_local_preset():
-    p = launcher_params(["hydra/launcher=stratos_local", "cloud.slurm.cpus_per_task=1", "cloud.slurm.time_min=5"])
+    p = launcher_params(["hydra/launcher=stratos_local", "servers.slurm.cpus_per_task=1", "servers.slurm.time_min=5"])
     assert p["_class"] == "LocalLauncher" and p["cpus_per_task"] == 1 and p["timeout_min"] == 5
 
 
 @pytest.mark.parametrize("preset", ["stratos_slurm", "stratos_slurm_gpu", "stratos_local"])
 def test_presets_compose_with_the_real_stratos_config(preset):
-    p = launcher_params(["+task=mahjong", f"hydra/launcher={preset}", "cloud.slurm.partition=debug"], app=False)
+    p = launcher_params(["+task=mahjong", f"hydra/launcher={preset}", "servers.slurm.partition=debug"], app=False)
     assert p["timeout_min"] == 60 and p["_class"] == ("LocalLauncher" if preset == "stratos_local" else "SlurmLauncher")
     if preset != "stratos_local":
         assert p["partition"] == "debug" and p["tasks_per_node"] == 1
@@ -100,6 +100,6 @@ def test_presets_compose_with_the_real_stratos_config(preset):
 def test_multi_gpu_strategies_get_one_task_and_gpu_per_device(tmp_path, strategy):
     """trainer.strategy picks Lightning's engine; the launcher gives it devices x (task + GPU)."""
     p = launcher_params(["+task=mahjong", "trainer=gpu", "trainer.devices=4", f"trainer.strategy={strategy}",
-                         "hydra/launcher=stratos_slurm_gpu", "cloud.slurm.partition=gpu"], app=False)
+                         "hydra/launcher=stratos_slurm_gpu", "servers.slurm.partition=gpu"], app=False)
     text = sbatch_text(p, tmp_path)
     assert "#SBATCH --gpus-per-node=4" in text and "#SBATCH --ntasks-per-node=4" in text

@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 from omegaconf import OmegaConf
 
-from stratos.config import CloudConfig, DeployConfig, StratosConfig, StrategyConfig, conf_files
+from stratos.config import ServersConfig, DeployConfig, StratosConfig, StrategyConfig, conf_files
 from stratos.plan.zoo import load_option
 
 
-def make_cfg(cloud: str = "catalog", teacher: str = "mahjong_engine", student: str = "tiny_llama",
+def make_cfg(servers: str = "catalog", teacher: str = "mahjong_engine", student: str = "tiny_llama",
              strategy: str = "auto", task: str = "mahjong", **dotlist):
     """A composed-like config: the named conf/ options merged onto their dataclasses, plus overrides
     given as dotted keys with '__' for '.' (planner__teachers=[...])."""
-    cloud_raw = OmegaConf.create((conf_files() / "cloud" / f"{cloud}.yaml").read_text())
-    cloud_raw.pop("defaults", None)
+    servers_raw = OmegaConf.create((conf_files() / "servers" / f"{servers}.yaml").read_text())
+    servers_raw.pop("defaults", None)
     cfg = OmegaConf.structured(StratosConfig)
-    cfg.cloud = OmegaConf.merge(OmegaConf.structured(CloudConfig), cloud_raw)
+    cfg.servers = OmegaConf.merge(OmegaConf.structured(ServersConfig), servers_raw)
     cfg.teacher = load_option("teacher", teacher)
     cfg.student = load_option("student", student)
     cfg.strategy = OmegaConf.merge(OmegaConf.structured(StrategyConfig), {"_target_": "x", "name": strategy})

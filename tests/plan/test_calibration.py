@@ -19,7 +19,7 @@ def history_url():
 @pytest.fixture
 def local_plan(cfg_factory):
     def make(history):
-        cfg = cfg_factory(cloud="local", strategy="alignment", planner__history=history,
+        cfg = cfg_factory(servers="local", strategy="alignment", planner__history=history,
                           planner__teachers=["mahjong_engine"], planner__students=["tiny_llama"])
         return cfg, plan(cfg).json
     return make

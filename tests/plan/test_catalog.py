@@ -88,7 +88,7 @@ def test_bad_rows_name_the_field(bad, needle):
 def test_duplicate_names_and_bad_user_region_and_bad_files():
     with pytest.raises(UserError, match="duplicate name"):
         table_from_rows([ROWS[0], ROWS[0]], "us-east")
-    with pytest.raises(UserError, match="cloud.user_region"):
+    with pytest.raises(UserError, match="servers.user_region"):
         table_from_rows(ROWS, "atlantis")
     with pytest.raises(UserError, match="file not found"):
         load_rows("memory://nope/servers.yaml")
@@ -101,7 +101,7 @@ def test_duplicate_names_and_bad_user_region_and_bad_files():
 
 
 def test_bundled_catalog_is_valid_and_realistic():
-    raw = yaml.safe_load((conf_files() / "cloud" / "catalog.yaml").read_text())
+    raw = yaml.safe_load((conf_files() / "servers" / "catalog.yaml").read_text())
     t = table_from_rows(raw["servers"] + [local_machine()], "us-east")
     assert len(t) >= 40 and len(set(t.provider)) >= 6 and len(set(t.region)) >= 10
     gpu = ~t.is_cpu

@@ -38,16 +38,16 @@ def test_region_allowlist_patterns_keep_local():
     c = build_cloud(servers=ROWS, region_allowlist=["eu-*", "europe-*"])
     assert list(c.servers.name) == ["b/eu", "c/eu", "local"]
     assert c.dropped["region_allowlist"] == 1
-    with pytest.raises(UserError, match="cloud.region_allowlist"):
+    with pytest.raises(UserError, match="servers.region_allowlist"):
         build_cloud(servers=ROWS, include_local=False, region_allowlist=["ap-*"])
 
 
 def test_min_availability_and_bad_values():
     c = build_cloud(servers=ROWS, min_availability=0.8, include_local=False)
     assert list(c.servers.name) == ["a/us", "c/eu"] and c.dropped["min_availability"] == 1
-    with pytest.raises(UserError, match="cloud.pricing"):
+    with pytest.raises(UserError, match="servers.pricing"):
         build_cloud(servers=ROWS, pricing="reserved")
-    with pytest.raises(UserError, match="cloud.min_availability"):
+    with pytest.raises(UserError, match="servers.min_availability"):
         build_cloud(servers=ROWS, min_availability=1.5)
     with pytest.raises(UserError, match="lists no servers"):
         build_cloud(servers=[], include_local=False, run_server="")
@@ -62,8 +62,8 @@ def test_catalog_url_and_synthetic_replace_inline_rows():
 
 
 def test_cloud_from_composed_option(cfg_factory):
-    cfg = cfg_factory(cloud="catalog")
-    c = cloud_from_cfg(cfg.cloud)
+    cfg = cfg_factory(servers="catalog")
+    c = cloud_from_cfg(cfg.servers)
     assert len(c) >= 40 and "local" in set(c.servers.name)
-    local = cfg_factory(cloud="local")
-    assert list(cloud_from_cfg(local.cloud).servers.name) == ["local"]
+    local = cfg_factory(servers="local")
+    assert list(cloud_from_cfg(local.servers).servers.name) == ["local"]

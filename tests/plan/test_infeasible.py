@@ -12,7 +12,7 @@ from stratos.plan.planner import plan
 
 def small(cfg_factory, **kw):
     return cfg_factory(task="gsm8k", planner__teachers=["qwen2p5_7b", "qwen2p5_72b"],
-                       planner__students=["qwen2p5_0p5b", "qwen2p5_3b"], cloud__include_local=False, **kw)
+                       planner__students=["qwen2p5_0p5b", "qwen2p5_3b"], servers__include_local=False, **kw)
 
 
 def test_budget_too_small_names_budget_and_the_needed_value(cfg_factory):
@@ -42,7 +42,7 @@ def test_accuracy_floor_and_deadline(cfg_factory):
 
 
 def test_memory_and_pairing_failures(cfg_factory):
-    cfg = cfg_factory(task="gsm8k", cloud="local", planner__teachers=["qwen2p5_72b"],
+    cfg = cfg_factory(task="gsm8k", servers="local", planner__teachers=["qwen2p5_72b"],
                       planner__students=["qwen2p5_3b"], planner__strategies=["alignment"])
     with pytest.raises(UserError, match=r"no plan fits in memory: the smallest need is [0-9.]+ GB per device"):
         plan(cfg)

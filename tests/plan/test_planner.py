@@ -100,7 +100,7 @@ def test_bad_planner_values(cfg_factory):
 
 
 def test_spot_and_allowlist_reach_the_plan(cfg_factory):
-    cfg = cfg_factory(task="gsm8k", cloud__pricing="spot", cloud__region_allowlist=["eu-*", "europe-*", "west*"])
+    cfg = cfg_factory(task="gsm8k", servers__pricing="spot", servers__region_allowlist=["eu-*", "europe-*", "west*"])
     j = plan(cfg).json
     regions = {p["region"] for p in j["front"]}
     assert regions <= {"local"} | {r for r in regions if r.startswith(("eu-", "europe-", "west"))}

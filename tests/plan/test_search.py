@@ -13,7 +13,7 @@ from stratos.plan.search import PlanProblem, nsga
 
 @pytest.fixture
 def space(cfg_factory):
-    cfg = cfg_factory(task="gsm8k", cloud="catalog", planner__teachers=["qwen2p5_7b", "llama3p1_8b"],
+    cfg = cfg_factory(task="gsm8k", servers="catalog", planner__teachers=["qwen2p5_7b", "llama3p1_8b"],
                       planner__students=["qwen2p5_0p5b", "llama3p2_1b"])
     sp = build_space(cfg)
     sp.knobs = Knobs(lora_ranks=[0, 8], quant_bits=[8, 16], micro_batch=[4, 8], gpus=[0, 1])

@@ -40,7 +40,7 @@ def test_cli_plans_in_seconds_and_fails_with_one_line(tmp_path):
     plans = list(tmp_path.rglob("plan/plan.json"))
     assert len(plans) == 1 and (plans[0].parent / "pareto.png").exists()
     assert json.loads(plans[0].read_text())["selected"]["teacher"]
-    r = _cli(f"paths.output_root={tmp_path}/bad", "constraints.budget_usd=0.000001", "cloud.include_local=false", cwd=ROOT)
+    r = _cli(f"paths.output_root={tmp_path}/bad", "constraints.budget_usd=0.000001", "servers.include_local=false", cwd=ROOT)
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "binding: constraints.budget_usd=1e-06" in lines[0]

@@ -1,4 +1,8 @@
-"""`cloud` group (owner: stratos/plan/cost.py): the server catalog the planner chooses from, and Slurm."""
+"""`servers` group (owner: stratos/plan/cost.py): the server catalog the planner chooses from, and Slurm.
+
+It was called `cloud`; `cloud=NAME` and `cloud.KEY=VALUE` are still accepted for one release (the CLI
+rewrites them with a deprecation line).
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ class SlurmConfig:
 
 
 @dataclass
-class CloudConfig:
+class ServersConfig:
     _target_: str = MISSING
     name: str = MISSING
     catalog: str = "builtin"  # builtin | any fsspec path to YAML/CSV/JSON
@@ -36,7 +40,7 @@ class CloudConfig:
     region_allowlist: list[str] = field(default_factory=list)  # empty => all
     pricing: Pricing = Pricing.on_demand
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
-    # catalog rows when catalog=builtin (conf/cloud/catalog.yaml bundles real server types; fields in
+    # catalog rows when catalog=builtin (conf/servers/catalog.yaml bundles real server types; fields in
     # stratos/plan/catalog.py): name, provider, region, gpu, gpu_count, price_hour, spot_hour, ...
     servers: list[dict[str, Any]] = field(default_factory=list)
     run_server: str = "local"  # catalog name of the machine the pipeline itself runs on (ledger baseline)
