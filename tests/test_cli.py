@@ -111,3 +111,21 @@ def test_missing_weights_fail_clearly_and_leave_nothing_half_written(tmp_path):
     run_dir = tmp_path / "mahjong" / "task_engine_to_qwen2p5_0p5b_auto" / "seed0"
     assert not (run_dir / "distill").exists()  # the failed stage leaves nothing behind
     assert (run_dir / "data" / "manifest.json").exists()  # the finished one is kept for the next run
+
+
+def test_the_old_cloud_group_name_is_read_as_servers_with_a_warning(capsys):
+    from stratos.cli import rename_deprecated_overrides
+
+    assert rename_deprecated_overrides(["+task=mahjong", "cloud=local", "cloud.pricing=spot", "++cloud.seed=1",
+                                        "student=tiny_llama", "clouds=x"]) == [
+        "+task=mahjong", "servers=local", "servers.pricing=spot", "++servers.seed=1", "student=tiny_llama", "clouds=x"]
+    err = capsys.readouterr().err
+    assert err.count("stratos: warning: the 'cloud' group is now 'servers'") == 3
+
+
+def test_plan_with_the_deprecated_names_still_runs(tmp_path):
+    r = cli(["+task=mahjong", "pipeline.stages=[plan]", "cloud=local", "deploy.budget_usd=5"], tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "the 'cloud' group is now 'servers'" in r.stderr and "'deploy.budget_usd' is deprecated" in r.stderr
+    plan = json.loads(next(tmp_path.rglob("plan/plan.json")).read_text())
+    assert plan["constraints"]["budget_usd"] == 5.0 and plan["servers"] == 1  # only this machine: servers=local
