@@ -44,7 +44,9 @@ def validate(cfg: DictConfig) -> None:
         from stratos.acme.config import validate_acme
 
         validate_acme(cfg.strategy, cfg.servers)
-    validate_trainer(cfg.trainer)
+    from stratos.pipeline import stage_order
+
+    validate_trainer(cfg.trainer, will_train="distill" in stage_order(cfg))
     validate_deploy(cfg.deploy)
     validate_servers(cfg.servers)
     validate_planner(cfg)

@@ -87,6 +87,8 @@ def test_unknown_group_option_lists_choices(tmp_path):
     ("serve.backend=tensorrt", "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
     ("trainer.max_steps=[", "cannot parse a command-line override"),
     ("teacher=openai_endpoint", "missing value for 'teacher.base_url'"),
+    ("trainer.precision=fp8", "invalid value for 'trainer.precision': 'fp8' on this machine"),
+    ("trainer.strategy=ddp_notreal", "invalid value for 'trainer.strategy': 'ddp_notreal' on this machine"),
 ])
 def test_invalid_values_exit_2_with_one_line(override, needle, tmp_path):
     r = cli(["+task=mahjong", override], tmp_path, timeout=60)
@@ -129,3 +131,13 @@ def test_plan_with_the_deprecated_names_still_runs(tmp_path):
     assert "the 'cloud' group is now 'servers'" in r.stderr and "'deploy.budget_usd' is deprecated" in r.stderr
     plan = json.loads(next(tmp_path.rglob("plan/plan.json")).read_text())
     assert plan["constraints"]["budget_usd"] == 5.0 and plan["servers"] == 1  # only this machine: servers=local
+
+
+def test_a_gpu_trainer_on_a_machine_without_one_is_refused_before_any_work(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: trainer.accelerator=gpu is valid here")
+    r = cli(["+task=mahjong", "trainer=gpu"], tmp_path, timeout=60)
+    _assert_clean_failure(r, tmp_path, "invalid value for 'trainer.accelerator': 'gpu' on this machine")
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -102,7 +102,7 @@ def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Tra
     return trainer, curve
 
 
-def validate_trainer(tr) -> None:
+def validate_trainer(tr, will_train: bool = True) -> None:
     """Range checks of the `trainer` group that its types cannot express (UserError, one line)."""
     from stratos.errors import bad_value
 
@@ -121,3 +121,31 @@ def validate_trainer(tr) -> None:
     for key, value, ok, allowed in checks:
         if not ok:
             raise bad_value(key, value, allowed)
+    if will_train:
+        check_with_lightning(tr)
+
+
+def check_with_lightning(tr) -> None:
+    """Let Lightning judge accelerator / devices / strategy / precision on this machine, before any work.
+
+    Building a bare `Trainer` runs Lightning's own checks (a GPU accelerator without a GPU, more devices
+    than there are, 16-bit mixed precision on CPU, a strategy that is not installed) in well under a
+    second, instead of minutes into the run after plan and data have written their directories.
+    """
+    from stratos.errors import UserError
+
+    settings = {"accelerator": str(tr.accelerator), "devices": int(tr.devices), "strategy": str(tr.strategy),
+                "precision": str(tr.precision)}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            L.Trainer(**settings, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    except Exception as e:  # Lightning's MisconfigurationException, ValueError, RuntimeError, ImportError
+        reason = " ".join(str(e).split()) or type(e).__name__
+        text = str(e).lower()
+        named = [k for k in ("precision", "strategy", "accelerator", "devices") if k.rstrip("s") in text]
+        quoted = [k for k, v in settings.items() if len(str(v)) > 1 and str(v).lower() in text]
+        key = (named or quoted or ["accelerator"])[0]
+        raise UserError(f"invalid value for 'trainer.{key}': {settings[key]!r} on this machine (trainer settings "
+                        f"{settings}; Lightning says: {reason[:300]})") from None
