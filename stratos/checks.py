@@ -40,10 +40,6 @@ def validate(cfg: DictConfig) -> None:
     validate_teacher(cfg.teacher)
     validate_student(cfg.student)
     validate_strategy(cfg.strategy)
-    if cfg.strategy.name == "acme":
-        from stratos.acme.config import validate_acme
-
-        validate_acme(cfg.strategy, cfg.servers)
     from stratos.pipeline import stage_order
 
     validate_trainer(cfg.trainer, will_train="distill" in stage_order(cfg))

@@ -106,9 +106,25 @@ def rename_deprecated_overrides(argv: list[str]) -> list[str]:
     return out
 
 
+def acme_bridge(argv: list[str]) -> list[str] | None:
+    """`strategy=acme` (ACME inside the distillation config, deprecated): the ACME application's argv."""
+    if "strategy=acme" not in argv:
+        return None
+    print("stratos: warning: strategy=acme is deprecated; ACME is its own application: "
+          "python -m stratos.acme [--out DIR] [overrides] (running it now)", file=sys.stderr)
+    root = next((a.split("=", 1)[1] for a in argv if a.startswith("paths.output_root=")), "outputs")
+    rest = [a for a in argv if not a.startswith(("paths.output_root=", "-", "+task=", "strategy=", "cloud=edge"))]
+    return ["--out", f"{root}/acme", *rest]
+
+
 def main() -> None:
     from stratos.errors import describe_config_error
 
+    bridged = acme_bridge(sys.argv[1:])
+    if bridged is not None:
+        from stratos.acme.__main__ import main as acme_main
+
+        sys.exit(acme_main(bridged))
     sys.argv[1:] = rename_deprecated_overrides(sys.argv[1:])
     register_configs()  # the structured schemas (base_<group>) the YAML options extend
     # Hydra then raises config-composition errors (unknown option, bad type or choice, bad override)

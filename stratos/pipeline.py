@@ -44,23 +44,18 @@ SPECS: dict[str, StageSpec] = {
                       cached=False),
     "data": StageSpec("stratos.data.stage", ("task",)),
     "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",)),
-    "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate", "teacher", "strategy.probe_n"), ("data", "distill")),
+    "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate",), ("data", "distill")),
     "export": StageSpec("stratos.export.stage", ("deploy", "servers.slurm", "serve.host", "serve.port",
                                                  "serve.api_key_env"), ("data", "distill"), ("plan",)),
-    "acme": StageSpec("stratos.acme.stage", ("cloud", "strategy", "task", "seed"), (), ("data",)),
-    "report": StageSpec("stratos.report.stage", (), (), ("plan", "data", "distill", "evaluate", "export", "acme"),
+    "report": StageSpec("stratos.report.stage", (), (), ("plan", "data", "distill", "evaluate", "export"),
                         cached=False),
 }
-ORDER = ("plan", "data", "distill", "evaluate", "export", "acme", "report")
+ORDER = ("plan", "data", "distill", "evaluate", "export", "report")
 
 
 def stage_order(cfg: DictConfig) -> list[str]:
     """Requested stages plus everything they need, in pipeline order."""
     wanted = list(cfg.pipeline.stages)
-    if cfg.strategy.name == "acme":  # ACME replaces distill/evaluate/export with its own cloud->edge->device loop
-        wanted = [s for s in wanted if s not in ("distill", "evaluate", "export")]
-        if any(s in cfg.pipeline.stages for s in ("distill", "evaluate", "export")):
-            wanted.append("acme")
     closure: set[str] = set()
 
     def add(name: str) -> None:

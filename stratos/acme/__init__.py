@@ -8,8 +8,8 @@
           personalised mixing)                                                         [edge.py]
   device  local head training, uploads of importance + feature summaries only, pruning [device.py]
   glue    exchange.py (fsspec inboxes + byte ledger), loop.py (submitit / Slurm array / inline),
-          compare.py (baselines: FedAvg, local, shared, centralised bytes), stage.py (`run(cfg, ctx)`)
+          compare.py (baselines: FedAvg, local, shared, centralised bytes), app.py (`run(cfg, ctx)`)
 
-Run: `python -m stratos.acme [overrides]` or the pipeline with `strategy=acme cloud=edge`.
+Run: `python -m stratos.acme [overrides]` (its own root config, conf/acme.yaml; schema AcmeAppConfig).
 Evidence: `python -m stratos.benchmarks.acme_{transmission,personalization,tradeoff}`.
 """

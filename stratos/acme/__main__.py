@@ -1,9 +1,13 @@
-"""`python -m stratos.acme [--out DIR] [hydra overrides ...]`: run the ACME stage on its own.
+"""`python -m stratos.acme [--out DIR] [hydra overrides ...]`: the ACME application.
 
-Composes the real config tree with `strategy=acme cloud=edge` (plus your overrides, e.g.
-`strategy.acme.engine.kind=inline seed=1 strategy.acme.backbone.family=llama`), runs
-`stratos.acme.stage.run` in `<out>/acme/`, writes its manifest, logs the tables. User mistakes
-print one line and exit 2.
+Composes ACME's own root config (`conf/acme.yaml`, schema `AcmeAppConfig`) with your overrides, e.g.
+`seed=1 acme.engine.kind=inline acme.backbone.family=llama device_classes.0.max_size_mb=0.3`, runs
+`stratos.acme.app.run` in `<out>/acme/`, writes its manifest and logs the tables. User mistakes print
+one line and exit 2.
+
+Before ACME had its own config it ran inside the distillation config as `strategy=acme cloud=edge`,
+with keys `strategy.acme.*` and `cloud.device_classes`; those spellings are still read, with a
+deprecation line each, for one release.
 """
 
 from __future__ import annotations
@@ -15,40 +19,65 @@ import sys
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
-from omegaconf.errors import OmegaConfBaseException
+
+RENAMED = (("strategy.acme.", "acme."), ("cloud.device_classes", "device_classes"), ("cloud.slurm.", "slurm."))
+DROPPED = ("strategy=acme", "cloud=edge", "servers=edge", "+task=mahjong")  # ACME needs no group choice
+
+
+def translate_old_overrides(overrides: list[str]) -> list[str]:
+    """The pre-application spellings, read as today's keys (a warning each)."""
+    out = []
+    for arg in overrides:
+        if arg in DROPPED:
+            print(f"stratos: warning: '{arg}' is no longer needed: ACME has its own config (python -m stratos.acme)",
+                  file=sys.stderr)
+            continue
+        for old, new in RENAMED:
+            if arg.lstrip("+~").startswith(old):
+                new_arg = arg.replace(old, new, 1)
+                print(f"stratos: warning: '{old}' is deprecated and will be removed in the next release; "
+                      f"read {arg!r} as {new_arg!r}", file=sys.stderr)
+                arg = new_arg
+        out.append(arg)
+    return out
 
 
 def compose_acme(overrides: list[str]):
     from stratos.acme.config import register_acme_configs
-    from stratos.config import CONFIG_PACKAGE, register_configs
+    from stratos.config import CONFIG_PACKAGE
 
-    register_configs()
     register_acme_configs()
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module=CONFIG_PACKAGE, version_base="1.3"):
-        return compose("config", overrides=["+task=mahjong", "strategy=acme", "cloud=edge", *overrides])
+        return compose("acme", overrides=translate_old_overrides(list(overrides)))
 
 
 def main(argv: list[str] | None = None) -> int:
     from stratos import artifacts
-    from stratos.acme.stage import run
+    from stratos.acme.app import run
     from stratos.artifacts import StageContext
-    from stratos.errors import UserError
+    from stratos.errors import UserError, describe_config_error, find_user_error
 
     ap = argparse.ArgumentParser(prog="python -m stratos.acme", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default="outputs/acme", help="run directory (the stage writes <out>/acme/)")
-    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. seed=1 strategy.acme.engine.kind=inline")
+    ap.add_argument("--out", default="outputs/acme", help="run directory (ACME writes <out>/acme/)")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. seed=1 acme.engine.kind=inline")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         cfg = compose_acme(args.overrides)
-        h = artifacts.config_hash(cfg.strategy, cfg.cloud, cfg.seed)
-        ctx = StageContext(run_dir=os.path.abspath(args.out), stage="acme", config_hash=h)
+    except Exception as e:  # Hydra / OmegaConf composition errors are the user's overrides
+        print(f"stratos: error: {describe_config_error(e)}", file=sys.stderr)
+        return 2
+    h = artifacts.config_hash(cfg.acme, cfg.device_classes, cfg.seed)
+    ctx = StageContext(run_dir=os.path.abspath(args.out), stage="acme", config_hash=h)
+    try:
         manifest = run(cfg, ctx)
-    except (UserError, HydraException, OmegaConfBaseException) as e:
-        print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
+    except Exception as e:
+        err = find_user_error(e)
+        if err is None:
+            raise
+        print(f"stratos: error: {err}", file=sys.stderr)
         return 2
     artifacts.write_json(artifacts.join(ctx.out_dir, artifacts.MANIFEST_NAME), artifacts.asdict_manifest(manifest))
     print(f"acme: tables in {artifacts.join(ctx.out_dir, 'report.txt')}, everything measured in report.json")

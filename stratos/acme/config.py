@@ -1,12 +1,10 @@
-"""Structured config for ACME edge customisation (strategy=acme, cloud=edge).
+"""Structured config of the ACME application (`python -m stratos.acme`), its own root config.
 
-Two schemas extend the core ones without touching them:
-  `AcmeStrategyConfig(StrategyConfig)` adds `acme: AcmeConfig` (backbone, elastic training,
-      Pareto selection, head search, clients, engine), stored as strategy/base_strategy_acme;
-  `EdgeCloudConfig(CloudConfig)` adds `device_classes` (size / latency / energy limits and the
-      cost model of each class of device), stored as cloud/base_cloud_edge.
-`conf/strategy/acme.yaml` and `conf/cloud/edge.yaml` list those bases first in their defaults.
-`validate_acme(cfg)` holds the range checks the types cannot express (UserError, one line).
+`AcmeAppConfig` is the schema of `conf/acme.yaml`, stored as `base_acme` by `register_acme_configs`
+(called by the ACME entry point, never by the distillation CLI): `acme` (backbone, elastic training,
+Pareto selection, head search, clients, job executor), `device_classes` (size / latency / energy
+limits and the cost model of each class of device), `slurm` (the executor's Slurm settings) and
+`seed`. `validate_acme(cfg)` holds the range checks the types cannot express (UserError, one line).
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
-from stratos.config import CloudConfig, StrategyConfig
+from stratos.config import SlurmConfig
 from stratos.errors import bad_value
 
 FAMILIES = ("bert", "llama")
@@ -128,11 +126,6 @@ class AcmeConfig:
 
 
 @dataclass
-class AcmeStrategyConfig(StrategyConfig):
-    acme: AcmeConfig = field(default_factory=AcmeConfig)
-
-
-@dataclass
 class DeviceClassConfig:
     """One class of edge device. Latency = host-measured latency x slowdown; energy is modelled.
 
@@ -152,14 +145,17 @@ class DeviceClassConfig:
 
 
 @dataclass
-class EdgeCloudConfig(CloudConfig):
+class AcmeAppConfig:
+    """The root of `conf/acme.yaml`."""
+
+    acme: AcmeConfig = field(default_factory=AcmeConfig)
     device_classes: list[DeviceClassConfig] = field(default_factory=lambda: [DeviceClassConfig()])
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # acme.engine.kind=slurm|auto: where the jobs go
+    seed: int = 0
 
 
 def register_acme_configs() -> None:
-    cs = ConfigStore.instance()
-    cs.store(group="strategy", name="base_strategy_acme", node=AcmeStrategyConfig)
-    cs.store(group="cloud", name="base_cloud_edge", node=EdgeCloudConfig)
+    ConfigStore.instance().store(name="base_acme", node=AcmeAppConfig)
 
 
 def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -167,53 +163,53 @@ def _check(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise bad_value(key, value, allowed)
 
 
-def validate_acme(strategy: Any, cloud: Any) -> None:
-    """Range checks for `strategy.acme` and `cloud.device_classes`. Raises UserError on the first bad value."""
-    a = strategy.acme
-    _check(int(a.n_public) >= 40, "strategy.acme.n_public", a.n_public, "an integer >= 40")
-    _check(int(a.corpus_size) >= 1, "strategy.acme.corpus_size", a.corpus_size, "an integer >= 1")
+def validate_acme(cfg: Any) -> None:
+    """Range checks for `acme` and `device_classes`. Raises UserError on the first bad value."""
+    a = cfg.acme
+    _check(int(a.n_public) >= 40, "acme.n_public", a.n_public, "an integer >= 40")
+    _check(int(a.corpus_size) >= 1, "acme.corpus_size", a.corpus_size, "an integer >= 1")
     b = a.backbone
-    _check(b.family in FAMILIES, "strategy.acme.backbone.family", b.family, ", ".join(FAMILIES))
+    _check(b.family in FAMILIES, "acme.backbone.family", b.family, ", ".join(FAMILIES))
     for k in ("hidden", "layers", "heads", "kv_heads", "intermediate", "max_length"):
-        _check(int(b[k]) > 0, f"strategy.acme.backbone.{k}", b[k], "an integer > 0")
-    _check(b.hidden % b.heads == 0, "strategy.acme.backbone.heads", b.heads, f"a divisor of hidden={b.hidden}")
+        _check(int(b[k]) > 0, f"acme.backbone.{k}", b[k], "an integer > 0")
+    _check(b.hidden % b.heads == 0, "acme.backbone.heads", b.heads, f"a divisor of hidden={b.hidden}")
     if b.family == "llama":
-        _check(b.heads % b.kv_heads == 0, "strategy.acme.backbone.kv_heads", b.kv_heads, f"a divisor of heads={b.heads}")
+        _check(b.heads % b.kv_heads == 0, "acme.backbone.kv_heads", b.kv_heads, f"a divisor of heads={b.heads}")
     e = a.elastic
     for key in ("widths", "depths"):
         vals = list(e[key])
         _check(bool(vals) and all(0 < float(v) <= 1 for v in vals) and 1.0 in [float(v) for v in vals],
-               f"strategy.acme.elastic.{key}", vals, "a list of fractions in (0, 1] that includes 1.0")
-    _check(int(e.subnets_per_step) >= 2, "strategy.acme.elastic.subnets_per_step", e.subnets_per_step, "an integer >= 2")
-    _check(float(e.temperature) > 0, "strategy.acme.elastic.temperature", e.temperature, "> 0")
+               f"acme.elastic.{key}", vals, "a list of fractions in (0, 1] that includes 1.0")
+    _check(int(e.subnets_per_step) >= 2, "acme.elastic.subnets_per_step", e.subnets_per_step, "an integer >= 2")
+    _check(float(e.temperature) > 0, "acme.elastic.temperature", e.temperature, "> 0")
     s = a.selection
-    _check(s.rule in SELECTIONS, "strategy.acme.selection.rule", s.rule, ", ".join(SELECTIONS))
+    _check(s.rule in SELECTIONS, "acme.selection.rule", s.rule, ", ".join(SELECTIONS))
     n_sub = len(e.widths) * len(e.depths)
     n_coef = (s.surrogate_degree + 1) * (s.surrogate_degree + 2) // 2
-    _check(n_coef <= int(s.n_measured) <= n_sub, "strategy.acme.selection.n_measured", s.n_measured,
+    _check(n_coef <= int(s.n_measured) <= n_sub, "acme.selection.n_measured", s.n_measured,
            f"{n_coef} (coefficients of a degree-{s.surrogate_degree} surrogate) .. {n_sub} (sub-networks)")
     h = a.heads
-    _check(all(p in ("cls", "mean") for p in h.poolings) and len(h.poolings) > 0, "strategy.acme.heads.poolings",
+    _check(all(p in ("cls", "mean") for p in h.poolings) and len(h.poolings) > 0, "acme.heads.poolings",
            list(h.poolings), "a non-empty list from cls, mean")
     _check(all(int(x) > 0 for x in h.hiddens) and all(int(x) > 0 for x in h.depths) and len(h.hiddens) > 0
-           and len(h.depths) > 0, "strategy.acme.heads.hiddens/depths", (list(h.hiddens), list(h.depths)),
+           and len(h.depths) > 0, "acme.heads.hiddens/depths", (list(h.hiddens), list(h.depths)),
            "non-empty lists of integers > 0")
     c = a.clients
-    _check(float(c.dirichlet_alpha) > 0, "strategy.acme.clients.dirichlet_alpha", c.dirichlet_alpha, "> 0")
-    _check(0 < float(c.keep_ratio) <= 1, "strategy.acme.clients.keep_ratio", c.keep_ratio, "0 < ratio <= 1")
-    _check(c.weighting in WEIGHTINGS, "strategy.acme.clients.weighting", c.weighting, ", ".join(WEIGHTINGS))
-    _check(c.distance in DISTANCES, "strategy.acme.clients.distance", c.distance, ", ".join(DISTANCES))
-    _check(float(c.temperature) > 0, "strategy.acme.clients.temperature", c.temperature, "> 0")
-    _check(int(c.n_quantiles) >= 2, "strategy.acme.clients.n_quantiles", c.n_quantiles, "an integer >= 2")
-    _check(int(c.local_steps) >= 0, "strategy.acme.clients.local_steps", c.local_steps, "an integer >= 0")
-    _check(int(c.n_train) >= 4 and int(c.n_test) >= 4, "strategy.acme.clients.n_train/n_test",
+    _check(float(c.dirichlet_alpha) > 0, "acme.clients.dirichlet_alpha", c.dirichlet_alpha, "> 0")
+    _check(0 < float(c.keep_ratio) <= 1, "acme.clients.keep_ratio", c.keep_ratio, "0 < ratio <= 1")
+    _check(c.weighting in WEIGHTINGS, "acme.clients.weighting", c.weighting, ", ".join(WEIGHTINGS))
+    _check(c.distance in DISTANCES, "acme.clients.distance", c.distance, ", ".join(DISTANCES))
+    _check(float(c.temperature) > 0, "acme.clients.temperature", c.temperature, "> 0")
+    _check(int(c.n_quantiles) >= 2, "acme.clients.n_quantiles", c.n_quantiles, "an integer >= 2")
+    _check(int(c.local_steps) >= 0, "acme.clients.local_steps", c.local_steps, "an integer >= 0")
+    _check(int(c.n_train) >= 4 and int(c.n_test) >= 4, "acme.clients.n_train/n_test",
            (c.n_train, c.n_test), "integers >= 4")
-    _check(a.engine.kind in ENGINES, "strategy.acme.engine.kind", a.engine.kind, ", ".join(ENGINES))
-    classes = list(cloud.get("device_classes") or [])
-    _check(len(classes) > 0, "cloud.device_classes", classes, "a non-empty list (use cloud=edge)")
+    _check(a.engine.kind in ENGINES, "acme.engine.kind", a.engine.kind, ", ".join(ENGINES))
+    classes = list(cfg.get("device_classes") or [])
+    _check(len(classes) > 0, "device_classes", classes, "a non-empty list of device classes")
     names = [d.name for d in classes]
-    _check(len(set(names)) == len(names), "cloud.device_classes[].name", names, "unique names")
+    _check(len(set(names)) == len(names), "device_classes[].name", names, "unique names")
     for i, d in enumerate(classes):
-        _check(int(d.n_clients) >= 1, f"cloud.device_classes[{i}].n_clients", d.n_clients, "an integer >= 1")
+        _check(int(d.n_clients) >= 1, f"device_classes[{i}].n_clients", d.n_clients, "an integer >= 1")
         for k in ("max_size_mb", "max_latency_ms", "max_energy_mj", "slowdown"):
-            _check(float(d[k]) > 0, f"cloud.device_classes[{i}].{k}", d[k], "> 0")
+            _check(float(d[k]) > 0, f"device_classes[{i}].{k}", d[k], "> 0")

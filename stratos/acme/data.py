@@ -105,7 +105,7 @@ def dirichlet_split(labels: np.ndarray, n_clients: int, n_per_client: int, alpha
     pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in range(n_classes)]
     if sum(len(p) for p in pools) < n_clients * n_per_client:
         raise UserError(f"data pool holds {len(labels)} examples, the clients need {n_clients * n_per_client}: "
-                        "lower strategy.acme.clients.n_train/n_test or add data")
+                        "lower acme.clients.n_train/n_test or add data")
     out = []
     for _ in range(n_clients):
         p = rng.dirichlet(np.full(n_classes, float(alpha)))
@@ -139,15 +139,15 @@ def load_user_dataset(url: str, text_field: str = "text", label_field: str = "la
     """Rows from CSV, JSONL or parquet (via fsspec). Labels may be ints or strings (mapped in sorted order)."""
     fmt = url.rsplit(".", 1)[-1].lower()
     if fmt not in ("csv", "jsonl", "parquet"):
-        raise UserError(f"invalid value for 'strategy.acme.source': {url!r} (allowed: a .csv, .jsonl or .parquet file)")
+        raise UserError(f"invalid value for 'acme.source': {url!r} (allowed: a .csv, .jsonl or .parquet file)")
     fs, path = fsspec.core.url_to_fs(url)
     if not fs.exists(path):
-        raise UserError(f"strategy.acme.source not found: {url!r}")
+        raise UserError(f"acme.source not found: {url!r}")
     if fmt == "parquet":
         try:
             import pyarrow.parquet as pq
         except ImportError:
-            raise UserError("strategy.acme.source is parquet but pyarrow is not installed: pip install pyarrow, "
+            raise UserError("acme.source is parquet but pyarrow is not installed: pip install pyarrow, "
                             "or give a .csv/.jsonl file") from None
         with fs.open(path, "rb") as f:
             rows = pq.read_table(f).to_pylist()
@@ -157,17 +157,17 @@ def load_user_dataset(url: str, text_field: str = "text", label_field: str = "la
         rows = list(csv.DictReader(io.StringIO(raw))) if fmt == "csv" else [
             json.loads(line) for line in raw.splitlines() if line.strip()]
     if not rows:
-        raise UserError(f"strategy.acme.source {url!r} holds no rows")
+        raise UserError(f"acme.source {url!r} holds no rows")
     for key in (text_field, label_field):
         if key not in rows[0]:
-            raise UserError(f"strategy.acme.source {url!r} has no column {key!r} (columns: {sorted(rows[0])}); "
-                            "set strategy.acme.text_field / label_field")
+            raise UserError(f"acme.source {url!r} has no column {key!r} (columns: {sorted(rows[0])}); "
+                            "set acme.text_field / label_field")
     raw_labels = [str(r[label_field]) for r in rows]
     names = sorted(set(raw_labels))
     if all(n.lstrip("-").isdigit() for n in names):  # integer labels keep their numeric order
         names.sort(key=int)
     if len(names) < 2:
-        raise UserError(f"strategy.acme.source {url!r}: column {label_field!r} has one class; need >= 2")
+        raise UserError(f"acme.source {url!r}: column {label_field!r} has one class; need >= 2")
     index = {n: i for i, n in enumerate(names)}
     return Dataset([str(r[text_field]) for r in rows], np.array([index[s] for s in raw_labels], dtype=np.int64),
                    tuple(names))

@@ -142,7 +142,7 @@ def prune_head(head: Head, scores: list[torch.Tensor], keep_ratio: float) -> Hea
 
 def search_heads(feats: dict[str, torch.Tensor], y: torch.Tensor, val_frac: float, space, n_classes: int,
                  max_params: int, seed: int) -> tuple[HeadArch, Head, list[dict]]:
-    """Exhaustive head search on calibration features. `space` = strategy.acme.heads. Returns (arch, head, table)."""
+    """Exhaustive head search on calibration features. `space` = acme.heads. Returns (arch, head, table)."""
     rng = np.random.default_rng(seed)
     order = torch.as_tensor(rng.permutation(len(y)))
     n_val = max(1, int(round(val_frac * len(y))))
@@ -162,6 +162,6 @@ def search_heads(feats: dict[str, torch.Tensor], y: torch.Tensor, val_frac: floa
         table.append(row)
     if best is None:
         smallest = min(r["params"] for r in table)
-        raise UserError(f"invalid value for 'cloud.device_classes[].head_max_params': {max_params} "
-                        f"(allowed: >= {smallest}, the smallest head in strategy.acme.heads)")
+        raise UserError(f"invalid value for 'device_classes[].head_max_params': {max_params} "
+                        f"(allowed: >= {smallest}, the smallest head in acme.heads)")
     return best[1], best[2], table

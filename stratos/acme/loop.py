@@ -55,7 +55,7 @@ def setup_world(root: str, acme: DictConfig, device_classes, seed: int) -> dict:
         public, pool = ds.take(np.arange(int(acme.n_public))), ds.take(np.arange(int(acme.n_public), len(ds)))
         corpus = random_hands(int(acme.corpus_size), rng)
     if len(public) < 8:
-        raise UserError(f"invalid value for 'strategy.acme.n_public': {acme.n_public} (allowed: >= 8 examples)")
+        raise UserError(f"invalid value for 'acme.n_public': {acme.n_public} (allowed: >= 8 examples)")
     cloud = node_dir(root, "cloud")
     artifacts.write_jsonl(artifacts.join(cloud, "private", "public.jsonl"), public.to_rows())
     artifacts.write_jsonl(artifacts.join(cloud, "private", "corpus.jsonl"), [{"text": t} for t in corpus])

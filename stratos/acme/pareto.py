@@ -86,7 +86,7 @@ def select_for_device(costs: list[SubnetCost], acc_pred: np.ndarray, acc_true: n
     feasible = np.flatnonzero((G <= 0).all(axis=1))
     if len(feasible) == 0:
         i = int(np.argmin(size))
-        raise UserError(f"invalid value for 'cloud.device_classes[{device.name}]': no sub-network fits "
+        raise UserError(f"invalid value for 'device_classes[{device.name}]': no sub-network fits "
                         f"max_size_mb={device.max_size_mb}, max_latency_ms={device.max_latency_ms}, "
                         f"max_energy_mj={device.max_energy_mj} (smallest: {size[i]:.3f} MB, {lat[i]:.2f} ms, "
                         f"{energy[i]:.3f} mJ)")

@@ -49,7 +49,7 @@ def importance_and_reorder(model: PreTrainedModel, enc: dict, labels: torch.Tens
 def train_elastic(model: PreTrainedModel, enc: dict, labels: torch.Tensor, e, seed: int) -> ElasticModel:
     """Multi-width/depth distillation of `model` (already reordered) from a frozen copy of itself.
 
-    `e` is `strategy.acme.elastic` (steps, subnets_per_step, lr, batch_size, temperature, hidden_weight).
+    `e` is `acme.elastic` (steps, subnets_per_step, lr, batch_size, temperature, hidden_weight).
     """
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     elastic = ElasticModel(model)

@@ -3,7 +3,7 @@
 Every benchmark compares against baselines measured in the same run (centralised bytes, FedAvg
 and shared models, highest-accuracy selection), so seeds are the unit of repetition. Runs are
 cached in `<out>/seed<k>/acme/` by config hash: the three benchmarks share them, `--fresh` redoes.
-Benchmarks set `strategy.acme.clients.upload_head=true` so one run yields both the
+Benchmarks set `acme.clients.upload_head=true` so one run yields both the
 importance-only protocol and the head-upload variant (the ledger keeps head bytes apart).
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from stratos import artifacts
 
-BENCH_OVERRIDES = ["strategy.acme.clients.upload_head=true"]
+BENCH_OVERRIDES = ["acme.clients.upload_head=true"]
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -36,16 +36,16 @@ def parser(description: str) -> argparse.ArgumentParser:
 def run_seeds(args) -> list[dict]:
     """report.json of the ACME stage per seed (+ '_cfg': the composed config, '_seconds')."""
     from stratos.acme.__main__ import compose_acme
-    from stratos.acme.stage import run
+    from stratos.acme.app import run
     from stratos.artifacts import StageContext
 
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     reports = []
     for seed in args.seeds:
-        cfg = compose_acme([*BENCH_OVERRIDES, f"strategy.acme.engine.kind={args.engine}", f"seed={seed}",
+        cfg = compose_acme([*BENCH_OVERRIDES, f"acme.engine.kind={args.engine}", f"seed={seed}",
                             *args.overrides])
-        h = artifacts.config_hash(cfg.strategy, cfg.cloud, cfg.seed)
+        h = artifacts.config_hash(cfg.acme, cfg.device_classes, cfg.seed)
         run_dir = os.path.abspath(os.path.join(args.out, f"seed{seed}"))
         stage_dir = os.path.join(run_dir, "acme")
         manifest = os.path.join(stage_dir, artifacts.MANIFEST_NAME)

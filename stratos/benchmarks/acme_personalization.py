@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             rows.append([ours, base, f"{100 * d.mean():+.1f}", f"{100 * rel:+.1f} %", f"{int((d > 1e-9).sum())}/"
                          f"{len(d)} ({ties} ties)"])
     print(table(["ours", "baseline", "points", "rel", "wins"], rows))
-    alpha = reps[0]["_cfg"].strategy.acme.clients.dirichlet_alpha
+    alpha = reps[0]["_cfg"].acme.clients.dirichlet_alpha
     print(f"clients: {len(accs[0]['acme'])} per seed, Dirichlet alpha {alpha}; run seconds:",
           [r["_seconds"] for r in reps])
     return 0

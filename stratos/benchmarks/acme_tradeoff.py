@@ -27,9 +27,9 @@ def selections(rep: dict) -> dict[str, dict]:
     cloud = rep["cloud"]
     costs = [SubnetCost(**c) for c in cloud["costs"]]
     acc, pred = np.array(cloud["acc"]), np.array(cloud["surrogate"]["pred"])
-    w = float(rep["_cfg"].strategy.acme.selection.tradeoff_weight)
+    w = float(rep["_cfg"].acme.selection.tradeoff_weight)
     out = {}
-    for dev in rep["_cfg"].cloud.device_classes:
+    for dev in rep["_cfg"].device_classes:
         dev = OmegaConf.create(OmegaConf.to_container(dev))
         a = select_for_device(costs, pred, acc, dev, "accuracy", w)
         t = select_for_device(costs, pred, acc, dev, "tradeoff", w)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     maes = [r["cloud"]["surrogate"]["held_mae"] for r in reps]
     mx = [r["cloud"]["surrogate"]["held_max_err"] for r in reps]
     n_fit = len(reps[0]["cloud"]["surrogate"]["fit_idx"])
-    print(f"surrogate (degree {reps[0]['_cfg'].strategy.acme.selection.surrogate_degree}, fitted on {n_fit} of "
+    print(f"surrogate (degree {reps[0]['_cfg'].acme.selection.surrogate_degree}, fitted on {n_fit} of "
           f"{len(reps[0]['cloud']['acc'])}): held-out MAE {mean_std(maes)}, max error {mean_std(mx)}; "
           f"teacher accuracy {mean_std([r['cloud']['teacher_acc'] for r in reps])}")
     return 0

@@ -90,9 +90,6 @@ def register_configs() -> None:
     cs.store(group="task", name="base_task", node=TaskConfig)
     cs.store(group="task", name="base_task_mahjong", node=MahjongTaskConfig)
     cs.store(group="task", name="base_task_math", node=MathTaskConfig)
-    from stratos.acme.config import register_acme_configs  # strategy=acme, cloud=edge schemas
-
-    register_acme_configs()
 
 
 # ---------------------------------------------------------------- deprecated keys (one release)

@@ -1,6 +1,8 @@
 """Data stage: the task writes train/val/test JSONL (synthesised, or read from `task.source`).
 
-Outputs: train.jsonl, val.jsonl, test.jsonl, corpus.txt (domain knowledge for injection), stats.json.
+Outputs (names in stratos/data/outputs.py): train.jsonl, val.jsonl, test.jsonl, corpus.txt (domain
+knowledge for injection), stats.json. Each row carries its verified `rationale`: the distill stage
+trains on the rows as written here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 from omegaconf import DictConfig
 
 from stratos.artifacts import Manifest, StageContext
+from stratos.data.outputs import CORPUS_TXT, SPLIT_FILES, STATS_JSON
 from stratos.tasks import build_task
 
 log = logging.getLogger("stratos")
@@ -27,11 +30,11 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     metrics: dict = {}
     stats: dict = {}
     for s in SPLITS:
-        ctx.write_jsonl(f"{s}.jsonl", splits[s])
+        ctx.write_jsonl(SPLIT_FILES[s], splits[s])
         metrics[f"data/{s}/n"] = len(splits[s])
         stats[s] = dict(sorted(collections.Counter(r.get("difficulty", "all") for r in splits[s]).items()))
-    ctx.write_text("corpus.txt", task.corpus())
+    ctx.write_text(CORPUS_TXT, task.corpus())
     synthetic = all(r.get("synthetic", cfg.task.get("source") is None) for s in SPLITS for r in splits[s])
-    ctx.write_json("stats.json", {"task": task.name, "difficulty": stats, "synthetic": synthetic})
+    ctx.write_json(STATS_JSON, {"task": task.name, "difficulty": stats, "synthetic": synthetic})
     log.info("data: %s", ", ".join(f"{s}={len(splits[s])}" for s in SPLITS))
     return ctx.manifest(metrics=metrics)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from stratos.serve.textstream import token_bytes_fn
+from stratos.models.textstream import token_bytes_fn
 
 log = logging.getLogger("stratos")
 

@@ -29,7 +29,6 @@ import torch
 from stratos.tasks.base import Task
 from stratos.distill.blackbox_kd import FILL
 from stratos.distill.rejection import sequence_distillation_rows
-from stratos.distill.strategy import Decision
 from stratos.errors import UserError
 from stratos.models.generate import encode_prompt
 
@@ -45,17 +44,26 @@ class TextExample:
     teacher_topk: Any = None  # blackbox_kd.TeacherTopK: the target as the teacher's ids + its top-k rows
 
 
-def supervised_texts(decision: Decision, task: Task, rows: list[dict], teacher, target: str,
-                     rules_in_prompt: bool, verify: bool = True, n_samples: int = 1) -> tuple[list[TextExample], dict]:
-    """(examples, stats) for the decided strategy."""
-    if decision.mode == "labels" or target == "answer":
+def supervised_texts(source, task: Task, rows: list[dict], teacher, rules_in_prompt: bool, verify: bool = True,
+                     n_samples: int = 1) -> tuple[list[TextExample], dict]:
+    """(examples, stats) whose targets come from `source` (a recipe.TextSource: verified | teacher | answer).
+
+    `verified` targets are the rationales the data stage wrote into the rows (the task's own
+    `rationale(row)` only for rows that carry none, e.g. user data without solutions).
+    """
+    if source == "answer":
         return [TextExample(r["question"], task.answer_line(r)) for r in rows], {"kept": len(rows), "rejected": 0}
-    if decision.mode == "sequence":
+    if source == "teacher":
         kept, stats = sequence_distillation_rows(teacher, task, rows, verify=verify, n_samples=n_samples,
                                                  rules_in_prompt=rules_in_prompt)
         return [TextExample(r["question"], r["rationale"].strip(), r.get("teacher_logprobs")) for r in kept], stats
-    # logit / hidden / injection: the verified rationale built backwards from the known answer
-    return [TextExample(r["question"], task.rationale(r)) for r in rows], {"kept": len(rows), "rejected": 0}
+    # the verified rationale built backwards from the known answer, as the data stage wrote it
+    return [TextExample(r["question"], written_rationale(task, r)) for r in rows], {"kept": len(rows), "rejected": 0}
+
+
+def written_rationale(task: Task, row: dict) -> str:
+    """The row's verified rationale as the data stage wrote it; the task rebuilds it only when absent."""
+    return row.get("rationale") or task.rationale(row)
 
 
 def corpus_texts(task: Task, extra_paths: list[str]) -> list[TextExample]:

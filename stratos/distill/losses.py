@@ -34,6 +34,7 @@ from typing import Any, Optional
 import torch
 import torch.nn.functional as F
 
+from stratos.config import AlignmentConfig
 from stratos.errors import bad_value
 
 IGNORE_INDEX = -100
@@ -549,12 +550,13 @@ class ChunkedDistillLoss:
     Returns ``{"loss": scalar with grad, "ce": detached, "kd": detached}`` (ce/kd for logging).
     """
 
-    loss: str = "forward_kl"
-    temperature: float = 2.0
-    kd_weight: float = 0.5
-    beta: float = 0.5
-    alpha: float = 0.1
-    chunk_size: int = 0
+    # defaults: the `strategy.alignment` group's (AlignmentConfig owns them)
+    loss: str = AlignmentConfig.loss
+    temperature: float = AlignmentConfig.temperature
+    kd_weight: float = AlignmentConfig.kd_weight
+    beta: float = AlignmentConfig.beta
+    alpha: float = AlignmentConfig.alpha
+    chunk_size: int = AlignmentConfig.chunk_size
     report_ce: bool = True  # with kd_weight == 1 and T != 1, False skips CE (2 passes; "ce" is then NaN)
 
     def __post_init__(self) -> None:

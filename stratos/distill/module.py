@@ -23,16 +23,19 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from stratos.config import AlignmentConfig
 from stratos.distill.losses import ChunkedDistillLoss
 from stratos.distill.slices import batch_slices, computed_positions, sliced_forward
 from stratos.models.hub import lm_parts
 
 
 class DistillModule(L.LightningModule):
-    def __init__(self, student, mode: str, alignment: dict, lr: float, weight_decay: float, warmup_steps: int,
+    def __init__(self, student, mode: str, alignment: AlignmentConfig | dict, lr: float, weight_decay: float, warmup_steps: int,
                  max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0,
                  blackbox_topk: bool = False, length_slices: int = 1) -> None:
         super().__init__()
+        # the typed `strategy.alignment` group; a plain dict (tests, benchmarks) fills in the dataclass defaults
+        a = alignment if isinstance(alignment, AlignmentConfig) else AlignmentConfig(**dict(alignment))
         self.student = student
         self._teacher = [teacher]  # a list keeps the frozen teacher out of state_dict and checkpoints
         self.topk = dict(topk or {})  # split ("train" | "val") -> TopKReader of the offline teacher
@@ -43,17 +46,16 @@ class DistillModule(L.LightningModule):
         self.last_positions = 0  # positions the last batch's forward computed, padding included
         self.blackbox_topk = bool(blackbox_topk) and mode == "sequence"
         kd_modes = ("logit", "hidden", "sequence") if self.blackbox_topk else ("logit", "hidden")
-        self.kd_weight = float(alignment.get("kd_weight", 0.5)) if mode in kd_modes else 0.0
-        self.hidden_weight = float(alignment.get("hidden_weight", 0.0)) if mode in ("logit", "hidden") else 0.0
+        self.kd_weight = float(a.kd_weight) if mode in kd_modes else 0.0
+        self.hidden_weight = float(a.hidden_weight) if mode in ("logit", "hidden") else 0.0
         if mode == "hidden" and self.hidden_weight == 0.0:
             self.hidden_weight = 1.0
         self.loss_fn = ChunkedDistillLoss(
-            loss="forward_kl" if self.blackbox_topk else alignment.get("loss", "forward_kl"),
-            temperature=1.0 if self.blackbox_topk else float(alignment.get("temperature", 2.0)),
-            kd_weight=self.kd_weight, beta=float(alignment.get("beta", 0.5)), alpha=float(alignment.get("alpha", 0.1)),
-            chunk_size=int(alignment.get("chunk_size", 0)),
+            loss="forward_kl" if self.blackbox_topk else str(a.loss),
+            temperature=1.0 if self.blackbox_topk else float(a.temperature),
+            kd_weight=self.kd_weight, beta=float(a.beta), alpha=float(a.alpha), chunk_size=int(a.chunk_size),
         )
-        self.ce_fn = ChunkedDistillLoss(kd_weight=0.0, chunk_size=int(alignment.get("chunk_size", 0)))
+        self.ce_fn = ChunkedDistillLoss(kd_weight=0.0, chunk_size=int(a.chunk_size))
         self.hidden_proj = None
         if self.hidden_weight > 0 and teacher is not None:
             # learned projection teacher width -> student width, so widths may differ

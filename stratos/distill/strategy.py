@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import statistics
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 
+from stratos.config import StrategyConfig
 from stratos.tasks.base import Task
 from stratos.models.teacher import ask
 
@@ -23,10 +25,20 @@ log = logging.getLogger("stratos")
 NAMES = ("auto", "alignment", "injection", "labels_only")
 
 
+class Mode(StrEnum):
+    """How the student is trained (the loss), once the strategy is decided."""
+
+    logit = "logit"  # CE + KD on the teacher's token distributions (white box, same vocabulary)
+    hidden = "hidden"  # logit KD + hidden-state MSE through a learned projection
+    sequence = "sequence"  # CE on teacher-written, verified rationales (+ token KD from its top-k logprobs)
+    injection = "injection"  # CE on reverse-synthesised verified rationales + the domain corpus
+    labels = "labels"  # CE on the verified answer line only
+
+
 @dataclass
 class Decision:
     name: str  # alignment | injection | labels_only
-    mode: str  # logit | hidden | sequence | injection | labels
+    mode: Mode
     reason: str
     teacher_probe_accuracy: float | None
     probe_n: int
@@ -50,7 +62,8 @@ def probe_teacher(teacher, task: Task, rows: list[dict]) -> tuple[float, dict[st
 class Strategy:
     """Built from `conf/strategy/*.yaml`; holds the distillation settings and makes the decision."""
 
-    def __init__(self, name: str, probe_n: int = 50, probe_threshold: float = 0.6, target: str = "rationale",
+    def __init__(self, name: str, probe_n: int = StrategyConfig.probe_n,
+                 probe_threshold: float = StrategyConfig.probe_threshold, target: str = StrategyConfig.target,
                  alignment: dict | None = None, injection: dict | None = None, **_: object) -> None:
         self.name = name
         self.probe_n = probe_n
@@ -61,7 +74,7 @@ class Strategy:
 
     def decide(self, teacher, task: Task, probe_rows: list[dict], same_vocab: bool, vocab_reason: str) -> Decision:
         if self.name == "labels_only":
-            return Decision("labels_only", "labels", "strategy=labels_only: supervised on verified labels only, "
+            return Decision("labels_only", Mode.labels, "strategy=labels_only: supervised on verified labels only, "
                             "no teacher knowledge", None, 0)
         rows = probe_rows[: self.probe_n]
         acc, feats = probe_teacher(teacher, task, rows)
@@ -76,11 +89,17 @@ class Strategy:
         else:
             name, why = self.name, f"strategy={self.name} set in config (teacher probe accuracy {acc:.2f})"
         if name == "injection":
-            return Decision(name, "injection", why, acc, len(rows), feats)
+            return Decision(name, Mode.injection, why, acc, len(rows), feats)
         mode, refused = self._alignment_mode(teacher, same_vocab, vocab_reason)
         return Decision(name, mode, f"{why}; mode {mode}", acc, len(rows), feats, refused)
 
-    def _alignment_mode(self, teacher, same_vocab: bool, vocab_reason: str) -> tuple[str, list[str]]:
+    def prepare(self, cfg, task: Task, teacher, student, train_rows: list[dict], val_rows: list[dict]):
+        """Decide, then turn the decision into a typed `TrainingRecipe` (datasets, loss, teacher source)."""
+        from stratos.distill.recipe import prepare_recipe
+
+        return prepare_recipe(self, cfg, task, teacher, student, train_rows, val_rows)
+
+    def _alignment_mode(self, teacher, same_vocab: bool, vocab_reason: str) -> tuple[Mode, list[str]]:
         wanted = self.alignment.get("mode", "auto")
         caps = getattr(teacher, "capabilities", frozenset({"text"}))
         white_box = "logits" in caps and same_vocab
@@ -89,10 +108,10 @@ class Strategy:
             refused.append(f"{wanted} KD refused: {vocab_reason if 'logits' in caps else 'teacher offers text only'}"
                            f"; using sequence-level KD instead")
             log.warning(refused[-1])
-            return "sequence", refused
+            return Mode.sequence, refused
         if wanted == "auto":
-            return ("logit" if white_box else "sequence"), refused
-        return wanted, refused
+            return (Mode.logit if white_box else Mode.sequence), refused
+        return Mode(wanted), refused
 
 
 def validate_strategy(s) -> None:
@@ -100,10 +119,8 @@ def validate_strategy(s) -> None:
     from stratos.errors import bad_value
 
     al, inj = s.alignment, s.injection
-    if s.name not in (*NAMES, "acme"):
-        raise bad_value("strategy.name", s.name, ", ".join((*NAMES, "acme")))
-    if s.name == "acme":
-        return
+    if s.name not in NAMES:
+        raise bad_value("strategy.name", s.name, ", ".join(NAMES))
     checks = [
         ("strategy.probe_n", s.probe_n, int(s.probe_n) >= 1, "an integer >= 1"),
         ("strategy.probe_threshold", s.probe_threshold, 0.0 <= float(s.probe_threshold) <= 1.0, "0 <= accuracy <= 1"),

@@ -3,7 +3,10 @@
 Metrics (all computed from model outputs):
   evaluate/test/accuracy, evaluate/test/n     exact answers / items (strict task grading)
   evaluate/test/by_difficulty                 accuracy per difficulty bucket
-  evaluate/teacher/accuracy, .../n            the teacher on the first `strategy.probe_n` test items
+  evaluate/teacher/accuracy, .../n            the teacher's probe accuracy, read from distill/strategy.json: the
+                                              distill stage probed it on `strategy.probe_n` held-out val items
+                                              (None when strategy=labels_only did not probe). Not re-run here, so
+                                              a new teacher does not re-evaluate the same student.
   evaluate/latency_ms_p50, _p95               one answer at a time (batch 1, greedy, KV cache)
   evaluate/tokens_per_s                       generated tokens per second in that timing
 Outputs: predictions.jsonl (question, expected, output, correct), metrics.json.
@@ -17,14 +20,14 @@ import time
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 from transformers import AutoModelForCausalLM
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
+from stratos.data.outputs import TEST_JSONL
+from stratos.distill.outputs import MODEL_DIR, STRATEGY_JSON
 from stratos.models.generate import greedy_generate
-from stratos.models.teacher import ask
 from stratos.models.tokenizer import load_tokenizer
 from stratos.tasks import build_task
 
@@ -61,8 +64,9 @@ def time_answers(model, tok, questions: list[str], max_new_tokens: int) -> dict[
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     task = build_task(cfg.task)
-    test_rows = artifacts.read_jsonl(ctx.input("data").path("test.jsonl"))
-    model, tok = load_model(artifacts.local_path(ctx.input("distill").path("model")))
+    test_rows = artifacts.read_jsonl(ctx.input("data").path(TEST_JSONL))
+    distill = ctx.input("distill")
+    model, tok = load_model(artifacts.local_path(distill.path(MODEL_DIR)))
     max_new = int(cfg.evaluate.max_new_tokens) or int(task.max_new_tokens)
     t0 = time.time()
     outputs = greedy_generate(model, tok, [r["question"] for r in test_rows], max_new, int(cfg.evaluate.batch_size))
@@ -72,21 +76,19 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         {"id": r["id"], "question": r["question"], "expected": r["answer"], "output": o, "correct": c}
         for r, o, c in zip(test_rows, outputs, correct)])
 
-    probe = test_rows[: int(cfg.strategy.probe_n)]
-    teacher = instantiate(cfg.teacher, _convert_="all")
-    t_answers = ask(teacher, task, probe)
-    t_acc = sum(task.is_correct(r, a.text) for r, a in zip(probe, t_answers)) / max(1, len(probe))
+    decision = artifacts.read_json(distill.path(STRATEGY_JSON))
+    t_acc, t_n = decision.get("teacher_probe_accuracy"), int(decision.get("probe_n") or 0)
 
     metrics = {
         "evaluate/test/accuracy": round(sum(correct) / max(1, len(correct)), 4),
         "evaluate/test/n": len(correct),
         "evaluate/test/by_difficulty": accuracy_by(test_rows, correct),
         "evaluate/test/generate_seconds": round(gen_s, 2),
-        "evaluate/teacher/accuracy": round(t_acc, 4),
-        "evaluate/teacher/n": len(probe),
+        "evaluate/teacher/accuracy": round(t_acc, 4) if t_acc is not None else None,
+        "evaluate/teacher/n": t_n,
         **time_answers(model, tok, [r["question"] for r in test_rows[: int(cfg.evaluate.n_latency)]], max_new),
     }
     ctx.write_json("metrics.json", metrics)
-    log.info("evaluate: student accuracy %.3f on %d test items; teacher %.3f on %d",
-             metrics["evaluate/test/accuracy"], len(correct), t_acc, len(probe))
+    log.info("evaluate: student accuracy %.3f on %d test items; teacher probe %s on %d val items",
+             metrics["evaluate/test/accuracy"], len(correct), "n/a" if t_acc is None else f"{t_acc:.3f}", t_n)
     return ctx.manifest(metrics=metrics)

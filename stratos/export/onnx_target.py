@@ -27,6 +27,7 @@ from stratos.config import DeployConfig
 from stratos.errors import bad_value
 from stratos.export.hf import copy_tokenizer_files, load_tokenizer
 from stratos.export.job import ExportJob
+from stratos.export.outputs import ONNX_DIR
 from stratos.export.onnx_graph import export_onnx
 from stratos.export.ort_lm import OrtCausalLM
 from stratos.export.parity import greedy_parity, logit_parity
@@ -76,7 +77,7 @@ class OnnxTarget:
             torch.set_num_threads(prev)
 
     def _build(self, job: ExportJob) -> dict:
-        out = job.ctx.local_dir("onnx")
+        out = job.ctx.local_dir(ONNX_DIR)
         model = AutoModelForCausalLM.from_pretrained(job.hf_dir).eval()
         tok = load_tokenizer(job.hf_dir)
         meta = export_onnx(model, out, opset=self.opset, dynamo=self.dynamo, kv_cache=self.kv_cache)

@@ -19,7 +19,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from stratos.artifacts import Manifest, StageContext, local_path, read_json, read_jsonl
+from stratos.data.outputs import TEST_JSONL
+from stratos.distill.outputs import MODEL_DIR
 from stratos.export.hf import export_hf
+from stratos.export.outputs import EXPORT_JSON, HF_DIR
+from stratos.plan.outputs import PLAN_JSON
 from stratos.export.job import ExportJob
 
 log = logging.getLogger("stratos")
@@ -27,21 +31,16 @@ log = logging.getLogger("stratos")
 
 def _test_rows(ctx: StageContext) -> list[dict]:
     data = ctx.inputs.get("data")
-    if data is None:
-        return []
-    for key in ("test", "test.jsonl"):  # the data stage names outputs by file name; accept both spellings
-        if key in data.outputs:
-            return read_jsonl(data.outputs[key])
-    return []
+    return read_jsonl(data.path(TEST_JSONL)) if data is not None else []
 
 
 def _plan(ctx: StageContext) -> dict:
     """plan.json's "selected" entry, or {} (plan not run, or written in a shape we do not know)."""
     plan = ctx.inputs.get("plan")
-    if plan is None or "plan.json" not in plan.outputs:
+    if plan is None or PLAN_JSON not in plan.outputs:
         return {}
     try:
-        selected = read_json(plan.outputs["plan.json"]).get("selected")
+        selected = read_json(plan.outputs[PLAN_JSON]).get("selected")
     except (OSError, ValueError) as e:
         log.warning("export: cannot read plan.json (%s); using config and model defaults", e)
         return {}
@@ -59,11 +58,11 @@ def _task(cfg: DictConfig):
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     t0 = time.time()
     distill = ctx.input("distill")
-    src = local_path(distill.path("model"))
+    src = local_path(distill.path(MODEL_DIR))
     task = _task(cfg)
     max_new = int(getattr(task, "max_new_tokens", 0) or 256)
     name = cfg.deploy.get("served_model_name") or cfg.student.name
-    hf_dir = ctx.local_dir("hf")
+    hf_dir = ctx.local_dir(HF_DIR)
     hf_meta = export_hf(src, hf_dir, name=name, max_new_tokens=max_new)
     rows = _test_rows(ctx)
     slurm = OmegaConf.to_container(cfg.servers.slurm, resolve=True) if cfg.get("servers") is not None else {}
@@ -75,7 +74,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
                          api_key_env=cfg.serve.api_key_env)
     metrics = {"export/n_params": hf_meta["n_params"], **target.build(job)}
     metrics["export/seconds"] = round(time.time() - t0, 3)
-    ctx.write_json("export.json", {"target": cfg.deploy.name, "name": name, "hf": hf_meta, "metrics": metrics,
+    ctx.write_json(EXPORT_JSON, {"target": cfg.deploy.name, "name": name, "hf": hf_meta, "metrics": metrics,
                                    "plan_server": job.plan.get("server")})
     log.info("export: %s target written to %s", cfg.deploy.name, ctx.out_dir)
     return ctx.manifest(metrics=metrics)

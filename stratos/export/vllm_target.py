@@ -35,6 +35,7 @@ from stratos.config import VllmConfig
 from stratos.errors import UserError
 from stratos.export.hf import export_hf
 from stratos.export.job import ExportJob
+from stratos.export.outputs import VLLM_DIR
 from stratos.export.smoke import smoke_test
 
 BF16_GPUS = ("A100", "A10", "A30", "A40", "A6000", "L4", "L40", "H100", "H200", "H800", "GH200", "B100", "B200",
@@ -186,7 +187,7 @@ class VllmTarget:
         return cmd
 
     def build(self, job: ExportJob) -> dict:
-        out = job.ctx.local_dir("vllm")
+        out = job.ctx.local_dir(VLLM_DIR)
         p = self.params(job)
         cmd = self.command(job, p, out)
         # vLLM reads its API key from VLLM_API_KEY; pass Stratos' key variable through when it is set

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from stratos import artifacts
 from stratos.artifacts import Manifest
 from stratos.plan.calibration import ledger, record_actuals
+from stratos.plan.outputs import PLAN_JSON
 
 log = logging.getLogger("stratos")
 LEDGER_JSON = "ledger.json"  # in the run directory: the rows recorded for this run
@@ -34,9 +35,9 @@ def measured_for_ledger(inputs: dict[str, Manifest]) -> dict:
 
 def _plan(done: dict[str, Manifest]) -> dict:
     plan = done.get("plan")
-    if plan is None or "plan.json" not in plan.outputs or not artifacts.exists(plan.outputs["plan.json"]):
+    if plan is None or PLAN_JSON not in plan.outputs or not artifacts.exists(plan.outputs[PLAN_JSON]):
         return {}
-    return artifacts.read_json(plan.outputs["plan.json"])
+    return artifacts.read_json(plan.outputs[PLAN_JSON])
 
 
 def preview(done: dict[str, Manifest]) -> list[dict] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from stratos.artifacts import Manifest, StageContext
+from stratos.plan.outputs import PARETO_PNG, PLAN_JSON
 from stratos.plan.planner import plan
 from stratos.plan.plot import plot_front
 
@@ -38,8 +39,8 @@ def summary(j: dict) -> str:
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     result = plan(cfg)
     j = result.json
-    ctx.write_json("plan.json", j)
-    plot_front(ctx.path("pareto.png"), result.F_feasible, result.F_front, result.chosen, result.baselines,
+    ctx.write_json(PLAN_JSON, j)
+    plot_front(ctx.path(PARETO_PNG), result.F_feasible, result.F_front, result.chosen, result.baselines,
                title=f"{j['task']}: {j['pareto']} Pareto-optimal of {j['feasible']:,} feasible plans")
     print(summary(j), flush=True)
     e = j["selected"]["estimates"]

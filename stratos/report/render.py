@@ -23,16 +23,12 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
         ("strategy", f"{_fmt(st.get('name'))} ({_fmt(st.get('mode'))})"),
         ("teacher probe accuracy", _fmt(st.get("teacher_probe_accuracy"))),
         ("student accuracy (test)", f"{_fmt(m['student'].get('accuracy'))} on {_fmt(m['student'].get('n'))} items"),
-        ("teacher accuracy (test)", f"{_fmt(m['teacher'].get('accuracy'))} on {_fmt(m['teacher'].get('n'))} items"),
+        ("teacher accuracy (probe, val)", f"{_fmt(m['teacher'].get('accuracy'))} on {_fmt(m['teacher'].get('n'))} items"),
         ("latency per answer p50 / p95 ms",
          f"{_fmt(m['student'].get('latency_ms_p50'))} / {_fmt(m['student'].get('latency_ms_p95'))}"),
         ("ONNX max |logit diff|", _fmt(r["export"].get("onnx_max_abs_diff"))),
         ("timings (s)", ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())),
     ]
-    acme = r.get("acme") or {}
-    if acme:  # strategy=acme replaces the student rows with the edge loop's headline figures
-        rows += [(f"acme {k}", _fmt(acme[k])) for k in ("test/acc_acme", "test/acc_fedavg", "test/acc_shared",
-                                                        "bytes/ratio", "bytes/uplink_ratio") if k in acme]
     return rows
 
 
@@ -68,10 +64,6 @@ def markdown(r: dict, plot: str | None) -> str:
     dist = r["metrics"].get("distill") or {}
     if dist:
         out += ["", "## Training", "", *[f"- {k}: {_fmt(v)}" for k, v in dist.items()]]
-    acme = r.get("acme") or {}
-    if acme:
-        out += ["", "## Edge customisation (ACME)", "", "| metric | value |", "|---|---|"]
-        out += [f"| {k} | {_fmt(v)} |" for k, v in sorted(acme.items()) if not isinstance(v, (dict, list))]
     if r.get("ledger"):
         out += ["", "## Ledger: planner estimate vs measured", "", "| quantity | estimated | actual | ratio |",
                 "|---|---|---|---|"]

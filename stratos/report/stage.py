@@ -14,6 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
+from stratos.data.outputs import STATS_JSON
+from stratos.distill.outputs import STRATEGY_JSON
+from stratos.plan.outputs import PARETO_PNG, PLAN_JSON
 from stratos.plan.record import preview
 from stratos.report.render import console_table, markdown
 
@@ -27,12 +30,12 @@ def _read(m: Manifest | None, name: str, default=None):
 
 
 def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
-    plan = _read(inputs.get("plan"), "plan.json", {})
-    strategy = _read(inputs.get("distill"), "strategy.json", {})
+    plan = _read(inputs.get("plan"), PLAN_JSON, {})
+    strategy = _read(inputs.get("distill"), STRATEGY_JSON, {})
     dm = inputs["distill"].metrics if "distill" in inputs else {}
     ev = inputs["evaluate"].metrics if "evaluate" in inputs else {}
     ex = inputs["export"].metrics if "export" in inputs else {}
-    stats = _read(inputs.get("data"), "stats.json", {})
+    stats = _read(inputs.get("data"), STATS_JSON, {})
     report = {
         "task": cfg.task.name,
         "data": {"synthetic": stats.get("synthetic"), "difficulty": stats.get("difficulty"),
@@ -72,8 +75,6 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
         "stages": {name: m.config_hash for name, m in inputs.items()},
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
-    if "acme" in inputs:
-        report["acme"] = {k.split("/", 1)[1]: v for k, v in inputs["acme"].metrics.items()}
     return report
 
 
@@ -81,7 +82,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     report = build_report(cfg, ctx.inputs)
     report["ledger"] = preview(ctx.inputs)  # recorded into the planner's history by the pipeline, after this
     plot = None
-    if "plan" in ctx.inputs and "pareto.png" in ctx.inputs["plan"].outputs:
+    if "plan" in ctx.inputs and PARETO_PNG in ctx.inputs["plan"].outputs:
         plot = "plan/pareto.png"
     md = markdown(report, plot)
     ctx.write_json("report.json", report)

@@ -31,7 +31,7 @@ import numpy as np
 
 from stratos.export.hf import load_tokenizer, read_export_meta
 from stratos.serve.settings import resolve_model_dir
-from stratos.serve.textstream import TextStream, token_bytes_fn
+from stratos.models.textstream import TextStream, token_bytes_fn
 
 
 @dataclass

@@ -16,17 +16,18 @@ from omegaconf import OmegaConf
 
 from stratos.artifacts import Manifest, local_path
 from stratos.errors import UserError
+from stratos.export.outputs import HF_DIR, ONNX_DIR
 from stratos.serve.settings import ServeSettings, api_key_from_env
 
 
 def model_dir_for(export: Manifest, backend: str) -> tuple[str, str]:
     """(directory, backend) to serve: the ONNX graph when exported (auto/onnx), else the HF checkpoint."""
-    if backend in ("auto", "onnx") and "onnx" in export.outputs:
-        return local_path(export.outputs["onnx"]), "onnx"
+    if backend in ("auto", "onnx") and ONNX_DIR in export.outputs:
+        return local_path(export.outputs[ONNX_DIR]), "onnx"
     if backend == "onnx":
         raise UserError("invalid value for 'serve.backend': 'onnx' but the export has no ONNX graph "
                         "(allowed: torch or auto, or deploy=onnx)")
-    return local_path(export.path("hf")), "torch"
+    return local_path(export.path(HF_DIR)), "torch"
 
 
 def settings_from_config(serve) -> ServeSettings:

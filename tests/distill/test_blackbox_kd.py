@@ -13,7 +13,7 @@ from stratos.distill.blackbox_kd import FILL, TokenIds, align, attach_teacher_to
 from stratos.distill.examples import ExampleDataset, TextExample, collate
 from stratos.distill.losses import ChunkedDistillLoss, ce_loss, topk_kd_loss
 from stratos.models.tokenizer import train_tokenizer
-from stratos.serve.textstream import token_bytes_fn
+from stratos.models.textstream import token_bytes_fn
 
 TEXTS = [f"Hand: 1m 2m 3m {n}p {n}p\nAnswer: {n}p and 4m" for n in range(1, 10)] * 4
 TOK = train_tokenizer(TEXTS, 300)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import torch
-
-from stratos.tasks.mahjong.task import MahjongTask
 import pytest
+import torch
 
 from stratos.distill.examples import (IGNORE, ExampleDataset, Item, TextExample, WithIndex, collate, corpus_texts,
                                       corpus_windows, supervised_texts, tokenize)
+from stratos.distill.recipe import TextSource, text_source
+from stratos.distill.strategy import Mode
 from stratos.errors import UserError
-from stratos.distill.strategy import Decision
 from stratos.models.teacher import EngineTeacher
+from stratos.tasks.mahjong.task import MahjongTask
 from stratos.models.tokenizer import train_tokenizer
 
 TASK = MahjongTask(n_train=30, n_val=5, n_test=5, seed=1)
@@ -30,12 +30,28 @@ def test_loss_only_on_target_tokens():
 
 def test_target_kinds():
     eng = EngineTeacher("eng")
-    seq = Decision("alignment", "sequence", "", 1.0, 5)
-    lab = Decision("labels_only", "labels", "", None, 0)
-    s, stats = supervised_texts(seq, TASK, ROWS, eng, "rationale", False)
+    s, stats = supervised_texts(TextSource.teacher, TASK, ROWS, eng, False)
     assert stats["kept"] == len(ROWS) and s[0].target == TASK.rationale(ROWS[0])
-    a, _ = supervised_texts(lab, TASK, ROWS, eng, "rationale", False)
+    a, _ = supervised_texts(TextSource.answer, TASK, ROWS, eng, False)
     assert a[0].target == TASK.answer_line(ROWS[0]) and "\n" not in a[0].target
+
+
+def test_verified_targets_are_the_rationales_the_data_stage_wrote():
+    rows = [dict(r) for r in ROWS[:3]]
+    rows[0]["rationale"] = "As written by the data stage.\nAnswer: none"
+    del rows[1]["rationale"]  # user data without a solution: the task writes one
+    v, _ = supervised_texts(TextSource.verified, TASK, rows, None, False)
+    assert v[0].target == "As written by the data stage.\nAnswer: none"
+    assert v[1].target == TASK.rationale(ROWS[1]) and v[2].target == ROWS[2]["rationale"]
+
+
+@pytest.mark.parametrize("mode,target,source", [
+    (Mode.logit, "rationale", TextSource.verified), (Mode.hidden, "rationale", TextSource.verified),
+    (Mode.injection, "rationale", TextSource.verified), (Mode.sequence, "rationale", TextSource.teacher),
+    (Mode.labels, "rationale", TextSource.answer), (Mode.sequence, "answer", TextSource.answer),
+])
+def test_each_mode_has_one_text_source(mode, target, source):
+    assert text_source(mode, target) == source
 
 
 def test_corpus_windows_cover_each_document_once_and_fit_the_window():

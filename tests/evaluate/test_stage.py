@@ -33,3 +33,35 @@ def test_latency_figures_are_measured():
     assert 0 < m["evaluate/latency_ms_p50"] <= m["evaluate/latency_ms_p95"]
     assert m["evaluate/tokens_per_s"] > 0
     assert time_answers(b.model, b.tokenizer, [], max_new_tokens=4) == {}
+
+
+def test_the_teacher_figure_comes_from_the_distill_decision_without_building_a_teacher(tmp_path):
+    """evaluate reads distill/strategy.json: the teacher is never built (here it could not be: a dead
+    endpoint), and a different teacher config does not change the evaluate stage's hash."""
+    from stratos import artifacts
+    from stratos.artifacts import Manifest, StageContext
+    from stratos.evaluate.stage import run
+    from stratos.models.tokenizer import save_tokenizer
+    from stratos.pipeline import stage_hash
+    from stratos.tasks.mahjong.task import MahjongTask
+    from tests.conftest import compose_cfg
+
+    rows = MahjongTask(n_train=4, n_val=2, n_test=3, seed=0).build_splits()["test"]
+    b = load_student("s", arch=ARCH, tokenizer_vocab=300, train_texts=[r["question"] for r in rows] * 10)
+    model_dir = tmp_path / "distill" / "model"
+    b.model.save_pretrained(model_dir)
+    save_tokenizer(b.tokenizer, str(model_dir))
+    strategy = artifacts.write_json(str(tmp_path / "distill" / "strategy.json"),
+                                    {"name": "alignment", "mode": "sequence", "teacher_probe_accuracy": 0.875,
+                                     "probe_n": 8})
+    test = artifacts.write_jsonl(str(tmp_path / "data" / "test.jsonl"), rows)
+    inputs = {"data": Manifest("data", "d", outputs={"test.jsonl": test}),
+              "distill": Manifest("distill", "s", outputs={"model": str(model_dir), "strategy.json": strategy})}
+    cfg = compose_cfg(["+task=mahjong", "teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1",
+                       "teacher.model=x", "evaluate.n_latency=1", "evaluate.max_new_tokens=4"], tmp_path)
+    m = run(cfg, StageContext(run_dir=str(tmp_path), stage="evaluate", config_hash="h", inputs=inputs))
+    assert m.metrics["evaluate/teacher/accuracy"] == 0.875 and m.metrics["evaluate/teacher/n"] == 8
+    assert m.metrics["evaluate/test/n"] == 3
+    other = compose_cfg(["+task=mahjong", "teacher=task_engine", "evaluate.n_latency=1", "evaluate.max_new_tokens=4"],
+                        tmp_path)
+    assert stage_hash(cfg, "evaluate", inputs) == stage_hash(other, "evaluate", inputs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stratos.export.hf import load_tokenizer
-from stratos.serve.textstream import TextStream, token_bytes_fn
+from stratos.models.textstream import TextStream, token_bytes_fn
 
 
 def _feed(tok, text: str, stop: list[str]) -> tuple[str, bool, str]:

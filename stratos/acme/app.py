@@ -1,9 +1,9 @@
-"""Pipeline stage "acme": the whole cloud -> edge -> device loop, then the evidence.
+"""The ACME application: the whole cloud -> edge -> device loop, then the evidence.
 
-Run by the pipeline instead of distill/evaluate/export when `strategy.name == acme` (with
-`cloud=edge` for the device classes), or directly: `python -m stratos.acme`. Self-sufficient: it
-builds its own classification data (Mahjong shanten buckets, or `strategy.acme.source`), so it
-does not need the data stage.
+`python -m stratos.acme [overrides]` composes ACME's own root config (`conf/acme.yaml`, schema
+`AcmeAppConfig`) and calls `run` here. It is not a stage of the distillation pipeline: it builds its
+own classification data (Mahjong shanten buckets, or `acme.source`) and shares only the job
+engines, the artifact I/O and the error conventions with the rest of Stratos.
 
 Outputs (in the stage dir): exchange/ (all storage the tiers shared, incl. the ledger), report.json
 (everything measured), report.txt (the tables), manifest metrics `acme/<group>/<name>`.
@@ -75,16 +75,16 @@ def tables(cloud: dict, comparisons: dict, tx: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_acme(strategy: DictConfig, cloud_cfg: DictConfig, seed: int, root: str) -> dict:
+def run_acme(cfg: DictConfig, root: str) -> dict:
     """Loop + comparisons + transmission; returns the full report (also usable without a StageContext)."""
-    validate_acme(strategy, cloud_cfg)
-    acme = strategy.acme
+    validate_acme(cfg)
+    acme, seed = cfg.acme, int(cfg.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(int(acme.engine.threads_per_job))  # shared CPU: 1 thread is several x faster here
     try:
-        loop = run_loop(acme, list(cloud_cfg.device_classes), seed, root, cloud_cfg.get("slurm"))
+        loop = run_loop(acme, list(cfg.device_classes), seed, root, cfg.get("slurm"))
         cloud = artifacts.read_json(loop["reports"]["cloud"])
-        nodes = device_nodes(list(cloud_cfg.device_classes))
+        nodes = device_nodes(list(cfg.device_classes))
         comparisons = {name: compare_class(root, name, devs, acme, seed) for name, devs in nodes.items()}
     finally:
         torch.set_num_threads(threads)
@@ -115,20 +115,12 @@ def metrics_of(rep: dict) -> dict:
     return m
 
 
-class AcmeStrategy:
-    """`conf/strategy/acme.yaml`'s _target_: holds the settings; `run` is the stage."""
-
-    def __init__(self, name: str = "acme", acme: dict | None = None, **_: object) -> None:
-        self.name = name
-        self.acme = dict(acme or {})
-
-    @staticmethod
-    def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
+def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         return run(cfg, ctx)
 
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
-    acme = cfg.strategy.acme
+    acme = cfg.acme
     # the storage all tiers share (ledger included): inside this stage's directory, or a folder of this
     # stage's own under engine.storage. Leftovers of an earlier attempt would double-count bytes: cleared.
     storage = acme.engine.storage
@@ -136,7 +128,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     fs, path = fsspec.core.url_to_fs(root)
     if fs.exists(path):
         fs.rm(path, recursive=True)
-    rep = run_acme(cfg.strategy, cfg.cloud, int(cfg.seed), root)
+    rep = run_acme(cfg, root)
     log.info("acme results:\n%s", rep["tables"])
     ctx.write_json("report.json", {"storage": root, **{k: v for k, v in rep.items() if k != "tables"}})
     ctx.write_text("report.txt", rep["tables"])

@@ -1,0 +1,136 @@
+"""The training recipe: from the strategy's decision to what the student trains on, with which loss.
+
+`Strategy.decide` says how knowledge moves (alignment or injection, and the mode); `prepare_recipe`
+turns that into a typed `TrainingRecipe`:
+
+  text source     where each supervised target comes from: the data stage's verified rationale
+                  (`verified`), teacher-written rationales kept when the verifier accepts them
+                  (`teacher`), or the answer line alone (`answer`)
+  datasets        train / val `ExampleDataset`s (+ corpus windows for injection)
+  teacher source  `live` (a white-box forward per batch), `topk_store` (its top-k log-probs computed
+                  once and shared, stratos/distill/teacher_store.py) or `none`
+  loss            mode, alignment settings, corpus share, black-box token KD
+
+and the records the stage writes (strategy.json, preflight.json, token_kd.json, topk_store.json).
+The distill stage then only fits and saves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from stratos.config import AlignmentConfig
+from stratos.distill import outputs
+from stratos.distill.blackbox_kd import attach_teacher_topk
+from stratos.distill.examples import ExampleDataset, WithIndex, corpus_texts, supervised_texts
+from stratos.distill.preflight import run_preflight
+from stratos.distill.slices import resolve_slices
+from stratos.distill.strategy import Decision, Mode
+from stratos.distill.teacher_store import open_topk_store
+from stratos.errors import UserError
+
+log = logging.getLogger("stratos")
+
+
+class TextSource(StrEnum):
+    verified = "verified"  # the verified rationale the data stage wrote (built backwards from the answer)
+    teacher = "teacher"  # teacher-written rationales, rejection-sampled by the task's verifier
+    answer = "answer"  # the verified answer line only
+
+
+class TeacherSource(StrEnum):
+    none = "none"  # no teacher signal in the loss
+    live = "live"  # white-box teacher forward on every batch
+    topk_store = "topk_store"  # its top-k log-probs, computed once per (weights, tokens, k, T) and shared
+
+
+def text_source(mode: Mode, target: str) -> TextSource:
+    """Where the supervised targets of `mode` come from (`strategy.target=answer` overrides)."""
+    if mode == Mode.labels or target == "answer":
+        return TextSource.answer
+    return TextSource.teacher if mode == Mode.sequence else TextSource.verified
+
+
+@dataclass
+class LossSpec:
+    mode: Mode
+    alignment: AlignmentConfig
+    corpus_weight: float = 0.0  # the corpus' share of the loss (injection with a corpus), else 0
+    blackbox_topk: bool = False  # sequence KD: token-level KD from the black-box teacher's top-k logprobs
+
+
+@dataclass
+class TrainingRecipe:
+    decision: Decision
+    text_source: TextSource
+    teacher_source: TeacherSource
+    train: Any  # ExampleDataset, or WithIndex(ExampleDataset) with an offline top-k store
+    val: Any
+    loss: LossSpec
+    topk: dict = field(default_factory=dict)  # split -> TopKReader (teacher_source == topk_store)
+    stats: dict = field(default_factory=dict)  # kept / rejected teacher rationales
+    records: dict[str, dict] = field(default_factory=dict)  # file name -> JSON the stage writes
+
+    @property
+    def base_train(self) -> ExampleDataset:
+        return self.train.dataset if isinstance(self.train, WithIndex) else self.train
+
+
+def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict],
+                   val_rows: list[dict]) -> TrainingRecipe:
+    """Decide (probe the teacher) and build the datasets, loss and teacher source for that decision."""
+    al: AlignmentConfig = OmegaConf.to_object(cfg.strategy.alignment)
+    inj, tr = cfg.strategy.injection, cfg.trainer
+    pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
+    decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason)
+    records: dict[str, dict] = {outputs.STRATEGY_JSON: decision.as_dict()}
+
+    source = text_source(decision.mode, strategy.target)
+    rules_in_prompt = bool(inj.rules_in_prompt) and decision.name == "injection"
+    sup, stats = supervised_texts(source, task, train_rows, teacher, rules_in_prompt, verify=bool(al.verify),
+                                  n_samples=int(al.n_samples))
+    if not sup:
+        raise UserError(f"the teacher produced no verified rationale for {len(train_rows)} training items "
+                        f"(allowed: strategy=injection or strategy=labels_only, or a stronger teacher)")
+    blackbox = False
+    if decision.mode == Mode.sequence:
+        token_kd = attach_teacher_topk(student.tokenizer, sup, int(getattr(teacher, "top_logprobs", 0) or 0),
+                                       enabled=bool(al.blackbox_kd))
+        records[outputs.TOKEN_KD_JSON] = token_kd.as_dict()
+        blackbox = bool(token_kd.used)
+        if blackbox and al.loss != "forward_kl":
+            log.warning("black-box token KD uses forward_kl at T=1 (top-k log-probs), not %s", al.loss)
+    corpus = corpus_texts(task, list(inj.corpus_paths)) if decision.mode == Mode.injection else []
+    max_len = int(cfg.student.arch.max_position) if not cfg.student.name_or_path else 2048
+    train = ExampleDataset(student.tokenizer, sup, corpus, float(inj.corpus_weight), max_len, int(cfg.seed),
+                           corpus_window=int(inj.corpus_window))
+    # validation: verified rationales also for sequence KD (teacher text may be missing for val rows)
+    val_source = TextSource.verified if source == TextSource.teacher else source
+    val_sup, _ = supervised_texts(val_source, task, val_rows, teacher, rules_in_prompt)
+    val = ExampleDataset(student.tokenizer, val_sup, [], 0.0, max_len, int(cfg.seed))
+    records[outputs.PREFLIGHT_JSON] = run_preflight(student, teacher, max_seq_len=train.max_len,
+                                                    dtype=cfg.student.dtype).as_dict()
+
+    teacher_source = TeacherSource.live if decision.mode in (Mode.logit, Mode.hidden) else TeacherSource.none
+    topk: dict = {}
+    if int(al.top_k) > 0 and decision.mode == Mode.logit:
+        # offline teacher: its top-k log-probs for these exact token sequences, computed once per
+        # (teacher weights, data, k, T) and shared by every run of a sweep; no teacher forward in training
+        topk_stats = {}
+        for split, ds in (("train", train), ("val", val)):
+            topk[split], topk_stats[split] = open_topk_store(
+                teacher, ds, cache_root=cfg.paths.cache, k=int(al.top_k), temperature=float(al.temperature),
+                pad_id=student.tokenizer.pad_token_id, batch_size=int(tr.batch_size), what=split,
+                length_slices=resolve_slices(int(tr.length_slices), str(teacher.model.dtype))[0])
+        records[outputs.TOPK_STORE_JSON] = topk_stats
+        train, val, teacher_source = WithIndex(train), WithIndex(val), TeacherSource.topk_store
+    elif int(al.top_k) > 0:
+        log.warning("strategy.alignment.top_k=%d unused: the decided mode is %s, not logit KD", int(al.top_k),
+                    decision.mode)
+    loss = LossSpec(decision.mode, al, float(inj.corpus_weight) if corpus else 0.0, blackbox)
+    return TrainingRecipe(decision, source, teacher_source, train, val, loss, topk, stats, records)
