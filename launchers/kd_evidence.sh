@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The distillation evidence table on Mahjong: labels only vs verified rationales without KD vs live
 # logit KD (T=2 and T=1) vs KD from the offline top-k store vs knowledge injection, at equal data and steps, over
-# several seeds, from a stronger tiny teacher trained first on the task.
+# several seeds, from a stronger tiny teacher trained first on the task. Each condition is an experiment config,
+# conf/experiment/kd_evidence/<condition>.yaml (python -m stratos ... experiment=kd_evidence/<condition>).
 #
 #   bash launchers/kd_evidence.sh                 # teacher (3000 steps) + 6 conditions x 5 seeds x 600 steps
 #   STEPS=300 SEEDS="0 1" bash launchers/kd_evidence.sh
@@ -18,19 +19,14 @@ STEPS=${STEPS:-600}
 SEEDS=${SEEDS:-"0 1 2 3 4"}
 PARALLEL=${PARALLEL:-2}
 TEACHER_STEPS=${TEACHER_STEPS:-3000}
-CONDITIONS=${CONDITIONS:-"a_labels_only a2_rationales_no_kd b_live_kd b2_live_kd_T1 c_store_kd d_injection"}
+# each condition is an experiment config: conf/experiment/kd_evidence/<condition>.yaml
+EXPERIMENTS="$(dirname "$0")/../conf/experiment/kd_evidence"
+ALL=$(cd "$EXPERIMENTS" && ls -1 *.yaml | sed 's/\.yaml$//' | sort | xargs)
+CONDITIONS=${CONDITIONS:-$ALL}
 PY=${PYTHON:-python}
 read -r -a extra <<< "${EXTRA:-}"
-declare -A cond=(
-  [a_labels_only]="strategy=labels_only"
-  [a2_rationales_no_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.kd_weight=0"
-  [b_live_kd]="strategy=alignment strategy.alignment.mode=logit"
-  [b2_live_kd_T1]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.temperature=1.0"
-  [c_store_kd]="strategy=alignment strategy.alignment.mode=logit strategy.alignment.top_k=32"
-  [d_injection]="strategy=injection"
-)
 for name in $CONDITIONS; do  # before any work: a typo must not cost a teacher training
-  [ -n "${cond[$name]+x}" ] || { echo "unknown condition '$name' in CONDITIONS (allowed: ${!cond[*]})" >&2; exit 2; }
+  [ -f "$EXPERIMENTS/$name.yaml" ] || { echo "unknown condition '$name' in CONDITIONS (allowed: $ALL)" >&2; exit 2; }
 done
 mkdir -p "$OUT/runs"
 
@@ -41,14 +37,13 @@ if [ -z "${TEACHER:-}" ]; then  # the teacher: the default student recipe, train
   TEACHER="$OUT/teacher/distill/model"
 fi
 
-common=(+task=mahjong teacher=tiny_teacher "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
+common=(+task=mahjong "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
         trainer.max_minutes=0 trainer.num_threads=1 trainer.progress_bar=false "paths.output_root=$OUT"
         'pipeline.stages=[data,distill,evaluate]' "${extra[@]}")
 run_one() {  # name seed
   local dir="$OUT/runs/$1/seed$2"
   mkdir -p "$(dirname "$dir")"
-  # shellcheck disable=SC2086  # the condition's overrides are words on purpose
-  if $PY -m stratos "${common[@]}" ${cond[$1]} seed="$2" hydra.run.dir="$dir" > "$dir.log" 2>&1; then
+  if $PY -m stratos "${common[@]}" "experiment=kd_evidence/$1" seed="$2" hydra.run.dir="$dir" > "$dir.log" 2>&1; then
     echo "done   $1 seed $2"
   else
     echo "FAILED $1 seed $2 (see $dir.log)"; return 1

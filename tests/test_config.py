@@ -14,8 +14,15 @@ GROUPS = ["servers", "teacher", "student", "strategy", "deploy", "trainer", "deb
 
 
 def options(group: str) -> list[str]:
+    """Every option of `group`, including those in sub-folders (`experiment=kd_evidence/b_live_kd`)."""
+    def walk(d, prefix=""):
+        for p in d.iterdir():
+            if p.is_dir() and not p.name.startswith("_"):
+                yield from walk(p, f"{prefix}{p.name}/")
+            elif p.name.endswith(".yaml"):
+                yield prefix + p.name[: -len(".yaml")]
     d = conf_files() / group
-    return sorted(p.name[: -len(".yaml")] for p in d.iterdir() if p.name.endswith(".yaml")) if d.is_dir() else []
+    return sorted(walk(d)) if d.is_dir() else []
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -118,3 +125,13 @@ def test_validate_dispatches_to_owner_modules_only():
 
     src = inspect.getsource(checks.validate)
     assert "bad_value" not in src and "_check(" not in src
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_every_experiment_composes_and_validates(name, tmp_path):
+    """Experiments (`# @package _global_` overlays) are runnable configs: with the teacher they need, each
+    passes the whole validation pass."""
+    assert options("experiment"), "conf/experiment/ holds no experiment"
+    cfg = compose_cfg(["+task=mahjong", f"experiment={name}", f"teacher.name_or_path={tmp_path}"], tmp_path)
+    validate(cfg)
+    assert cfg.teacher.name == "tiny_teacher"

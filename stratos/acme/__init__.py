@@ -11,5 +11,5 @@
           compare.py (baselines: FedAvg, local, shared, centralised bytes), app.py (`run(cfg, ctx)`)
 
 Run: `python -m stratos.acme [overrides]` (its own root config, conf/acme.yaml; schema AcmeAppConfig).
-Evidence: `python -m stratos.benchmarks.acme_{transmission,personalization,tradeoff}`.
+Evidence: `python -m benchmarks.acme_{transmission,personalization,tradeoff}`.
 """

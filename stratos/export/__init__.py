@@ -8,7 +8,6 @@ quantize     dynamic int8 and its accuracy change
 speed        ONNX Runtime vs torch generate figures
 onnx_target  deploy=onnx: export + parity + speed (+ int8)
 vllm_target  deploy=vllm: `vllm serve` command, sbatch script, multi-LoRA, smoke test (smoke.py)
-tiny         tiny checkpoints in the distill output format (tests, benchmarks)
 """
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stratos.benchmarks import kd_train
+from benchmarks import kd_train
 
 
 @pytest.fixture(scope="module")

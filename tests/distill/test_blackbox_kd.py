@@ -104,7 +104,7 @@ def test_sequence_kd_from_the_projects_own_server_uses_its_topk_logprobs(tmp_pat
     """The whole path: stratos serve (OpenAI-compatible) as the black-box teacher with top_logprobs=4,
     a student on the served model's vocabulary, rationales as the teacher's ids, KD in the loss."""
     from stratos.checks import validate
-    from stratos.export.tiny import build_tiny_export
+    from tests.helpers.tiny_export import build_tiny_export
     from stratos.pipeline import run_pipeline
     from stratos.serve.engine import load_engine
     from stratos.serve.server import running

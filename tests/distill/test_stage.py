@@ -92,11 +92,21 @@ def test_lora_student_with_logit_kd_saves_adapter_and_merged_model(tmp_path, tea
     (["strategy.alignment.top_k=8", "strategy.alignment.loss=jsd"], "strategy.alignment.loss"),
     (["strategy.alignment.top_k=8", "strategy.alignment.mode=hidden"], "strategy.alignment.mode"),
     (["strategy.alignment.top_k=-1"], "strategy.alignment.top_k"),
-    (["student.tokenizer_from=mine"], "student.tokenizer_from"),
 ])
 def test_bad_store_settings_are_user_errors(tmp_path, override, needle):
     with pytest.raises(UserError, match=needle):
         validate(compose_cfg([*SMALL, *override], tmp_path))
+
+
+def test_a_bad_tokenizer_source_is_refused_while_composing(tmp_path):
+    from hydra.errors import ConfigCompositionException
+
+    from stratos.errors import describe_config_error
+
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg([*SMALL, "student.tokenizer_from=mine"], tmp_path)
+    assert describe_config_error(e.value) == ("invalid value for 'student.tokenizer_from': 'mine' "
+                                              "(allowed: auto, teacher, train)")
 
 
 def _batch_and_modules(teacher_dir, k):

@@ -13,7 +13,7 @@ from stratos.export.hf import load_tokenizer
 from stratos.export.onnx_graph import META_FILE, OnnxMeta, export_onnx, past_names
 from stratos.export.ort_lm import OrtCausalLM
 from stratos.export.parity import greedy_parity, logit_parity
-from stratos.export.tiny import sample_texts
+from tests.helpers.tiny_export import sample_texts
 
 QUESTIONS = ["Hand: 1m 2m 3m 4p 5p\nWhich tiles complete this hand?", "Hand: 9s", "x", "Answer: 1m 4m 7m 2p 5p 8p"]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.utils import logging as hf_logging
 
-from stratos.export.tiny import build_tiny_export
+from tests.helpers.tiny_export import build_tiny_export
 
 hf_logging.disable_progress_bar()
 

@@ -1,8 +1,8 @@
-"""A small version of `python -m stratos.benchmarks.serve_load`: bounded load with bad requests mixed in."""
+"""A small version of `python -m benchmarks.serve_load`: bounded load with bad requests mixed in."""
 
 from __future__ import annotations
 
-from stratos.benchmarks.serve_load import KEY, run_load
+from benchmarks.serve_load import KEY, run_load
 from stratos.serve.server import running
 from stratos.serve.settings import ServeSettings
 

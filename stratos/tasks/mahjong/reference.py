@@ -2,7 +2,7 @@
 
 Slow (one `Shanten` call per candidate kind, ~1.2 ms per hand) but independent of our own
 tables, so it is the ground truth for tests, the verifier for imported benchmark files, and the
-baseline of `python -m stratos.benchmarks.mahjong_synthesis`.
+baseline of `python -m benchmarks.mahjong_synthesis`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Smoke test of `python -m stratos.benchmarks.mahjong_synthesis` (tiny sizes; the figures are in the report)."""
+"""Smoke test of `python -m benchmarks.mahjong_synthesis` (tiny sizes; the figures are in the report)."""
 
 import os
 
-from stratos.benchmarks.mahjong_synthesis import main
+from benchmarks.mahjong_synthesis import main
 
 
 def test_benchmark_runs_and_fast_path_wins():

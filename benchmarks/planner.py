@@ -1,6 +1,6 @@
 """Planner at scale: 3,700 servers x 8 teachers x 8 students x 2 strategies = 473,600 candidates.
 
-    python -m stratos.benchmarks.planner [--servers 3700] [--repeats 3]
+    python -m benchmarks.planner [--servers 3700] [--repeats 3]
 
 Times, in one process and on the same candidates:
   fast   vectorised evaluation of every candidate + pymoo `find_non_dominated` over the feasible

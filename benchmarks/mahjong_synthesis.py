@@ -1,6 +1,6 @@
 """Throughput of Mahjong example synthesis: fast exact path vs the engine-only baseline.
 
-    python -m stratos.benchmarks.mahjong_synthesis [--n 1000] [--variants basic,riichi]
+    python -m benchmarks.mahjong_synthesis [--n 1000] [--variants basic,riichi]
 
 Both paths run the *same* pipeline on one pinned core — reverse synthesis, resampling to a wait
 distribution, decomposition, rationale formatting and rationale verification — and differ only in

@@ -1,7 +1,7 @@
 """Greedy generation speed: ONNX Runtime with a KV-cache graph vs transformers `generate` (KV cache).
 
-    python -m stratos.benchmarks.onnx_generate                     # the default tiny student (h128, L4, V384)
-    python -m stratos.benchmarks.onnx_generate --hidden 64 --layers 2 --vocab 300 --threads 2
+    python -m benchmarks.onnx_generate                     # the default tiny student (h128, L4, V384)
+    python -m benchmarks.onnx_generate --hidden 64 --layers 2 --vocab 300 --threads 2
 
 Same prompts (mahjong-like questions, batch 1 each, as served requests are), same number of new
 tokens (EOS ignored, so both do equal work), identical greedy tokens checked. Both runtimes get the
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
     from stratos.export.onnx_graph import export_onnx
     from stratos.export.ort_lm import OrtCausalLM
     from stratos.export.speed import _stats, compare_generate
-    from stratos.export.tiny import build_tiny_export, sample_texts
+    from tests.helpers.tiny_export import build_tiny_export, sample_texts
     from stratos.models.generate import encode_prompt
 
     hf_logging.disable_progress_bar()

@@ -1,7 +1,7 @@
 """Bounded load test of `python -m stratos.serve` on loopback, with bad requests mixed in.
 
-    python -m stratos.benchmarks.serve_load                          # 200 requests, 8 concurrent, ONNX backend
-    python -m stratos.benchmarks.serve_load --requests 400 --concurrency 16 --backend torch
+    python -m benchmarks.serve_load                          # 200 requests, 8 concurrent, ONNX backend
+    python -m benchmarks.serve_load --requests 400 --concurrency 16 --backend torch
 
 The server runs as its own process (as deployed), on a tiny exported model. Every
 `--abuse-every`-th request slot also fires one bad request in turn: an oversize body (413), malformed
@@ -123,7 +123,7 @@ def baseline_in_fresh_process(model_dir: str, backend: str, n: int, max_tokens: 
     """engine_baseline in a new interpreter, like the server's: this process ran torch ops while
     building the model, and torch's idle OpenMP workers measurably slow ONNX Runtime sharing the CPU
     (~1.6x on 2 cores, measured), which would flatter the HTTP numbers."""
-    code = ("import json, sys; from stratos.benchmarks.serve_load import engine_baseline; "
+    code = ("import json, sys; from benchmarks.serve_load import engine_baseline; "
             "print(json.dumps(engine_baseline(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))")
     out = subprocess.run([sys.executable, "-c", code, model_dir, backend, str(n), str(max_tokens)],
                          capture_output=True, text=True, check=True)
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     from transformers.utils import logging as hf_logging
 
-    from stratos.export.tiny import build_tiny_export
+    from tests.helpers.tiny_export import build_tiny_export
 
     hf_logging.disable_progress_bar()
     max_body = 64 * 1024

@@ -1,7 +1,7 @@
 """Peak memory and time of KD forward+backward from student hidden states through the LM head.
 
-    python -m stratos.benchmarks.kd_loss                    # V = 32,000 and V = 512, 4,096 tokens, hidden 128
-    python -m stratos.benchmarks.kd_loss --vocab 512 --rounds 7
+    python -m benchmarks.kd_loss                    # V = 32,000 and V = 512, 4,096 tokens, hidden 128
+    python -m benchmarks.kd_loss --vocab 512 --rounds 7
 
 Variants:
   naive       logits = h @ W.T (teacher likewise, no grad), log_softmax, kl_div, backward (KD only)
@@ -115,7 +115,7 @@ def time_worker(variants: list[str], args) -> dict:
 
 
 def _sub(args, *extra: str) -> dict:
-    cmd = [sys.executable, "-m", "stratos.benchmarks.kd_loss", "--tokens", str(args.tokens), "--hidden",
+    cmd = [sys.executable, "-m", "benchmarks.kd_loss", "--tokens", str(args.tokens), "--hidden",
            str(args.hidden), "--temperature", str(args.temperature), "--chunk", str(args.chunk), "--rounds",
            str(args.rounds), *extra]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout

@@ -1,6 +1,6 @@
 """Sub-network choice per device class: trade-off score vs highest-accuracy selection (claim: ~+30 %).
 
-    python -m stratos.benchmarks.acme_tradeoff [--seeds 0 1 2] [--engine local] [overrides ...]
+    python -m benchmarks.acme_tradeoff [--seeds 0 1 2] [--engine local] [overrides ...]
 
 Score S = acc - 0.5 (size / size_max + energy / energy_max) with measured accuracy, per device
 class, from the same run's 16 measured sub-networks. Selections: ACME rule=accuracy (most accurate
@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 
 from stratos.acme.pareto import select_for_device
 from stratos.acme.profile import SubnetCost
-from stratos.benchmarks.acme_common import mean_std, parser, run_seeds, table
+from benchmarks.acme_common import mean_std, parser, run_seeds, table
 
 
 def selections(rep: dict) -> dict[str, dict]:

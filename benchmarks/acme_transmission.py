@@ -1,6 +1,6 @@
 """Bytes crossing tier boundaries: ACME vs centralised training that uploads raw data (claim: ~6 %).
 
-    python -m stratos.benchmarks.acme_transmission [--seeds 0 1 2] [--engine local] [overrides ...]
+    python -m benchmarks.acme_transmission [--seeds 0 1 2] [--engine local] [overrides ...]
 
 Both scenarios are counted from the same run's ledger (every transfer through the exchange
 storage). Centralised = each device's raw training file goes device -> edge -> cloud, the trained
@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from stratos.benchmarks.acme_common import mean_std, parser, run_seeds, table
+from benchmarks.acme_common import mean_std, parser, run_seeds, table
 
 
 def figures(rep: dict) -> dict:

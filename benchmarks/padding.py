@@ -1,7 +1,7 @@
 """Two ways not to pay for padding, on real runs: length slices (`trainer.length_slices`, on by
 default) and length-grouped batches (`trainer.group_by_length`, off by default), against neither.
 
-    python -m stratos.benchmarks.padding [--task mahjong] [--steps 150] [--threads 2] [--out DIR]
+    python -m benchmarks.padding [--task mahjong] [--steps 150] [--threads 2] [--out DIR]
 
 Runs the CLI's data + distill + evaluate stages once per variant, one fresh process each, with
 identical settings except how padding is handled: the task's default student trained on its verified

@@ -1,6 +1,6 @@
 """Per-client accuracy: ACME personalisation vs one shared model vs FedAvg weighting (claim: +10 %).
 
-    python -m stratos.benchmarks.acme_personalization [--seeds 0 1 2] [--engine local] [overrides ...]
+    python -m benchmarks.acme_personalization [--seeds 0 1 2] [--engine local] [overrides ...]
 
 All methods run in the same run on the same uploads and each client's own test set (its own
 label-skewed distribution, Dirichlet alpha from the config):
@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from stratos.benchmarks.acme_common import mean_std, parser, run_seeds, table
+from benchmarks.acme_common import mean_std, parser, run_seeds, table
 
 NAMES = {"similarity_imp_only": "acme", "similarity": "acme+heads", "fedavg_imp_only": "fedavg",
          "fedavg": "fedavg+heads", "local": "local", "shared_central": "shared", "shared_fedavg": "shared_fedavg"}

@@ -1,7 +1,7 @@
 """Training throughput of Stratos' logit-KD alignment vs TRL's GKDTrainer, same pair, same data.
 
-    python -m stratos.benchmarks.kd_train                  # vocab 512 and 32,000
-    python -m stratos.benchmarks.kd_train --vocab 512 --rounds 3
+    python -m benchmarks.kd_train                  # vocab 512 and 32,000
+    python -m benchmarks.kd_train --vocab 512 --rounds 3
 
 Both sides train the same student init against the same frozen teacher on the same sequences,
 off-policy with forward KL(teacher || student) at T = 1 and nothing else in the loss:
@@ -246,7 +246,7 @@ def worker(variant: str, root: str, steps: int, threads: int) -> dict:
 
 
 def run_worker(variant: str, root: str, steps: int, threads: int) -> dict:
-    cmd = [sys.executable, "-m", "stratos.benchmarks.kd_train", "--worker", variant, "--root", root,
+    cmd = [sys.executable, "-m", "benchmarks.kd_train", "--worker", variant, "--root", root,
            "--steps", str(steps), "--threads", str(threads)]
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
