@@ -43,7 +43,7 @@ def run_seeds(args) -> list[dict]:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     reports = []
     for seed in args.seeds:
-        cfg = compose_acme([*BENCH_OVERRIDES, f"acme.engine.kind={args.engine}", f"seed={seed}",
+        cfg = compose_acme([*BENCH_OVERRIDES, f"acme.executor.kind={args.engine}", f"seed={seed}",
                             *args.overrides])
         h = artifacts.config_hash(cfg.acme, cfg.device_classes, cfg.seed)
         run_dir = os.path.abspath(os.path.join(args.out, f"seed{seed}"))

@@ -88,7 +88,7 @@ def test_unknown_group_option_lists_choices(tmp_path):
     ("trainer.max_steps=[", "cannot parse a command-line override"),
     ("teacher=openai_endpoint", "missing value for 'teacher.base_url'"),
     ("trainer.precision=fp8", "invalid value for 'trainer.precision': 'fp8' on this machine"),
-    ("trainer.strategy=ddp_notreal", "invalid value for 'trainer.strategy': 'ddp_notreal' on this machine"),
+    ("trainer.distributed=ddp_notreal", "invalid value for 'trainer.distributed': 'ddp_notreal' on this machine"),
 ])
 def test_invalid_values_exit_2_with_one_line(override, needle, tmp_path):
     r = cli(["+task=mahjong", override], tmp_path, timeout=60)

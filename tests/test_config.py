@@ -108,13 +108,15 @@ def test_each_teacher_kind_requires_its_own_keys(tmp_path):
 
 
 def test_deprecated_deploy_keys_move_with_a_warning(tmp_path, capsys):
-    cfg = compose_cfg(["+task=mahjong", "deploy.budget_usd=7", "deploy.port=0", "deploy.serve=true"], tmp_path)
+    cfg = compose_cfg(["+task=mahjong", "deploy.budget_usd=7", "deploy.port=0", "deploy.serve=true",
+                       "trainer.strategy=auto"], tmp_path)
     validate(cfg)
     assert (cfg.constraints.budget_usd, cfg.serve.port, cfg.serve.enabled) == (7.0, 0, True)
+    assert cfg.trainer.distributed == "auto" and cfg.trainer.strategy is None
     assert (cfg.deploy.budget_usd, cfg.deploy.port, cfg.deploy.serve) == (None, None, None)
     err = capsys.readouterr().err
     assert "'deploy.budget_usd' is deprecated" in err and "use 'constraints.budget_usd'" in err
-    assert "use 'serve.enabled'" in err
+    assert "use 'serve.enabled'" in err and "use 'trainer.distributed'" in err
 
 
 def test_validate_dispatches_to_owner_modules_only():

@@ -1,7 +1,7 @@
 """`python -m stratos.acme [--out DIR] [hydra overrides ...]`: the ACME application.
 
 Composes ACME's own root config (`conf/acme.yaml`, schema `AcmeAppConfig`) with your overrides, e.g.
-`seed=1 acme.engine.kind=inline acme.backbone.family=llama device_classes.0.max_size_mb=0.3`, runs
+`seed=1 acme.executor.kind=inline acme.backbone.family=llama device_classes.0.max_size_mb=0.3`, runs
 `stratos.acme.app.run` in `<out>/acme/`, writes its manifest and logs the tables. User mistakes print
 one line and exit 2.
 
@@ -20,14 +20,15 @@ import sys
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-RENAMED = (("strategy.acme.", "acme."), ("cloud.device_classes", "device_classes"), ("cloud.slurm.", "slurm."))
+RENAMED = (("strategy.acme.", "acme."), ("cloud.device_classes", "device_classes"), ("cloud.slurm.", "slurm."),
+           ("acme.engine.", "acme.executor."))  # the job executor was called `engine`
 DROPPED = ("strategy=acme", "cloud=edge", "servers=edge", "+task=mahjong")  # ACME needs no group choice
 
 
 def translate_old_overrides(overrides: list[str]) -> list[str]:
     """The pre-application spellings, read as today's keys (a warning each)."""
     out = []
-    for arg in overrides:
+    for arg in overrides:  # applied in order: strategy.acme.engine.kind -> acme.engine.kind -> acme.executor.kind
         if arg in DROPPED:
             print(f"stratos: warning: '{arg}' is no longer needed: ACME has its own config (python -m stratos.acme)",
                   file=sys.stderr)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m stratos.acme", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="outputs/acme", help="run directory (ACME writes <out>/acme/)")
-    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. seed=1 acme.engine.kind=inline")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. seed=1 acme.executor.kind=inline")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

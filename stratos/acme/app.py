@@ -80,7 +80,7 @@ def run_acme(cfg: DictConfig, root: str) -> dict:
     validate_acme(cfg)
     acme, seed = cfg.acme, int(cfg.seed)
     threads = torch.get_num_threads()
-    torch.set_num_threads(int(acme.engine.threads_per_job))  # shared CPU: 1 thread is several x faster here
+    torch.set_num_threads(int(acme.executor.threads_per_job))  # shared CPU: 1 thread is several x faster here
     try:
         loop = run_loop(acme, list(cfg.device_classes), seed, root, cfg.get("slurm"))
         cloud = artifacts.read_json(loop["reports"]["cloud"])
@@ -123,7 +123,7 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     acme = cfg.acme
     # the storage all tiers share (ledger included): inside this stage's directory, or a folder of this
     # stage's own under engine.storage. Leftovers of an earlier attempt would double-count bytes: cleared.
-    storage = acme.engine.storage
+    storage = acme.executor.storage
     root = artifacts.join(storage, f"acme-{ctx.config_hash}") if storage else ctx.path("exchange")
     fs, path = fsspec.core.url_to_fs(root)
     if fs.exists(path):

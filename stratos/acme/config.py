@@ -18,7 +18,7 @@ from stratos.config import SlurmConfig
 from stratos.errors import bad_value
 
 FAMILIES = ("bert", "llama")
-ENGINES = ("local", "slurm", "auto", "inline")
+EXECUTORS = ("local", "slurm", "auto", "inline")
 SELECTIONS = ("accuracy", "tradeoff")
 DISTANCES = ("marginal", "sliced")
 WEIGHTINGS = ("similarity", "fedavg")
@@ -98,14 +98,14 @@ class ClientsConfig:
 
 
 @dataclass
-class EngineConfig:
+class ExecutorConfig:
     # local: submitit processes | slurm: submitit Slurm array | auto: slurm when sbatch exists, else local
     # | inline: plain calls in this process (tests; no isolation between tiers beyond the storage)
     kind: str = "local"
     storage: Optional[str] = None  # fsspec URL of the exchange area; None => <stage dir>/exchange
     timeout_min: int = 20
     threads_per_job: int = 1
-    max_parallel: int = 8  # local engine: jobs per wave (each job spends ~5 s CPU importing torch+transformers)
+    max_parallel: int = 8  # local executor: jobs per wave (each job spends ~5 s CPU importing torch+transformers)
 
 
 @dataclass
@@ -120,7 +120,7 @@ class AcmeConfig:
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     heads: HeadSearchConfig = field(default_factory=HeadSearchConfig)
     clients: ClientsConfig = field(default_factory=ClientsConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     onnx: bool = True  # export every selected sub-network to ONNX and check parity
     onnx_tol: float = 1e-4
 
@@ -150,7 +150,7 @@ class AcmeAppConfig:
 
     acme: AcmeConfig = field(default_factory=AcmeConfig)
     device_classes: list[DeviceClassConfig] = field(default_factory=lambda: [DeviceClassConfig()])
-    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # acme.engine.kind=slurm|auto: where the jobs go
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)  # acme.executor.kind=slurm|auto: where the jobs go
     seed: int = 0
 
 
@@ -204,7 +204,7 @@ def validate_acme(cfg: Any) -> None:
     _check(int(c.local_steps) >= 0, "acme.clients.local_steps", c.local_steps, "an integer >= 0")
     _check(int(c.n_train) >= 4 and int(c.n_test) >= 4, "acme.clients.n_train/n_test",
            (c.n_train, c.n_test), "integers >= 4")
-    _check(a.engine.kind in ENGINES, "acme.engine.kind", a.engine.kind, ", ".join(ENGINES))
+    _check(a.executor.kind in EXECUTORS, "acme.executor.kind", a.executor.kind, ", ".join(EXECUTORS))
     classes = list(cfg.get("device_classes") or [])
     _check(len(classes) > 0, "device_classes", classes, "a non-empty list of device classes")
     names = [d.name for d in classes]

@@ -113,7 +113,7 @@ def run_loop(acme: DictConfig, device_classes, seed: int, root: str, slurm=None)
     acme_d = OmegaConf.to_container(acme, resolve=True)
     classes = [OmegaConf.to_container(d, resolve=True) if isinstance(d, DictConfig) else dict(d) for d in device_classes]
     world = setup_world(root, acme, classes, seed)
-    e = acme.engine
+    e = acme.executor
     try:  # job pickles and logs: beside the exchange when it is on local disk, else a private temp dir
         folder = os.path.join(artifacts.local_path(root), "_submitit")
     except ValueError:

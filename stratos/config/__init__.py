@@ -99,6 +99,7 @@ DEPRECATED_KEYS = {  # old key -> new key
     "deploy.serve": "serve.enabled",
     **{f"deploy.{k}": f"constraints.{k}" for k in ("budget_usd", "deadline_h", "latency_slo_ms", "min_accuracy",
                                                    "qps")},
+    "trainer.strategy": "trainer.distributed",  # Lightning's strategy; `strategy` is the distillation group
 }
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 
 @dataclass
 class TrainerConfig:
     accelerator: str = "cpu"
     devices: int = 1
-    strategy: str = "auto"  # auto | ddp | fsdp | deepspeed (Lightning's engines)
+    # Lightning's distributed strategy: auto | ddp | fsdp | deepspeed | ... (Lightning's own engines). Named
+    # `distributed` because `strategy` in Stratos is the distillation strategy (the `strategy` group).
+    distributed: str = "auto"
+    strategy: Optional[str] = None  # deprecated (one release): trainer.distributed
     precision: str = "32-true"
     max_steps: int = 1000
     max_minutes: float = 0.0  # >0: stop training after this wall time (checkpointed)

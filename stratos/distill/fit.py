@@ -58,7 +58,7 @@ def loaders(cfg: DictConfig, recipe: TrainingRecipe, pad_id: int):
 def fit(cfg: DictConfig, ckpt_dir: str, curve_url: str, student, teacher, recipe: TrainingRecipe) -> FitResult:
     """Train until `trainer.max_steps` (or `max_minutes`), resuming from the last checkpoint in `ckpt_dir`."""
     tr = cfg.trainer
-    slices, why = resolve_slices(int(tr.length_slices), str(tr.precision), str(tr.strategy))
+    slices, why = resolve_slices(int(tr.length_slices), str(tr.precision), str(tr.distributed))
     log.info("length slices: %d (%s)", slices, why)
     module = build_module(cfg, student, teacher, recipe, slices)
     train, val = loaders(cfg, recipe, student.tokenizer.pad_token_id)

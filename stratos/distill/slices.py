@@ -36,7 +36,7 @@ def resolve_slices(length_slices: int, precision: str = "32-true", strategy: str
       longer on the smaller calls despite 17 % fewer positions (the step: 0.96x on the KD benchmark pair)."""
     n = int(length_slices)
     if str(strategy).startswith(("fsdp", "deepspeed")):
-        return 1, f"one forward per batch under trainer.strategy={strategy} (weights are gathered per forward)"
+        return 1, f"one forward per batch under trainer.distributed={strategy} (weights are gathered per forward)"
     if n > 0:
         return n, "set by trainer.length_slices"
     p = str(precision)

@@ -1,7 +1,7 @@
 """Build the Lightning Trainer for the distill stage from `cfg.trainer`.
 
 Lightning is the engine for everything that is not distillation itself: devices, DDP/FSDP/DeepSpeed
-(`trainer.strategy`), precision, gradient clipping, checkpoints (`step_{step:06d}.ckpt` + `last.ckpt`,
+(`trainer.distributed`, Lightning's `strategy`), precision, gradient clipping, checkpoints (`step_{step:06d}.ckpt` + `last.ckpt`,
 from which a re-run or a requeued Slurm job resumes) and the progress bar.
 """
 
@@ -90,7 +90,7 @@ def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Tra
     curve = LossCurve(curve_url)
     val_every = min(int(tr.val_every_n_steps), int(tr.max_steps))
     trainer = L.Trainer(
-        accelerator=tr.accelerator, devices=int(tr.devices), strategy=tr.strategy, precision=tr.precision,
+        accelerator=tr.accelerator, devices=int(tr.devices), strategy=tr.distributed, precision=tr.precision,
         max_steps=int(tr.max_steps), max_epochs=-1,
         max_time={"minutes": float(tr.max_minutes)} if float(tr.max_minutes) > 0 else None,
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
@@ -134,17 +134,19 @@ def check_with_lightning(tr) -> None:
     """
     from stratos.errors import UserError
 
-    settings = {"accelerator": str(tr.accelerator), "devices": int(tr.devices), "strategy": str(tr.strategy),
+    settings = {"accelerator": str(tr.accelerator), "devices": int(tr.devices), "distributed": str(tr.distributed),
                 "precision": str(tr.precision)}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            L.Trainer(**settings, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+            L.Trainer(accelerator=settings["accelerator"], devices=settings["devices"],
+                      strategy=settings["distributed"], precision=settings["precision"], logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False)
     except Exception as e:  # Lightning's MisconfigurationException, ValueError, RuntimeError, ImportError
         reason = " ".join(str(e).split()) or type(e).__name__
         text = str(e).lower()
-        named = [k for k in ("precision", "strategy", "accelerator", "devices") if k.rstrip("s") in text]
+        words = {"precision": "precision", "distributed": "strategy", "accelerator": "accelerator", "devices": "device"}
+        named = [k for k, word in words.items() if word in text]
         quoted = [k for k, v in settings.items() if len(str(v)) > 1 and str(v).lower() in text]
         key = (named or quoted or ["accelerator"])[0]
         raise UserError(f"invalid value for 'trainer.{key}': {settings[key]!r} on this machine (trainer settings "

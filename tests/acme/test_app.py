@@ -34,7 +34,7 @@ def _run(tmp_path, extra):
 
 
 def test_inline_loop_end_to_end(tmp_path):
-    m, ctx = _run(tmp_path, ["acme.engine.kind=inline", "acme.clients.upload_head=true"])
+    m, ctx = _run(tmp_path, ["acme.executor.kind=inline", "acme.clients.upload_head=true"])
     x = m.metrics
     assert x["acme/consistency/max_abs"] == 0.0  # device jobs and the harness agree exactly
     assert x["acme/onnx/max_abs_diff"] < 1e-4
@@ -53,14 +53,14 @@ def test_inline_loop_end_to_end(tmp_path):
     assert {r["boundary"] for r in cen if r["kind"] == "data"} == {"device->edge", "edge->cloud"}
     assert x["acme/bytes/acme"] == sum(r["bytes"] for r in acme)
     assert "bytes: ACME" in open(artifacts.local_path(m.outputs["report.txt"])).read()
-    again, _ = _run(tmp_path, ["acme.engine.kind=inline", "acme.clients.upload_head=true"])
+    again, _ = _run(tmp_path, ["acme.executor.kind=inline", "acme.clients.upload_head=true"])
     assert again.metrics["acme/bytes/acme"] == x["acme/bytes/acme"]  # a re-run starts from clean storage
 
 
 @pytest.mark.slow
 def test_local_engine_runs_every_tier_as_its_own_process_and_matches_inline(tmp_path):
-    inline, _ = _run(tmp_path / "a", ["acme.engine.kind=inline"])
-    local, _ = _run(tmp_path / "b", ["acme.engine.kind=local", "acme.engine.max_parallel=4"])
+    inline, _ = _run(tmp_path / "a", ["acme.executor.kind=inline"])
+    local, _ = _run(tmp_path / "b", ["acme.executor.kind=local", "acme.executor.max_parallel=4"])
     for k, v in inline.metrics.items():
         if not k.startswith("acme/select/") and "bytes" not in k:  # latency-dependent choices may differ
             assert local.metrics[k] == pytest.approx(v), k
@@ -71,8 +71,8 @@ def test_local_engine_runs_every_tier_as_its_own_process_and_matches_inline(tmp_
 
 def test_inline_loop_with_a_llama_backbone(tmp_path):
     # grouped-query attention (2 q heads share 1 kv head); storage on a non-local fsspec filesystem
-    m, _ = _run(tmp_path, ["acme.engine.kind=inline", "acme.backbone.family=llama",
-                           "acme.backbone.kv_heads=1", "acme.engine.storage=memory://acme-e2e"])
+    m, _ = _run(tmp_path, ["acme.executor.kind=inline", "acme.backbone.family=llama",
+                           "acme.backbone.kv_heads=1", "acme.executor.storage=memory://acme-e2e"])
     assert m.metrics["acme/consistency/max_abs"] == 0.0 and m.metrics["acme/onnx/max_abs_diff"] < 1e-4
     rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
     assert rep["cloud"]["family"] == "llama" and rep["storage"] == "memory://acme-e2e/acme-test"
@@ -82,7 +82,7 @@ def test_inline_loop_with_a_llama_backbone(tmp_path):
 @pytest.mark.slurm
 def test_slurm_engine_runs_the_tiers_as_slurm_array_jobs(tmp_path):
     """Needs the single-node cluster (launchers/slurm_cluster.sh up); device rounds are one array each."""
-    m, _ = _run(tmp_path, ["acme.engine.kind=slurm", "acme.engine.timeout_min=10"])
+    m, _ = _run(tmp_path, ["acme.executor.kind=slurm", "acme.executor.timeout_min=10"])
     rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
     assert rep["engine"] == "slurm" and m.metrics["acme/consistency/max_abs"] == 0.0
     logs = list((tmp_path / "acme" / "exchange" / "_submitit").glob("*_log.out"))

@@ -31,7 +31,7 @@ def test_the_acme_root_config_composes_typed():
     ("acme.selection.n_measured=3", "acme.selection.n_measured"),
     ("acme.clients.dirichlet_alpha=0", "acme.clients.dirichlet_alpha"),
     ("acme.clients.weighting=mean", "acme.clients.weighting"),
-    ("acme.engine.kind=ray", "acme.engine.kind"),
+    ("acme.executor.kind=ray", "acme.executor.kind"),
     ("device_classes.0.max_size_mb=-1", "device_classes[0].max_size_mb"),
 ])
 def test_bad_values_name_the_key(override, key):
@@ -42,8 +42,8 @@ def test_bad_values_name_the_key(override, key):
 
 def test_old_spellings_are_read_with_a_warning(capsys):
     assert translate_old_overrides(["+task=mahjong", "strategy=acme", "cloud=edge", "strategy.acme.seedless=1",
-                                    "cloud.device_classes.0.n_clients=2", "seed=3"]) == [
-        "acme.seedless=1", "device_classes.0.n_clients=2", "seed=3"]
+                                    "cloud.device_classes.0.n_clients=2", "seed=3", "strategy.acme.engine.kind=inline"]) == [
+        "acme.seedless=1", "device_classes.0.n_clients=2", "seed=3", "acme.executor.kind=inline"]
     err = capsys.readouterr().err
     assert "'strategy.acme.' is deprecated" in err and "'cloud=edge' is no longer needed" in err
 

@@ -98,8 +98,8 @@ def test_presets_compose_with_the_real_stratos_config(preset):
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp", "deepspeed"])
 def test_multi_gpu_strategies_get_one_task_and_gpu_per_device(tmp_path, strategy):
-    """trainer.strategy picks Lightning's engine; the launcher gives it devices x (task + GPU)."""
-    p = launcher_params(["+task=mahjong", "trainer=gpu", "trainer.devices=4", f"trainer.strategy={strategy}",
+    """trainer.distributed picks Lightning's engine; the launcher gives it devices x (task + GPU)."""
+    p = launcher_params(["+task=mahjong", "trainer=gpu", "trainer.devices=4", f"trainer.distributed={strategy}",
                          "hydra/launcher=stratos_slurm_gpu", "servers.slurm.partition=gpu"], app=False)
     text = sbatch_text(p, tmp_path)
     assert "#SBATCH --gpus-per-node=4" in text and "#SBATCH --ntasks-per-node=4" in text
