@@ -33,3 +33,12 @@ def compose_cfg(overrides: list[str] | None = None, tmp_path=None):
 def cfg_fast(tmp_path):
     """The whole pipeline at smoke-test size (conf/debug/fast.yaml) writing into tmp_path."""
     return compose_cfg(["+task=mahjong", "debug=fast"], tmp_path)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory) -> dict[str, str]:
+    """{"src", "hf", "onnx"}: a Llama h64/L2 (GQA 4 heads / 2 KV heads), vocab 300, exported (export, serve and
+    models tests share it; built once per session, in seconds)."""
+    from tests.helpers.tiny_export import build_tiny_export
+
+    return build_tiny_export(str(tmp_path_factory.mktemp("tiny_export")), heads=4, kv_heads=2)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from stratos import artifacts
     from stratos.acme.app import run
     from stratos.artifacts import StageContext
-    from stratos.errors import UserError, describe_config_error, find_user_error
+    from stratos.errors import describe_config_error, find_user_error
 
     ap = argparse.ArgumentParser(prog="python -m stratos.acme", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="outputs/acme", help="run directory (ACME writes <out>/acme/)")

@@ -116,13 +116,9 @@ def metrics_of(rep: dict) -> dict:
 
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
-        return run(cfg, ctx)
-
-
-def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     acme = cfg.acme
     # the storage all tiers share (ledger included): inside this stage's directory, or a folder of this
-    # stage's own under engine.storage. Leftovers of an earlier attempt would double-count bytes: cleared.
+    # stage's own under executor.storage. Leftovers of an earlier attempt would double-count bytes: cleared.
     storage = acme.executor.storage
     root = artifacts.join(storage, f"acme-{ctx.config_hash}") if storage else ctx.path("exchange")
     fs, path = fsspec.core.url_to_fs(root)

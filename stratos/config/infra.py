@@ -8,6 +8,9 @@ from typing import Optional
 
 @dataclass
 class TrainerConfig:
+    """Lightning's Trainer (built by `_target_`) plus the optimiser and loader settings of the distill stage."""
+
+    _target_: str = "stratos.distill.trainer.build_trainer"
     accelerator: str = "cpu"
     devices: int = 1
     # Lightning's distributed strategy: auto | ddp | fsdp | deepspeed | ... (Lightning's own engines). Named

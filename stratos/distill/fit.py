@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from stratos.distill.examples import collate
 from stratos.distill.module import DistillModule
 from stratos.distill.recipe import TeacherSource, TrainingRecipe
 from stratos.distill.slices import resolve_slices
-from stratos.distill.trainer import LossCurve, build_trainer
+from stratos.distill.trainer import LossCurve
 from stratos.resilience.checkpoints import latest_checkpoint
 from stratos.resilience.loader import ResumableLoader
 
@@ -62,7 +63,7 @@ def fit(cfg: DictConfig, ckpt_dir: str, curve_url: str, student, teacher, recipe
     log.info("length slices: %d (%s)", slices, why)
     module = build_module(cfg, student, teacher, recipe, slices)
     train, val = loaders(cfg, recipe, student.tokenizer.pad_token_id)
-    trainer, curve = build_trainer(cfg, ckpt_dir, curve_url)
+    trainer, curve = instantiate(cfg.trainer, ckpt_dir=ckpt_dir, curve_url=curve_url)  # build_trainer
     resume = latest_checkpoint(ckpt_dir)
     if resume:
         log.info("resuming distill from %s", resume)

@@ -12,7 +12,6 @@ import warnings
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
-from omegaconf import DictConfig
 
 from stratos import artifacts
 from stratos.resilience import trainer_kwargs
@@ -82,20 +81,27 @@ class LossCurve(Callback):
         self._write(trainer)
 
 
-def build_trainer(cfg: DictConfig, ckpt_dir: str, curve_url: str) -> tuple[L.Trainer, LossCurve]:
-    tr = cfg.trainer
+def build_trainer(*, ckpt_dir: str, curve_url: str, accelerator: str, devices: int, distributed: str, precision: str,
+                  max_steps: int, max_minutes: float, val_every_n_steps: int, checkpoint_every_n_steps: int,
+                  grad_clip: float, progress_bar: bool, **stage_settings: object) -> tuple[L.Trainer, LossCurve]:
+    """The `trainer` group's `_target_`: `instantiate(cfg.trainer, ckpt_dir=..., curve_url=...)`.
+
+    The group's other keys (`stage_settings`: lr, batch_size, weight_decay, warmup_steps, num_threads,
+    num_workers, group_by_length, length_slices) configure the module and the loaders
+    (stratos/distill/fit.py), not Lightning's Trainer.
+    """
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="step_{step:06d}", auto_insert_metric_name=False,
-                           every_n_train_steps=int(tr.checkpoint_every_n_steps), save_last=True, save_top_k=1,
+                           every_n_train_steps=int(checkpoint_every_n_steps), save_last=True, save_top_k=1,
                            monitor=None)
     curve = LossCurve(curve_url)
-    val_every = min(int(tr.val_every_n_steps), int(tr.max_steps))
+    val_every = min(int(val_every_n_steps), int(max_steps))
     trainer = L.Trainer(
-        accelerator=tr.accelerator, devices=int(tr.devices), strategy=tr.distributed, precision=tr.precision,
-        max_steps=int(tr.max_steps), max_epochs=-1,
-        max_time={"minutes": float(tr.max_minutes)} if float(tr.max_minutes) > 0 else None,
+        accelerator=accelerator, devices=int(devices), strategy=distributed, precision=precision,
+        max_steps=int(max_steps), max_epochs=-1,
+        max_time={"minutes": float(max_minutes)} if float(max_minutes) > 0 else None,
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        gradient_clip_val=float(tr.grad_clip) or None, logger=False,
-        enable_progress_bar=bool(tr.progress_bar), enable_model_summary=False, default_root_dir=ckpt_dir,
+        gradient_clip_val=float(grad_clip) or None, logger=False,
+        enable_progress_bar=bool(progress_bar), enable_model_summary=False, default_root_dir=ckpt_dir,
         log_every_n_steps=10, deterministic=False,
         **trainer_kwargs([ckpt, curve]),  # preemption checkpoint + requeue, resumable data order
     )

@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers.utils import logging as hf_logging
 
-from tests.helpers.tiny_export import build_tiny_checkpoint, build_tiny_export
+from tests.helpers.tiny_export import build_tiny_checkpoint
 
 hf_logging.disable_progress_bar()
 
@@ -19,12 +19,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(prev)
-
-
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory) -> dict[str, str]:
-    """{"src", "hf", "onnx"}: a Llama h64/L2 (GQA 4 heads / 2 KV heads), vocab 300, exported."""
-    return build_tiny_export(str(tmp_path_factory.mktemp("tiny_export")), heads=4, kv_heads=2)
 
 
 @pytest.fixture(scope="session")
