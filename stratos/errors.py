@@ -19,6 +19,13 @@ def bad_value(key: str, value: object, allowed: str) -> UserError:
     return UserError(f"invalid value for '{key}': {value!r} (allowed: {allowed})")
 
 
+def check_values(checks) -> None:
+    """Raise the first failing check of `checks`, rows of (key, value, ok, allowed), as `bad_value`."""
+    for key, value, ok, allowed in checks:
+        if not ok:
+            raise bad_value(key, value, allowed)
+
+
 def find_user_error(exc: BaseException) -> UserError | None:
     """The UserError behind `exc`, if any: hydra.utils.instantiate wraps errors raised by `_target_`s."""
     seen = set()

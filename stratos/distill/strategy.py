@@ -116,7 +116,7 @@ class Strategy:
 
 def validate_strategy(s) -> None:
     """Range checks of the `strategy` group that its types cannot express (UserError, one line)."""
-    from stratos.errors import bad_value
+    from stratos.errors import bad_value, check_values
 
     al, inj = s.alignment, s.injection
     if s.name not in NAMES:
@@ -137,6 +137,4 @@ def validate_strategy(s) -> None:
         ("strategy.injection.corpus_window", inj.corpus_window, int(inj.corpus_window) >= 0,
          "an integer >= 0 (0 = the 90th percentile of supervised lengths)"),
     ]
-    for key, value, ok, allowed in checks:
-        if not ok:
-            raise bad_value(key, value, allowed)
+    check_values(checks)

@@ -110,7 +110,7 @@ def build_trainer(*, ckpt_dir: str, curve_url: str, accelerator: str, devices: i
 
 def validate_trainer(tr, will_train: bool = True) -> None:
     """Range checks of the `trainer` group that its types cannot express (UserError, one line)."""
-    from stratos.errors import bad_value
+    from stratos.errors import check_values
 
     checks = [
         ("trainer.max_steps", tr.max_steps, int(tr.max_steps) > 0, "an integer > 0"),
@@ -124,9 +124,7 @@ def validate_trainer(tr, will_train: bool = True) -> None:
         ("trainer.num_threads", tr.num_threads, int(tr.num_threads) >= 0, "an integer >= 0 (0 = torch default)"),
         ("trainer.num_workers", tr.num_workers, int(tr.num_workers) >= 0, "an integer >= 0"),
     ]
-    for key, value, ok, allowed in checks:
-        if not ok:
-            raise bad_value(key, value, allowed)
+    check_values(checks)
     if will_train:
         check_with_lightning(tr)
 

@@ -15,7 +15,7 @@ vllm_target  deploy=vllm: `vllm serve` command, sbatch script, multi-LoRA, smoke
 
 def validate_deploy(d) -> None:
     """Range checks of the `deploy` group (export) that its types cannot express (UserError, one line)."""
-    from stratos.errors import bad_value
+    from stratos.errors import check_values
 
     checks = [
         ("deploy.onnx_opset", d.onnx_opset, 13 <= int(d.onnx_opset) <= 23, "13..23"),
@@ -26,6 +26,4 @@ def validate_deploy(d) -> None:
         ("deploy.quant_eval_n", d.quant_eval_n, int(d.quant_eval_n) >= 0, "an integer >= 0"),
         ("deploy.threads", d.threads, int(d.threads) >= 1, "an integer >= 1"),
     ]
-    for key, value, ok, allowed in checks:
-        if not ok:
-            raise bad_value(key, value, allowed)
+    check_values(checks)

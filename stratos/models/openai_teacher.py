@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
+from stratos.config import OpenAITeacherConfig
 from stratos.errors import UserError, bad_value
 from stratos.models.http_cache import ResponseCache, request_key
 
@@ -136,6 +137,9 @@ def _one_line(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+_D = OpenAITeacherConfig  # the one place the defaults live
+
+
 class OpenAITeacher:
     """Text (+ top-k logprobs) from an OpenAI-compatible endpoint; see the module docstring."""
 
@@ -146,17 +150,17 @@ class OpenAITeacher:
         name: str,
         base_url: str | None = None,
         model: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        max_new_tokens: int = 256,
-        temperature: float = 0.0,
-        top_logprobs: int = 0,
-        concurrency: int = 4,
-        max_retries: int = 5,
-        timeout_s: float = 60.0,
-        backoff_base_s: float = 0.5,
-        backoff_max_s: float = 30.0,
-        cache_dir: str | None = None,
-        progress_every_s: float = 10.0,
+        api_key_env: str = _D.api_key_env,
+        max_new_tokens: int = _D.max_new_tokens,
+        temperature: float = _D.temperature,
+        top_logprobs: int = _D.top_logprobs,
+        concurrency: int = _D.concurrency,
+        max_retries: int = _D.max_retries,
+        timeout_s: float = _D.timeout_s,
+        backoff_base_s: float = _D.backoff_base_s,
+        backoff_max_s: float = _D.backoff_max_s,
+        cache_dir: str | None = None,  # the config's default is ${paths.cache}; built directly: no cache
+        progress_every_s: float = _D.progress_every_s,
         **_: object,  # kind, card, name_or_path, dtype: the shared TeacherConfig fields this backend ignores
     ) -> None:
         for key, ok, value, allowed in (

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedModel, Qwen2Config
 
+from stratos.config import StudentConfig
 from stratos.errors import UserError
 from stratos.models.hub import load_causal_lm
 from stratos.models.tokenizer import train_tokenizer
@@ -83,13 +84,13 @@ def load_student(
     name: str,
     name_or_path: str | None = None,
     arch: dict | None = None,
-    tokenizer_vocab: int = 384,
-    dtype: str = "float32",
+    tokenizer_vocab: int = StudentConfig.tokenizer_vocab,
+    dtype: str = StudentConfig.dtype,
     peft: dict | None = None,
     card: dict | None = None,
     train_texts: Iterable[str] | None = None,
     seed: int = 0,
-    tokenizer_from: str = "auto",
+    tokenizer_from: str = StudentConfig.tokenizer_from,
     teacher_tokenizer: Any = None,
 ) -> StudentBundle:
     """Build (from `arch`) or load (`name_or_path`) a student.

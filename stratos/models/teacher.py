@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from stratos.config import HFTeacherConfig
 from stratos.tasks.base import Task
 from stratos.models.generate import greedy_generate
 from stratos.models.hub import lm_parts, load_causal_lm
@@ -53,7 +54,8 @@ class HFTeacher:
     kind = "hf"
     capabilities = frozenset({"text", "logits", "hidden"})
 
-    def __init__(self, name: str, name_or_path: str, dtype: str = "float32", max_new_tokens: int = 256, **_: object):
+    def __init__(self, name: str, name_or_path: str, dtype: str = HFTeacherConfig.dtype,
+                 max_new_tokens: int = HFTeacherConfig.max_new_tokens, **_: object):
         self.name = name
         self.name_or_path = name_or_path
         self.max_new_tokens = max_new_tokens
