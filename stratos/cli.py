@@ -89,6 +89,9 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 RENAMED_GROUPS = {"cloud": "servers"}  # deprecated group name -> its new name (accepted for one release)
+# deprecated option -> its equivalent: cloud=edge was the local machine plus ACME's device classes
+# (those are ACME's own config now, conf/acme.yaml), so for the planner it is servers=local
+RENAMED_OPTIONS = {"servers=edge": "servers=local"}
 
 
 def rename_deprecated_overrides(argv: list[str]) -> list[str]:
@@ -102,19 +105,42 @@ def rename_deprecated_overrides(argv: list[str]) -> list[str]:
                 print(f"stratos: warning: the '{old}' group is now '{new}' ('{old}' will be removed in the next "
                       f"release): read {arg!r} as {prefix + new + body[len(old):]!r}", file=sys.stderr)
                 body = new + body[len(old):]
+        if body in RENAMED_OPTIONS:
+            print(f"stratos: warning: {body} is deprecated (its device classes moved to python -m stratos.acme); "
+                  f"read as {RENAMED_OPTIONS[body]}, the same servers", file=sys.stderr)
+            body = RENAMED_OPTIONS[body]
         out.append(prefix + body)
     return out
 
 
 def acme_bridge(argv: list[str]) -> list[str] | None:
-    """`strategy=acme` (ACME inside the distillation config, deprecated): the ACME application's argv."""
+    """`strategy=acme` (ACME inside the distillation config, deprecated): the ACME application's argv.
+
+    One warning line shows the equivalent `python -m stratos.acme` command, keys already renamed. The
+    run directory is kept: `hydra.run.dir=D` -> `--out D` (ACME writes D/acme/, as the old stage did),
+    else `<paths.output_root>/acme`. The old form ran ACME once per command, so a sweep is refused.
+    """
     if "strategy=acme" not in argv:
         return None
-    print("stratos: warning: strategy=acme is deprecated; ACME is its own application: "
-          "python -m stratos.acme [--out DIR] [overrides] (running it now)", file=sys.stderr)
-    root = next((a.split("=", 1)[1] for a in argv if a.startswith("paths.output_root=")), "outputs")
-    rest = [a for a in argv if not a.startswith(("paths.output_root=", "-", "+task=", "strategy=", "cloud=edge"))]
-    return ["--out", f"{root}/acme", *rest]
+    import shlex
+
+    from stratos.acme.__main__ import translate_old_overrides
+
+    if any(a in ("-m", "--multirun") for a in argv):
+        print("stratos: error: strategy=acme is deprecated and cannot be swept (-m): run python -m stratos.acme "
+              "[--out DIR] [overrides] once per setting", file=sys.stderr)
+        sys.exit(2)
+
+    def value(key: str) -> str | None:
+        return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")), None)
+
+    out = value("hydra.run.dir") or f"{value('paths.output_root') or 'outputs'}/acme"
+    rest = [a for a in argv if not a.startswith(("paths.output_root=", "hydra.run.dir=", "-", "+task=", "strategy=",
+                                                 "cloud=edge", "servers=edge"))]
+    new = ["--out", out, *translate_old_overrides(rest, warn=False)]
+    print(f"stratos: warning: strategy=acme is deprecated; run python -m stratos.acme {shlex.join(new)} "
+          "(running it now)", file=sys.stderr)
+    return new
 
 
 def main() -> None:

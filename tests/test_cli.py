@@ -125,6 +125,33 @@ def test_the_old_cloud_group_name_is_read_as_servers_with_a_warning(capsys):
     assert err.count("stratos: warning: the 'cloud' group is now 'servers'") == 3
 
 
+def test_the_old_edge_servers_are_the_local_ones(capsys):
+    """cloud=edge was servers=local plus ACME's device classes (now ACME's own config)."""
+    from stratos.cli import rename_deprecated_overrides
+
+    assert rename_deprecated_overrides(["cloud=edge", "servers=edge"]) == ["servers=local", "servers=local"]
+    assert capsys.readouterr().err.count("servers=edge is deprecated (its device classes moved to python -m "
+                                         "stratos.acme); read as servers=local") == 2
+
+
+def test_the_acme_bridge_keeps_the_run_dir_and_refuses_sweeps(capsys):
+    from stratos.cli import acme_bridge
+
+    assert acme_bridge(["+task=mahjong", "cloud=local", "strategy=auto"]) is None
+    assert capsys.readouterr().err == ""
+    old = ["+task=mahjong", "strategy=acme", "cloud=edge", "strategy.acme.engine.kind=inline", "seed=1"]
+    assert acme_bridge([*old, "hydra.run.dir=/r/x", "paths.output_root=/r"]) == [
+        "--out", "/r/x", "acme.executor.kind=inline", "seed=1"]
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["stratos: warning: strategy=acme is deprecated; run python -m stratos.acme --out /r/x "
+                   "acme.executor.kind=inline seed=1 (running it now)"]
+    assert acme_bridge([*old, "paths.output_root=/r"])[:2] == ["--out", "/r/acme"]
+    assert acme_bridge(old)[:2] == ["--out", "outputs/acme"]
+    with pytest.raises(SystemExit) as e:
+        acme_bridge(["-m", *old, "seed=0,1"])
+    assert e.value.code == 2 and "cannot be swept" in capsys.readouterr().err
+
+
 def test_plan_with_the_deprecated_names_still_runs(tmp_path):
     r = cli(["+task=mahjong", "pipeline.stages=[plan]", "cloud=local", "deploy.budget_usd=5"], tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -25,19 +25,29 @@ RENAMED = (("strategy.acme.", "acme."), ("cloud.device_classes", "device_classes
 DROPPED = ("strategy=acme", "cloud=edge", "servers=edge", "+task=mahjong")  # ACME needs no group choice
 
 
-def translate_old_overrides(overrides: list[str]) -> list[str]:
-    """The pre-application spellings, read as today's keys (a warning each)."""
-    out = []
+def translate_old_overrides(overrides: list[str], warn: bool = True) -> list[str]:
+    """The pre-application spellings, read as today's keys (one warning per old spelling when `warn`).
+
+    The bridge from `python -m stratos ... strategy=acme` translates silently: its own single
+    warning line already shows the whole new command.
+    """
+    out, warned = [], set()
+
+    def warning(key: str, line: str) -> None:
+        if warn and key not in warned:
+            warned.add(key)
+            print(line, file=sys.stderr)
+
     for arg in overrides:  # applied in order: strategy.acme.engine.kind -> acme.engine.kind -> acme.executor.kind
         if arg in DROPPED:
-            print(f"stratos: warning: '{arg}' is no longer needed: ACME has its own config (python -m stratos.acme)",
-                  file=sys.stderr)
+            warning(arg, f"stratos: warning: '{arg}' is no longer needed: ACME has its own config "
+                         "(python -m stratos.acme)")
             continue
         for old, new in RENAMED:
             if arg.lstrip("+~").startswith(old):
                 new_arg = arg.replace(old, new, 1)
-                print(f"stratos: warning: '{old}' is deprecated and will be removed in the next release; "
-                      f"read {arg!r} as {new_arg!r}", file=sys.stderr)
+                warning(old, f"stratos: warning: '{old}' is deprecated and will be removed in the next release; "
+                             f"'{old}*' is read as '{new}*' (e.g. {arg!r} as {new_arg!r})")
                 arg = new_arg
         out.append(arg)
     return out
