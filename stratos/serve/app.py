@@ -151,7 +151,6 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
         yield
 
     app = FastAPI(title="Stratos OpenAI-compatible server", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.state.metrics = metrics
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(HTTPCounter, metrics=metrics)  # added last = outermost: counts BodyLimit's 413s too
 

@@ -168,3 +168,20 @@ def test_queue_gauges_and_an_abandoned_stream(tiny_export):
         assert value(m, "stratos_time_to_first_token_seconds_count", **tiny) == 2
         assert value(m, "stratos_e2e_request_latency_seconds_count", **tiny) == 1  # the abandoned stream is not
         assert 2 < value(m, "stratos_generation_tokens_total", **tiny) < 240 + 2  # its computed tokens are
+
+
+class BrokenEngine(OnnxEngine):
+    """Fails at prefill: an error no handler expects, answered 500 by Starlette outside the app's middleware."""
+
+    def _start(self, prompt_ids):
+        raise RuntimeError("broken on purpose")
+
+
+def test_an_internal_error_is_counted_as_500(tiny_export):
+    with running(BrokenEngine(tiny_export["onnx"]), ServeSettings(port=0)) as url:
+        body = json.dumps({"model": "tiny", "prompt": "Hand: 1m", "max_tokens": 3}).encode()
+        status, _, text = get(url, "/v1/completions", body=body)
+        assert status == 500 and json.loads(text)["error"]["type"] == "server_error"
+        m = scrape(url)
+        assert http_counts(m) == {("/v1/completions", "POST", "500"): 1}
+        assert value(m, "stratos_e2e_request_latency_seconds_count", model_name="tiny") == 0
