@@ -4,6 +4,6 @@
     stratos.serve.launch.serve_export(export_manifest, cfg.serve)      # after the pipeline (serve.enabled=true)
 
 Modules: engine (token loop, backends), textstream (detokenisation, stop strings), protocol (request
-schemas, errors), handlers (requests -> responses/chunks), app (FastAPI routes, auth, limits),
-server (uvicorn, graceful shutdown), settings, launch.
+schemas, errors), handlers (requests -> responses/chunks), app (FastAPI routes, auth, limits), metrics
+(Prometheus /metrics), server (uvicorn, graceful shutdown), settings, launch.
 """

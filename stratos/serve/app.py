@@ -1,4 +1,4 @@
-"""The OpenAI-compatible HTTP app (FastAPI): /v1/models, /v1/chat/completions, /v1/completions, /health.
+"""The OpenAI-compatible HTTP app (FastAPI): /v1/models, /v1/chat/completions, /v1/completions, /health, /metrics.
 
 FastAPI/Starlette give routing, request parsing and SSE-capable streaming responses; uvicorn
 (server.py) gives HTTP/1.1, keep-alive and signal handling. What is ours:
@@ -10,11 +10,13 @@ FastAPI/Starlette give routing, request parsing and SSE-capable streaming respon
   errors       every 4xx/5xx is OpenAI's {"error": {...}} body; validation failures are 400, not 422
   streaming    the blocking token loop runs in a worker thread and hands chunks to the event loop
                through a queue; a client that disconnects sets a cancel flag the loop checks per token
+  metrics      Prometheus text at /metrics (metrics.py), behind the API key; only /health is open
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 import json
 import logging
@@ -25,7 +27,7 @@ from contextlib import asynccontextmanager
 try:
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import JSONResponse, Response, StreamingResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ImportError as e:  # the serving stack is an extra: say how to get it instead of a traceback
     from stratos.errors import UserError
@@ -33,7 +35,8 @@ except ImportError as e:  # the serving stack is an extra: say how to get it ins
     raise UserError(f"serving needs the 'serve' extra ({e.name} is missing): pip install 'stratos[serve]'") from None
 
 from stratos.serve.engine import Engine
-from stratos.serve.handlers import chat_jobs, completion_jobs, respond, stream_chunks
+from stratos.serve.handlers import Tally, chat_jobs, completion_jobs, respond, stream_chunks
+from stratos.serve.metrics import HTTPCounter, ServerMetrics
 from stratos.serve.protocol import APIError, ChatCompletionRequest, CompletionRequest, validation_message
 from stratos.serve.settings import ServeSettings
 
@@ -134,6 +137,13 @@ class GatedStream(StreamingResponse):
 
 def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     admission: dict[str, Admission] = {}
+    metrics = ServerMetrics(engine.name)
+
+    def queue_depth() -> tuple[int, int]:
+        gate = admission.get("gate")
+        return (gate.active, gate.waiting) if gate else (0, 0)
+
+    metrics.track_queue(queue_depth)
 
     @asynccontextmanager
     async def lifespan(app):
@@ -142,6 +152,7 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
 
     app = FastAPI(title="Stratos OpenAI-compatible server", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(HTTPCounter, metrics=metrics)  # added last = outermost: counts BodyLimit's 413s too
 
     @app.exception_handler(APIError)
     async def _api_error(request: Request, e: APIError):
@@ -177,6 +188,12 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
         return {"status": "ok", "model": engine.name, "backend": engine.backend, "active": gate.active,
                 "waiting": gate.waiting}
 
+    @app.get("/metrics")
+    async def prometheus(request: Request):
+        authorize(request)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     @app.get("/v1/models")
     async def models(request: Request):
         authorize(request)
@@ -184,15 +201,20 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
                                             "owned_by": "stratos", "max_model_len": engine.context}]}
 
     async def generate(request: Request, kind: str, req):
+        arrival = time.perf_counter()
         authorize(request)
         jobs = (chat_jobs if kind == "chat" else completion_jobs)(engine, req, settings)
         gate = admission["gate"]
         await gate.acquire()
+        tally = Tally()
         if not req.stream:
+            completed = False
             try:
-                body = await asyncio.to_thread(respond, engine, kind, req, jobs)
+                body = await asyncio.to_thread(respond, engine, kind, req, jobs, tally=tally)
+                completed = True
             finally:
                 gate.release()
+                metrics.finished(arrival, tally, completed)
             return JSONResponse(body)
         released = threading.Event()
 
@@ -201,7 +223,8 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
                 released.set()
                 gate.release()
 
-        return GatedStream(_sse(engine, kind, req, jobs), release_once, media_type="text/event-stream",
+        finished = functools.partial(metrics.finished, arrival, tally)  # called by the generating thread
+        return GatedStream(_sse(engine, kind, req, jobs, tally, finished), release_once, media_type="text/event-stream",
                            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/v1/chat/completions")
@@ -215,8 +238,12 @@ def create_app(engine: Engine, settings: ServeSettings) -> FastAPI:
     return app
 
 
-async def _sse(engine: Engine, kind: str, req, jobs):
-    """Run the blocking chunk generator in a thread; yield SSE frames as chunks arrive."""
+async def _sse(engine: Engine, kind: str, req, jobs, tally: Tally, finished):
+    """Run the blocking chunk generator in a thread; yield SSE frames as chunks arrive.
+
+    `finished(completed)` is called once by that thread when generation stops: completed is False when
+    the client went away (cancel) or generation failed, so the latency histograms hold only whole requests.
+    """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     cancel = threading.Event()
@@ -229,13 +256,16 @@ async def _sse(engine: Engine, kind: str, req, jobs):
             cancel.set()
 
     def produce() -> None:
+        completed = False
         try:
-            for chunk in stream_chunks(engine, kind, req, jobs, cancel):
+            for chunk in stream_chunks(engine, kind, req, jobs, cancel, tally):
                 put(chunk)
+            completed = not cancel.is_set()
         except Exception as e:  # surface as an error event: the HTTP status is already sent
             log.exception("generation failed mid-stream")
             put(APIError(500, f"generation failed: {type(e).__name__}", type_="server_error"))
         finally:
+            finished(completed)
             put(done)
 
     threading.Thread(target=produce, name="stratos-gen", daemon=True).start()

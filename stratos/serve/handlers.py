@@ -3,6 +3,8 @@
     jobs = chat_jobs(engine, req, settings)                      # validates lengths (APIError 400)
     body = respond(engine, "chat", req, jobs)                    # non-streaming
     for chunk in stream_chunks(engine, "chat", req, jobs, cancel): ...
+    body = respond(engine, "chat", req, jobs, tally=tally)       # tally: the tokens in/out and when the first
+                                                                 # came, for the server's metrics (metrics.py)
 
 A request with `n` choices (and, for completions, several prompts) becomes one job per choice,
 run one after another on the request's slot; choice index = prompt_index * n + sample_index, as in
@@ -14,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from stratos.serve.engine import Engine, SamplingParams, TokenEvent
@@ -96,6 +98,34 @@ def completion_jobs(engine: Engine, req: CompletionRequest, settings: ServeSetti
     return jobs
 
 
+@dataclass
+class Tally:
+    """Tokens in and out of one request, and when its first token was sampled.
+
+    The response's `usage` and the server's metrics (metrics.py) read these same numbers, so the two
+    cannot disagree. Each distinct prompt counts once (several choices of one prompt share it).
+    """
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    first_token_at: float | None = None  # time.perf_counter() when the request's first token was sampled
+    _prompts: set[int] = field(default_factory=set, repr=False)
+
+    def start(self, job: Job) -> None:
+        if id(job.prompt_ids) not in self._prompts:
+            self._prompts.add(id(job.prompt_ids))
+            self.prompt_tokens += len(job.prompt_ids)
+
+    def token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.completion_tokens += 1
+
+    def usage(self) -> dict:
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens}
+
+
 # ------------------------------------------------------------------ logprobs in both API shapes
 def _chat_logprob(engine: Engine, ev: TokenEvent) -> dict:
     def entry(tok: int, lp: float) -> dict:
@@ -117,22 +147,22 @@ def _completion_logprobs(engine: Engine, events: list[TokenEvent], offset: int) 
 
 
 # ------------------------------------------------------------------ running
-def _usage(prompt: int, completion: int) -> dict:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+def _events(engine: Engine, job: Job, tally: Tally, cancel: threading.Event | None) -> Iterator[TokenEvent]:
+    tally.start(job)
+    for ev in engine.stream(job.prompt_ids, job.params, cancel):
+        tally.token()
+        yield ev
 
 
-def respond(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.Event | None = None) -> dict:
+def respond(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.Event | None = None,
+            tally: Tally | None = None) -> dict:
     """The whole (non-streaming) response body."""
-    choices, n_prompt, n_out = [], 0, 0
-    seen_prompts: set[int] = set()
+    tally = Tally() if tally is None else tally
+    choices = []
     for job in jobs:
-        events = list(engine.stream(job.prompt_ids, job.params, cancel))
+        events = list(_events(engine, job, tally, cancel))
         text = "".join(ev.text for ev in events)
         finish = events[-1].finish_reason if events else "length"
-        n_out += len(events)
-        if id(job.prompt_ids) not in seen_prompts:  # usage counts each distinct prompt once
-            seen_prompts.add(id(job.prompt_ids))
-            n_prompt += len(job.prompt_ids)
         if kind == "chat":
             lp = {"content": [_chat_logprob(engine, ev) for ev in events]} if job.params.logprobs is not None else None
             choices.append({"index": job.index, "message": {"role": "assistant", "content": text},
@@ -141,23 +171,21 @@ def respond(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.E
             lp = _completion_logprobs(engine, events, len(job.echo)) if job.params.logprobs is not None else None
             choices.append({"index": job.index, "text": job.echo + text, "logprobs": lp, "finish_reason": finish})
     return {"id": _id(kind), "object": "chat.completion" if kind == "chat" else "text_completion",
-            "created": int(time.time()), "model": engine.name, "choices": choices, "usage": _usage(n_prompt, n_out)}
+            "created": int(time.time()), "model": engine.name, "choices": choices, "usage": tally.usage()}
 
 
-def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.Event) -> Iterator[dict]:
+def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.Event,
+                  tally: Tally | None = None) -> Iterator[dict]:
     """Chunks of a streamed response (the caller frames them as SSE and ends with [DONE])."""
+    tally = Tally() if tally is None else tally
     rid, created = _id(kind), int(time.time())
     obj = "chat.completion.chunk" if kind == "chat" else "text_completion"
     usage_field = {"usage": None} if req.include_usage else {}
-    n_prompt, n_out, seen = 0, 0, set()
 
     def chunk(choice: dict) -> dict:
         return {"id": rid, "object": obj, "created": created, "model": engine.name, "choices": [choice], **usage_field}
 
     for job in jobs:
-        if id(job.prompt_ids) not in seen:
-            seen.add(id(job.prompt_ids))
-            n_prompt += len(job.prompt_ids)
         want_lp = job.params.logprobs is not None
         if kind == "chat":
             yield chunk({"index": job.index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -165,8 +193,7 @@ def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threa
         elif job.echo:
             yield chunk({"index": job.index, "text": job.echo, "logprobs": None, "finish_reason": None})
         offset = len(job.echo)
-        for ev in engine.stream(job.prompt_ids, job.params, cancel):
-            n_out += 1
+        for ev in _events(engine, job, tally, cancel):
             if not (ev.text or want_lp or ev.finish_reason):  # text held back (partial character, stop prefix)
                 continue
             if kind == "chat":
@@ -181,7 +208,7 @@ def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threa
             return
     if req.include_usage:
         yield {"id": rid, "object": obj, "created": created, "model": engine.name, "choices": [],
-               "usage": _usage(n_prompt, n_out)}
+               "usage": tally.usage()}
 
 
 def _id(kind: str) -> str:
