@@ -83,8 +83,10 @@ def test_hidden_state_kd_learns_a_projection(tmp_path, teacher_dir):
 
 
 def test_lora_student_with_logit_kd_saves_adapter_and_merged_model(tmp_path, teacher_dir):
-    run_dir, _ = run(tmp_path, kd(teacher_dir, "student.peft.method=lora", "student.peft.r=4"))
+    run_dir, done = run(tmp_path, kd(teacher_dir, "student.peft.method=lora", "student.peft.r=4"))
     assert (run_dir / "distill" / "adapter" / "adapter_config.json").exists()
+    m = done["distill"].metrics  # counted before merging: the adapter is what trained
+    assert 0 < m["distill/trainable_params"] < m["distill/student_params"]
     assert (run_dir / "distill" / "model" / "config.json").exists()
 
 

@@ -111,12 +111,6 @@ STRATOS_SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=
                  "trainer.checkpoint_every_n_steps=25", "pipeline.stages=[data,distill,evaluate]"]
 
 
-def distill_uses_resilience() -> bool:
-    code = ("import inspect, stratos.distill.trainer as t, stratos.distill.stage as s; "
-            "print('trainer_kwargs' in inspect.getsource(t) and 'ResumableLoader' in inspect.getsource(s))")
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "True"
-
-
 def stratos_results(run: Path) -> dict:
     import hashlib
 
@@ -128,8 +122,6 @@ def stratos_results(run: Path) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not distill_uses_resilience(), reason="the distill stage does not use stratos.resilience yet "
-                    "(trainer_kwargs + ResumableLoader)")
 def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
     """The real pipeline as a Slurm job: USR1 mid-distill -> checkpoint, requeue, same final results."""
     ref = subprocess.run([sys.executable, "-m", "stratos", *STRATOS_SMALL, f"paths.output_root={tmp_path / 'ref'}"],
