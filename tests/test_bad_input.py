@@ -1,0 +1,113 @@
+"""Bad input through the real CLI, one row per mistake, across every config group.
+
+Each row must end in one line on stderr naming the key (and the value) with what is allowed, exit
+code 2, no traceback, and nothing written under the output root. Rows run the plan-only pipeline
+unless the mistake concerns training, so most never import Lightning and each takes a second or two.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+PLAN = "pipeline.stages=[plan]"
+CASES = [  # (overrides, text the one line must contain)
+    # task
+    (["+task=chess"], "Could not find 'task/chess'"),
+    (["task.n_train=0"], "invalid value for 'task.n_train': 0"),
+    (["task.variant=hongkong"], "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
+    (["task.notation=emoji"], "invalid value for 'task.notation': 'emoji'"),
+    (["task.nontenpai_rate=1.5"], "invalid value for 'task.nontenpai_rate': 1.5"),
+    (["+task.wait_distribution.12=0.5"], "invalid value for 'task.wait_distribution': '12'"),
+    (["task.wait_distribution.12=0.5"], "unknown key 'task.wait_distribution.12'"),
+    (["task.source=/no/such/hands.jsonl"], "invalid value for 'task.source': '/no/such/hands.jsonl'"),
+    # teacher
+    (["teacher=gpt5"], "Could not find 'teacher/gpt5'"),
+    (["teacher=openai_endpoint"], "missing value for 'teacher.base_url'"),
+    (["teacher=openai_endpoint", "teacher.base_url=ftp://host/v1", "teacher.model=m"],
+     "invalid value for 'teacher.base_url': 'ftp://host/v1'"),
+    (["teacher=tiny_teacher"], "missing value for 'teacher.name_or_path'"),
+    (["teacher=tiny_teacher", "teacher.name_or_path=/no/such/teacher"], "invalid value for 'teacher.name_or_path'"),
+    (["teacher.max_new_tokens=0"], "invalid value for 'teacher.max_new_tokens': 0"),
+    (["teacher.base_url=http://x/v1"], "unknown key 'teacher.base_url'"),
+    # student
+    (["student=gpt5"], "Could not find 'student/gpt5'"),
+    (["student.arch.family=mamba"], "invalid value for 'student.arch.family': 'mamba' (allowed: llama, qwen2, gpt2)"),
+    (["student.arch.heads=3"], "invalid value for 'student.arch.heads': 3"),
+    (["student.peft.method=qlora"], "invalid value for 'student.peft.method': 'qlora' (allowed: none, lora)"),
+    (["student.peft.r=0"], "invalid value for 'student.peft.r': 0"),
+    (["student.tokenizer_vocab=10"], "invalid value for 'student.tokenizer_vocab': 10"),
+    (["student.tokenizer_from=mine"], "invalid value for 'student.tokenizer_from': 'mine'"),
+    (["student.name_or_path=/no/such/student"], "invalid value for 'student.name_or_path': '/no/such/student'"),
+    # strategy
+    (["strategy=magic"], "Could not find 'strategy/magic'"),
+    (["strategy.alignment.loss=kl"], "invalid value for 'strategy.alignment.loss': 'kl'"),
+    (["strategy.alignment.mode=soft"], "invalid value for 'strategy.alignment.mode': 'soft'"),
+    (["strategy.alignment.kd_weight=2"], "invalid value for 'strategy.alignment.kd_weight': 2.0"),
+    (["strategy.alignment.temperature=0"], "invalid value for 'strategy.alignment.temperature': 0.0"),
+    (["strategy.alignment.top_k=-1"], "invalid value for 'strategy.alignment.top_k': -1"),
+    (["strategy.alignment.top_k=8", "strategy.alignment.loss=jsd"], "invalid value for 'strategy.alignment.loss'"),
+    (["strategy.target=essay"], "invalid value for 'strategy.target': 'essay' (allowed: rationale, answer)"),
+    (["strategy.probe_threshold=1.5"], "invalid value for 'strategy.probe_threshold': 1.5"),
+    (["strategy.injection.corpus_weight=1"], "invalid value for 'strategy.injection.corpus_weight': 1.0"),
+    # trainer (these runs would train, so Lightning itself judges the machine-dependent settings)
+    (["trainer.max_steps=0"], "invalid value for 'trainer.max_steps': 0"),
+    (["trainer.max_steps=lots"], "invalid value for 'trainer.max_steps': 'lots' (allowed: an integer)"),
+    (["trainer.batch_size=0"], "invalid value for 'trainer.batch_size': 0"),
+    (["trainer.length_slices=-1"], "invalid value for 'trainer.length_slices': -1"),
+    (["trainer.precision=fp8"], "invalid value for 'trainer.precision': 'fp8' on this machine"),
+    (["trainer.distributed=ddp_notreal"], "invalid value for 'trainer.distributed': 'ddp_notreal' on this machine"),
+    (["trainer=tpu"], "Could not find 'trainer/tpu'"),
+    # deploy (export)
+    (["deploy=tensorrt"], "Could not find 'deploy/tensorrt'"),
+    (["deploy.onnx_opset=99"], "invalid value for 'deploy.onnx_opset': 99"),
+    (["deploy.threads=0"], "invalid value for 'deploy.threads': 0"),
+    # serve
+    (["serve.port=70000"], "invalid value for 'port': 70000"),
+    (["serve.host=0.0.0.0.1"], "invalid value for 'host': '0.0.0.0.1'"),
+    (["serve.backend=tensorrt"], "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
+    (["serve.api_key=secret"], "invalid value for 'serve.api_key'"),
+    # constraints (the planner's)
+    (["constraints.budget_usd=-3"], "invalid value for 'constraints.budget_usd': -3.0 (allowed: dollars > 0)"),
+    (["constraints.deadline_h=0"], "invalid value for 'constraints.deadline_h': 0.0"),
+    (["constraints.min_accuracy=2"], "invalid value for 'constraints.min_accuracy': 2.0"),
+    # servers (the catalog) and planner
+    (["servers=mars"], "Could not find 'servers/mars'"),
+    (["servers.pricing=cheap"], "invalid value for 'servers.pricing': 'cheap' (allowed: on_demand, spot)"),
+    (["servers.min_availability=2"], "invalid value for 'servers.min_availability': 2.0"),
+    (["planner.selection=best"], "invalid value for 'planner.selection': 'best' (allowed: score, knee)"),
+    (["planner.search=grid"], "invalid value for 'planner.search': 'grid'"),
+    # pipeline, unknown keys, syntax
+    (["pipeline.stages=[plan,train]"], "invalid value for 'pipeline.stages'"),
+    (["trainer.max_stepz=5"], "unknown key 'trainer.max_stepz'"),
+    (["trainer.max_steps=["], "cannot parse a command-line override"),
+]
+
+
+def cli(args: list[str], root) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "stratos", *args, f"paths.output_root={root}"], capture_output=True,
+                          text=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
+
+
+def test_the_table_covers_every_group():
+    assert len(CASES) >= 40
+    keys = {o.split("=")[0].lstrip("+").split(".")[0] for overrides, _ in CASES for o in overrides}
+    assert {"task", "teacher", "student", "strategy", "trainer", "deploy", "serve", "constraints", "servers",
+            "planner", "pipeline"} <= keys
+
+
+@pytest.mark.parametrize("overrides,needle", CASES, ids=[" ".join(o) for o, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(overrides, needle, tmp_path):
+    trains = any(o.startswith(("trainer", "pipeline")) for o in overrides)  # keep their stages
+    task = [] if any(o.startswith("+task=") for o in overrides) else ["+task=mahjong"]
+    r = cli([*task, *overrides, *([] if trains else [PLAN])], tmp_path / "out")
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
+    assert len(lines) == 1 and lines[0].startswith("stratos: error: "), r.stderr[-1500:]
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in r.stdout + r.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
