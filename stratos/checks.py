@@ -8,8 +8,6 @@ below them), so no import cycle is needed to reach them. Raises UserError on the
 
 from __future__ import annotations
 
-from typing import Any
-
 from omegaconf import DictConfig, OmegaConf
 
 from stratos.config import move_deprecated_keys
@@ -19,7 +17,7 @@ from stratos.errors import UserError
 def validate(cfg: DictConfig) -> None:
     """Move deprecated keys, then let each owner check its group (first bad value -> UserError)."""
     move_deprecated_keys(cfg)
-    missing = _first_missing(cfg)
+    missing = min(OmegaConf.missing_keys(cfg), default=None)  # `???` values left unset, as dotted keys
     if missing:
         raise UserError(f"missing value for '{missing}' (allowed: set it, e.g. {missing}=...)")
     if cfg.get("task") is None:
@@ -47,19 +45,3 @@ def validate(cfg: DictConfig) -> None:
     validate_servers(cfg.servers)
     validate_planner(cfg)
     settings_from_config(cfg.serve)
-
-
-def _first_missing(node: Any, prefix: str = "") -> str | None:
-    """The first mandatory value (`???`) left unset, as a dotted key; None when all are set."""
-    if not isinstance(node, DictConfig):
-        return None
-    for key in node.keys():
-        full = f"{prefix}{key}"
-        if OmegaConf.is_missing(node, key):
-            return full
-        child = node._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
-            found = _first_missing(child, f"{full}.")
-            if found:
-                return found
-    return None
