@@ -40,7 +40,14 @@ def validate(cfg: DictConfig) -> None:
     validate_strategy(cfg.strategy)
     from stratos.pipeline import stage_order
 
-    validate_trainer(cfg.trainer, will_train="distill" in stage_order(cfg))
+    will_train = "distill" in stage_order(cfg)
+    validate_trainer(cfg.trainer, will_train=will_train)
+    if will_train:  # every model the run loads is here, or can be downloaded: never minutes later
+        from stratos.models.weights import check_obtainable
+
+        check_obtainable("student.name_or_path", cfg.student.get("name_or_path"))
+        if cfg.teacher.kind == "hf":
+            check_obtainable("teacher.name_or_path", cfg.teacher.name_or_path)
     validate_deploy(cfg.deploy)
     validate_servers(cfg.servers)
     validate_planner(cfg)

@@ -57,15 +57,40 @@ def _setup_threads(cfg: DictConfig) -> None:
         torch.set_num_threads(int(cfg.trainer.num_threads))
 
 
+def _executes_plan(cfg: DictConfig) -> bool:
+    from stratos.pipeline import stage_order
+
+    return bool(cfg.planner.execute) and "plan" in stage_order(cfg)
+
+
+def _execute_plan(cfg: DictConfig, run_dir: str):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from stratos.execute import prepare
+
+    hc = HydraConfig.get()
+    execution = prepare(cfg, run_dir, list(hc.overrides.task), hc.mode == RunMode.MULTIRUN)
+    if execution.run_dir != run_dir:  # named after the applied config: drop Hydra's (still empty) one
+        _remove_if_empty(run_dir, cfg.paths.output_root)
+        os.makedirs(execution.run_dir, exist_ok=True)
+    return execution
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="config")
 def hydra_main(cfg: DictConfig) -> float | None:
     global _task_started
     _task_started = True
     run_dir = _run_dir()
+    execution = None
     try:
         validate(cfg)
+        if _executes_plan(cfg):  # the plan decides what the user did not pin; validate what it decided
+            execution = _execute_plan(cfg, run_dir)
+            cfg, run_dir = execution.cfg, execution.run_dir
+            validate(cfg)
     except UserError as e:
-        _remove_if_empty(run_dir, cfg.paths.output_root)
+        _remove_if_empty(_run_dir(), cfg.paths.output_root)
         print(f"stratos: error: {e}", file=sys.stderr)
         sys.exit(2)
     from stratos.artifacts import write_text
@@ -75,7 +100,19 @@ def hydra_main(cfg: DictConfig) -> float | None:
     write_text(os.path.join(run_dir, "config.yaml"), OmegaConf.to_yaml(cfg, resolve=True))
     log.info("run dir: %s", run_dir)
     try:
-        done = run_pipeline(cfg, run_dir)
+        if execution is not None and execution.decisions:
+            from stratos.execute import write_decisions
+            from stratos.plan.decisions import summary
+
+            write_decisions(run_dir, execution)
+            log.info("plan executed (decisions.json):\n%s", summary(execution.decisions))
+        done = None
+        if execution is not None and execution.selected.get("launcher") not in (None, "local"):
+            from stratos.execute import run_elsewhere
+
+            done = run_elsewhere(cfg, run_dir, execution)
+        if done is None:
+            done = run_pipeline(cfg, run_dir)
         if cfg.serve.enabled and "export" in done:  # after the manifests are written: serving blocks until SIGTERM
             from stratos.serve.launch import serve_export
 

@@ -27,6 +27,12 @@ class SlurmConfig:
     max_requeue: int = 3  # requeues after *time-outs*; preemptions requeue without limit
     signal_delay_s: int = 120  # Slurm sends USR2 this long before the time limit: checkpoint + requeue
     array_parallelism: int = 256  # sweep jobs running at once
+    # With a partition set, the planner also considers that partition as a server (`slurm/<partition>`):
+    # one node of `gpu` x gpus_per_node (cpu: a node like this machine), at price_hour, and startup_s of
+    # queueing + process start before training begins (part of its time and cost in the plan).
+    gpu: str = "cpu"
+    price_hour: float = 0.05  # USD per node-hour: what an hour of the partition costs you (charge-back)
+    startup_s: float = 30.0
 
 
 @dataclass
@@ -43,6 +49,7 @@ class ServersConfig:
     # catalog rows when catalog=builtin (conf/servers/catalog.yaml bundles real server types; fields in
     # stratos/plan/catalog.py): name, provider, region, gpu, gpu_count, price_hour, spot_hour, ...
     servers: list[dict[str, Any]] = field(default_factory=list)
-    run_server: str = "local"  # catalog name of the machine the pipeline itself runs on (ledger baseline)
+    run_server: str = "local"  # catalog name of the machine the pipeline runs on when the plan is not executed
+    local_price_hour: float = 0.10  # USD per hour of this machine (not 0: cost-first would be degenerate)
     api_usd_per_mtok: float = 2.0  # price of API-teacher (kind openai) tokens, USD per million
     min_availability: float = 0.0  # drop servers whose capacity availability (0..1) is below this

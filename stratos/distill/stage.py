@@ -60,7 +60,8 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
         ctx.write_json(name, record)
 
     result = fit(cfg, ctx.local_dir(outputs.CHECKPOINTS_DIR), ctx.path(outputs.TRAIN_LOG), student, teacher, recipe)
-    metrics = distill_metrics(recipe, result, student)  # before saving: merging a LoRA student changes its counts
+    metrics = distill_metrics(recipe, result, student)
+    metrics["distill/batch_size"] = int(cfg.trainer.batch_size)  # before saving: merging a LoRA student changes its counts
     if result.trainer.is_global_zero:
         save_student(ctx, student)
     return ctx.manifest(metrics=metrics)

@@ -28,7 +28,7 @@ from stratos import artifacts
 
 HISTORY_VERSION = 1
 MEASURED_KEYS = ("train_hours", "train_seconds", "tokens", "cost_usd", "accuracy", "latency_ms_per_token",
-                 "strategy", "server")
+                 "strategy", "server", "steps", "batch_size")
 PRIOR_WEIGHT = 1.0  # the prior counts as this many runs
 
 
@@ -46,6 +46,8 @@ class Calibration:
     """Values learned from measured runs; empty when there is no history."""
 
     mfu_logs: dict[str, list[float]] = field(default_factory=dict)  # device -> ln(measured MFU_ref)
+    student_mfu_logs: dict[str, list[float]] = field(default_factory=dict)  # "device/student" -> ln(MFU_ref)
+    example_tokens: dict[str, list[float]] = field(default_factory=dict)  # "task/student" -> tokens per example
     latency_logs: dict[str, list[float]] = field(default_factory=dict)  # device -> ln(measured / raw)
     accuracy_residuals: dict[str, list[float]] = field(default_factory=dict)  # "task/strategy" -> a - a_raw
 
@@ -60,6 +62,10 @@ class Calibration:
             d, dev = r.get("derived", {}), r.get("device", "")
             if d.get("mfu_ref"):
                 cal.mfu_logs.setdefault(dev, []).append(math.log(d["mfu_ref"]))
+                cal.student_mfu_logs.setdefault(f"{dev}/{r.get('student')}", []).append(math.log(d["mfu_ref"]))
+            if d.get("tokens_per_example"):
+                cal.example_tokens.setdefault(f"{r.get('task')}/{r.get('student')}", []).append(
+                    d["tokens_per_example"])
             if d.get("latency_factor"):
                 cal.latency_logs.setdefault(dev, []).append(math.log(d["latency_factor"]))
             if d.get("accuracy_residual") is not None:
@@ -67,9 +73,19 @@ class Calibration:
                     d["accuracy_residual"])
         return cal
 
-    def mfu(self, device: str, prior: float) -> float:
-        logs = self.mfu_logs.get(device, [])
+    def mfu(self, device: str, prior: float, student: str | None = None) -> float:
+        """MFU on `device`: the prior shrunk towards this student's runs on the device when there are any
+        (small models reach a lower MFU than large ones on the same device), else towards all the
+        device's runs."""
+        own = self.student_mfu_logs.get(f"{device}/{student}", []) if student else []
+        logs = own or self.mfu_logs.get(device, [])
         return math.exp((PRIOR_WEIGHT * math.log(prior) + sum(logs)) / (PRIOR_WEIGHT + len(logs)))
+
+    def tokens_per_example(self, task: str, student: str, prior: float) -> float:
+        """Mean training tokens per example (prompt + target) of this student's tokenizer on this task:
+        the median measured, else `prior` (the task's `example_tokens`)."""
+        seen = sorted(self.example_tokens.get(f"{task}/{student}", []))
+        return seen[len(seen) // 2] if seen else float(prior)
 
     def latency_factor(self, device: str) -> float:
         logs = self.latency_logs.get(device, [])
@@ -81,6 +97,7 @@ class Calibration:
 
     def summary(self) -> dict[str, Any]:
         return {"runs_mfu": {k: len(v) for k, v in self.mfu_logs.items()},
+                "runs_mfu_student": {k: len(v) for k, v in self.student_mfu_logs.items()},
                 "runs_latency": {k: len(v) for k, v in self.latency_logs.items()},
                 "runs_accuracy": {k: len(v) for k, v in self.accuracy_residuals.items()}}
 
@@ -108,7 +125,10 @@ def ledger(plan: dict, measured: dict) -> list[dict[str, Any]]:
     actual_h = measured.get("train_hours")
     if actual_h is None and measured.get("train_seconds") is not None:
         actual_h = float(measured["train_seconds"]) / 3600.0
-    pairs = [("train_hours", est["train_hours"] * scale, actual_h),
+    # training time without the server's start-up (queueing, provisioning): the distill stage measures
+    # its own wall time, and start-up is a catalog figure, not something a run calibrates
+    train_h = est["train_hours"] - float(est.get("startup_hours") or 0.0)
+    pairs = [("train_hours", train_h * scale, actual_h),
              ("cost_usd", est["cost_usd"] * scale, measured.get("cost_usd")),
              ("accuracy", est["accuracy"], measured.get("accuracy")),
              ("latency_ms_per_token", est["latency_ms_per_token"], measured.get("latency_ms_per_token"))]
@@ -142,6 +162,9 @@ def record_actuals(history_url: str, plan_json: dict | str, measured: dict[str, 
         derived["latency_factor"] = by_q["latency_ms_per_token"]["actual"] / est["latency_ms_per_token_raw"]
     if "accuracy" in by_q:
         derived["accuracy_residual"] = by_q["accuracy"]["actual"] - est["accuracy_raw"]
+    if measured.get("tokens") and measured.get("steps") and measured.get("batch_size"):
+        derived["tokens_per_example"] = float(measured["tokens"]) / (float(measured["steps"]) *
+                                                                    float(measured["batch_size"]))
     record = {"at": time.strftime("%Y-%m-%dT%H:%M:%S"), "task": plan.get("task"), "teacher": run["teacher"],
               "student": run["student"], "strategy": strategy, "server": run["server"], "device": run["device"],
               "estimated": est, "measured": dict(measured), "derived": derived, "ledger": rows}

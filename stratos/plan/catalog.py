@@ -17,6 +17,11 @@ Row fields (only the first five are required when `gpu` is in `GPU_SPECS`):
                  memory GB, dense bf16 TFLOP/s, memory bandwidth GB/s, nvlink|xgmi|pcie|none, MFU prior)
   rtt_ms         float  network round trip to the user; default from the region's coordinates
   lat, lon       float  coordinates for a region not in REGIONS
+  launcher       str    how a run gets there: local (this machine, in-process) | slurm (a partition, through
+                 submitit) | cloud (SkyPilot); default: local for `local`, else cloud
+  partition      str    launcher slurm: the partition name
+  startup_s      float  wall time before training starts there (queueing, process start, provisioning),
+                 counted in the plan's training time and cost; default 0
 
 Everything becomes one `ServerTable` of numpy columns, so the planner's estimators broadcast
 over servers without Python loops.
@@ -112,8 +117,11 @@ def rtt_ms(a: tuple[float, float], b: tuple[float, float]) -> float:
     return RTT_BASE_MS + 2 * ROUTE_STRETCH * d_km / FIBRE_KM_PER_MS
 
 
-def local_machine() -> dict[str, Any]:
-    """This machine as a catalog row: a CPU node at $0/h.
+LAUNCHERS = ("local", "slurm", "cloud")
+
+
+def local_machine(price_hour: float = 0.0) -> dict[str, Any]:
+    """This machine as a catalog row: a CPU node at `price_hour` (servers.local_price_hour).
 
     TFLOP/s and bandwidth were measured on a 2-core AMD EPYC build box (torch fp32 matmul 2048^2,
     2 threads: 0.168 TFLOP/s; torch tensor clone: 6.7 GB/s) and scale with the core count here.
@@ -124,8 +132,8 @@ def local_machine() -> dict[str, Any]:
     cores = os.cpu_count() or 1
     return dict(name=LOCAL, provider=LOCAL, region=LOCAL, gpu="cpu", gpu_count=1,
                 gpu_mem_gb=round(psutil.virtual_memory().total / 2**30, 1), tflops=0.084 * cores,
-                mem_bw_gbs=6.7, interconnect="none", price_hour=0.0, spot_hour=None, availability=1.0,
-                spot_availability=1.0, rtt_ms=0.0)
+                mem_bw_gbs=6.7, interconnect="none", price_hour=float(price_hour), spot_hour=None, availability=1.0,
+                spot_availability=1.0, rtt_ms=0.0, launcher="local", partition="", startup_s=0.0)
 
 
 @dataclass
@@ -147,6 +155,9 @@ class ServerTable:
     availability: np.ndarray  # (S,) float
     spot_availability: np.ndarray  # (S,) float
     rtt_ms: np.ndarray  # (S,) float, to the user's region
+    launcher: np.ndarray  # (S,) str, local | slurm | cloud
+    partition: np.ndarray  # (S,) str, Slurm partition ("" otherwise)
+    startup_s: np.ndarray  # (S,) float, wall time before training starts
 
     def __len__(self) -> int:
         return len(self.name)
@@ -236,7 +247,16 @@ def table_from_rows(rows: list[dict[str, Any]], user_region: str,
         cols["availability"].append(_num(r, "availability", where, 1.0))
         cols["spot_availability"].append(_num(r, "spot_availability", where, 0.8))
         cols["rtt_ms"].append(rtt)
-    arrays = {k: np.array(v, dtype=object if k in ("name", "provider", "region", "gpu", "interconnect")
+        launcher = str(r.get("launcher") or ("local" if name == LOCAL else "cloud"))
+        if launcher not in LAUNCHERS:
+            raise UserError(f"catalog {where}: invalid value for 'launcher': {launcher!r} "
+                            f"(allowed: {', '.join(LAUNCHERS)})")
+        if launcher == "slurm" and not r.get("partition"):
+            raise UserError(f"catalog {where}: launcher slurm needs 'partition' (allowed: a Slurm partition name)")
+        cols["launcher"].append(launcher)
+        cols["partition"].append(str(r.get("partition") or ""))
+        cols["startup_s"].append(_num(r, "startup_s", where, 0.0))
+    arrays = {k: np.array(v, dtype=object if k in ("name", "provider", "region", "gpu", "interconnect", "launcher", "partition")
                           else (np.int64 if k == "gpu_count" else np.float64)) for k, v in cols.items()}
     for k in ("price_hour", "tflops", "mem_bw_gbs", "gpu_mem_gb", "mfu"):
         bad = np.flatnonzero(~(arrays[k] >= 0) | ((arrays[k] == 0) & (k != "price_hour")))
@@ -247,7 +267,7 @@ def table_from_rows(rows: list[dict[str, Any]], user_region: str,
 
 
 # ---------------------------------------------------------------- loading from files
-_CSV_TEXT = {"name", "provider", "region", "gpu", "interconnect"}
+_CSV_TEXT = {"name", "provider", "region", "gpu", "interconnect", "launcher", "partition"}
 
 
 def _rows_of(obj: Any, url: str) -> list[dict]:

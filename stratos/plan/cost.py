@@ -57,9 +57,10 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
                 synthetic_nodes: int = 0, user_region: str = "us-east", region_allowlist: list[str] | None = None,
                 pricing: str = "on_demand", servers: list[dict] | None = None, run_server: str = LOCAL,
                 api_usd_per_mtok: float = 2.0, min_availability: float = 0.0, seed: int = 0,
-                **_: Any) -> Cloud:
+                local_price_hour: float = 0.0, slurm: dict | None = None, **_: Any) -> Cloud:
     """Assemble the catalog: inline `servers` (catalog=builtin) or rows from the `catalog` URL, or a
-    synthetic catalog of `synthetic_nodes` rows instead; plus this machine when `include_local`."""
+    synthetic catalog of `synthetic_nodes` rows instead; plus this machine when `include_local`, plus
+    the Slurm partition `slurm.partition` when one is named."""
     if pricing not in ("on_demand", "spot"):
         raise bad_value("servers.pricing", pricing, "on_demand, spot")
     if not 0.0 <= float(min_availability) <= 1.0:
@@ -72,11 +73,14 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
         rows = [dict(r) for r in (servers or [])]
     else:
         rows = load_rows(catalog)
+    if float(local_price_hour) < 0:
+        raise bad_value("servers.local_price_hour", local_price_hour, "dollars per hour >= 0")
     rows = [r for r in rows if r.get("name") != LOCAL]
-    if include_local or run_server == LOCAL:
-        local = local_machine()
+    local = local_machine(float(local_price_hour))
     if include_local:
         rows.append(local)
+    if slurm and slurm.get("partition"):
+        rows = [r for r in rows if r.get("name") != slurm_row(slurm, local)["name"]] + [slurm_row(slurm, local)]
     table = table_from_rows(rows, user_region)
     if len(table) == 0:
         raise UserError(f"server catalog '{name}' lists no servers (allowed: set servers.include_local=true, "
@@ -113,11 +117,31 @@ def build_cloud(name: str = "catalog", catalog: str = "builtin", include_local: 
                  dropped=dropped)
 
 
+def slurm_row(slurm: dict, local: dict) -> dict[str, Any]:
+    """The named Slurm partition as a catalog row. A CPU partition is taken to have nodes like this
+    machine (its measured TFLOP/s and bandwidth); a GPU partition gets the accelerator's datasheet."""
+    gpu = str(slurm.get("gpu") or "cpu")
+    row = {"name": f"slurm/{slurm['partition']}", "provider": "slurm", "region": LOCAL, "gpu": gpu,
+           "gpu_count": int(slurm.get("gpus_per_node") or 1), "price_hour": float(slurm.get("price_hour", 0.05)),
+           "availability": 1.0, "rtt_ms": 0.0, "launcher": "slurm", "partition": str(slurm["partition"]),
+           "startup_s": float(slurm.get("startup_s", 30.0))}
+    if gpu == "cpu":
+        row.update({k: local[k] for k in ("gpu_mem_gb", "tflops", "mem_bw_gbs", "interconnect")})
+    return row
+
+
+def subset_cloud(cloud: Cloud, keep: np.ndarray) -> Cloud:
+    """The same catalog restricted to the rows in `keep` (e.g. a server the user pinned)."""
+    return Cloud(servers=cloud.servers.subset(keep), price_hour=cloud.price_hour[keep],
+                 time_factor=cloud.time_factor[keep], availability=cloud.availability[keep], pricing=cloud.pricing,
+                 user_region=cloud.user_region, api_usd_per_mtok=cloud.api_usd_per_mtok, run_server=cloud.run_server,
+                 dropped=cloud.dropped)
+
+
 def cloud_from_cfg(cloud_cfg: DictConfig, seed: int = 0) -> Cloud:
     """`build_cloud` from the composed `cfg.servers` (what Hydra's instantiate would do)."""
     kwargs = OmegaConf.to_container(cloud_cfg, resolve=True)
     kwargs.pop("_target_", None)
-    kwargs.pop("slurm", None)
     return build_cloud(seed=seed, **kwargs)
 
 

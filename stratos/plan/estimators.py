@@ -33,6 +33,10 @@ PRIORS = {
     "gap_gamma": 0.15,  # capacity-gap penalty per decade of teacher/student ratio beyond 100x
     "lora_gap": 0.1,  # LoRA keeps 1 - 0.1 exp(-r / 16) of full fine-tuning's gain
     "quant_penalty": {16: 0.0, 8: 0.003, 4: 0.02},  # accuracy lost per serving precision (bits)
+    # training tokens: half the gain is reached after D_1/2 tokens. A student trained from scratch (built
+    # from config) needs tokens in proportion to its size; a pretrained one only adapts (a fixed D_1/2).
+    "scratch_tokens_per_param": 5.0,
+    "finetune_tokens_half": 1e6,
 }
 
 
@@ -141,18 +145,38 @@ def distill_target(mode, teacher_acc):
     return np.select([mode == "injection", mode == "labels"], [k + (1 - k) * teacher_acc, 1.0], teacher_acc)
 
 
-def predicted_accuracy(mode, student_acc, teacher_acc, n_student, n_teacher, lora_rank, quant_bits, bias=0.0):
+def data_sufficiency(tokens, n_student, from_config):
+    r"""Share of the distillation gain reached after $D$ training tokens: $s = D / (D + D_{1/2})$, with
+    $D_{1/2} = k N_s$ for a student trained from scratch ($k$ = 5 tokens per parameter) and a fixed
+    $10^6$ tokens for a pretrained one (it only adapts to the task)."""
+    d = np.maximum(np.asarray(tokens, dtype=float), 0.0)
+    half = np.where(np.asarray(from_config, dtype=bool),
+                    PRIORS["scratch_tokens_per_param"] * np.asarray(n_student, dtype=float),
+                    PRIORS["finetune_tokens_half"])
+    return d / (d + np.maximum(half, 1.0))
+
+
+def predicted_accuracy(mode, student_acc, teacher_acc, n_student, n_teacher, lora_rank, quant_bits, bias=0.0,
+                       sufficiency=1.0):
     r"""Accuracy of the distilled student.
 
-    $$ a = \mathrm{clip}\Big(a_s + \eta_m\, \mathrm{cap}(N_s)\, g(\rho)\, \lambda(r)\,
+    $$ a = \mathrm{clip}\Big(a_s + \eta_m\, \mathrm{cap}(N_s)\, g(\rho)\, \lambda(r)\, s\,
            (a^\star - a_s)^+ - \pi(q) + \beta,\ 0, 1\Big) $$
     $a_s$ the student's own prior, $a^\star$ = `distill_target`, $\eta_m$ the transfer of mode $m$,
     $\mathrm{cap}(N) = \sqrt N / (\sqrt N + \sqrt{N_{1/2}})$,
     capacity gap (alignment modes only, $\rho = N_t / N_s$, Mirzadeh et al. 2020):
     $g = 1 / (1 + \gamma \max(0, \log_{10}\rho - 2))$,
     LoRA $\lambda(r) = 1 - 0.1 e^{-r/16}$ ($r = 0$: full fine-tuning, 1), quantisation penalty
-    $\pi(q)$, and $\beta$ the calibrated offset for this task and strategy.
+    $\pi(q)$, $s$ the token sufficiency (`data_sufficiency`; 1 = trained to saturation) and $\beta$ the
+    calibrated offset for this task and strategy.
     """
+    base, gain = accuracy_parts(mode, student_acc, teacher_acc, n_student, n_teacher, lora_rank, quant_bits, bias)
+    return np.clip(base + gain * sufficiency, 0.0, 1.0)
+
+
+def accuracy_parts(mode, student_acc, teacher_acc, n_student, n_teacher, lora_rank, quant_bits, bias=0.0):
+    """(base, gain) of `predicted_accuracy` before clipping: $a = \mathrm{clip}(\text{base} + \text{gain}\cdot s)$,
+    base $= a_s - \pi(q) + \beta$, gain $= \eta_m\,\mathrm{cap}\,g\,\lambda\,(a^\star - a_s)^+$."""
     mode = np.asarray(mode)
     eta = np.select([mode == m for m in PRIORS["transfer"]], list(PRIORS["transfer"].values()), 0.0)
     ns = np.maximum(np.asarray(n_student, dtype=float), 1.0)
@@ -165,7 +189,7 @@ def predicted_accuracy(mode, student_acc, teacher_acc, n_student, n_teacher, lor
     lam = np.where(r > 0, 1.0 - PRIORS["lora_gap"] * np.exp(-r / 16.0), 1.0)
     target = distill_target(mode, teacher_acc)
     gain = eta * cap * gap * lam * np.maximum(0.0, target - student_acc)
-    return np.clip(student_acc + gain - quant_penalty(quant_bits) + bias, 0.0, 1.0)
+    return student_acc - quant_penalty(quant_bits) + bias, gain
 
 
 def quant_penalty(bits):

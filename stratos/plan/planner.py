@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from stratos.errors import UserError, bad_value
+from stratos.plan import runnable as R
 from stratos.plan import select as SEL
 from stratos.plan.calibration import Calibration
-from stratos.plan.cost import Cloud, cloud_from_cfg
+from stratos.plan.cost import Cloud, cloud_from_cfg, subset_cloud
 from stratos.plan.catalog import table_from_rows
 from stratos.plan.front import pareto_front
 from stratos.plan.infeasible import diagnose, label
@@ -33,6 +34,7 @@ from stratos.plan.zoo import Zoo, build_zoo
 
 SEARCHES = ("auto", "enumerate", "nsga2", "nsga3")
 ROUND = 6
+DEFAULT_EXAMPLE_TOKENS = 128.0
 
 
 @dataclass
@@ -45,20 +47,23 @@ class PlanResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _knobs(pc: DictConfig) -> Knobs:
+def _knobs(pc: DictConfig, batches: list[int]) -> Knobs:
     lora = [int(r) for r in pc.lora_ranks] or [-1]
     if any(r < 0 for r in pc.lora_ranks):
         raise bad_value("planner.lora_ranks", list(pc.lora_ranks), "ranks >= 0 (0 = full fine-tuning)")
     bits = [int(b) for b in pc.quant_bits]
     if not bits or any(b not in (4, 8, 16, 32) for b in bits):
         raise bad_value("planner.quant_bits", list(pc.quant_bits), "a non-empty list from 4, 8, 16, 32")
-    mb = [int(b) for b in pc.micro_batch]
+    mb = [int(b) for b in batches]
     if not mb or any(b < 1 for b in mb):
         raise bad_value("planner.micro_batch", list(pc.micro_batch), "a non-empty list of integers >= 1")
     gpus = [int(g) for g in pc.gpus] or [0]
     if any(g < 0 for g in gpus):
         raise bad_value("planner.gpus", list(pc.gpus), "integers >= 1 (empty = the whole node)")
-    return Knobs(lora_ranks=lora, quant_bits=bits, micro_batch=mb, gpus=gpus)
+    shares = [float(x) for x in pc.train_shares]
+    if not shares or any(not 0.0 < x <= 1.0 for x in shares):
+        raise bad_value("planner.train_shares", list(pc.train_shares), "a non-empty list of shares in (0, 1]")
+    return Knobs(lora_ranks=lora, quant_bits=bits, micro_batch=mb, gpus=gpus, train_shares=shares)
 
 
 def _check(cfg: DictConfig) -> None:
@@ -91,23 +96,59 @@ def validate_planner(cfg: DictConfig) -> None:
     _check(cfg)
 
 
-def build_space(cfg: DictConfig, cloud: Cloud | None = None, zoo: Zoo | None = None) -> Space:
-    """The candidate space the config describes (catalog and zoo may be passed in, e.g. by benchmarks)."""
+def pinned(cfg: DictConfig) -> frozenset[str]:
+    """The decisions the user fixed (`planner.pinned`, filled by the CLI): the plan searches the rest."""
+    return frozenset(str(p) for p in (OmegaConf.select(cfg, "planner.pinned", default=None) or []))
+
+
+def example_tokens(cfg: DictConfig, calibration: Calibration, student: str) -> float:
+    """Training tokens per example for this task and student: measured when a run was, else the prior."""
+    task = str(cfg.task.name)
+    prior = float((cfg.planner.example_tokens or {}).get(task, DEFAULT_EXAMPLE_TOKENS))
+    return calibration.tokens_per_example(task, student, prior)
+
+
+def build_space(cfg: DictConfig, cloud: Cloud | None = None, zoo: Zoo | None = None,
+                check_runnable: bool = True) -> Space:
+    """The candidate space the config describes (catalog and zoo may be passed in, e.g. by benchmarks).
+
+    Pins narrow it: a pinned teacher, student, strategy or server is the only one searched, and pinned
+    `trainer.max_steps` fixes the training tokens (the deadline is then a hard limit)."""
     _check(cfg)
     if cfg.get("task") is None:
         raise UserError("no task selected: add +task=<name> (the planner predicts accuracy per task)")
     pc, d = cfg.planner, cfg.constraints
+    pins = pinned(cfg)
     cloud = cloud if cloud is not None else cloud_from_cfg(cfg.servers, seed=int(pc.seed))
-    zoo = zoo if zoo is not None else build_zoo(cfg)
+    if "server" in pins:
+        keep = cloud.servers.name == str(cfg.servers.run_server)
+        if not keep.any():
+            raise bad_value("servers.run_server", cfg.servers.run_server,
+                            f"a server of the catalog (e.g. {', '.join(cloud.servers.name[:3])}, ...)")
+        cloud = subset_cloud(cloud, keep)
+    zoo = zoo if zoo is not None else build_zoo(cfg, pins)
     strategies = list(pc.strategies)
-    work = Workload(task=str(cfg.task.name), tokens=float(pc.train_tokens), seq_len=int(pc.seq_len),
+    if "strategy" in pins and str(cfg.strategy.name) in STRATEGIES:
+        strategies = [str(cfg.strategy.name)]
+    calibration = Calibration.load(pc.history)
+    tokens, fit = float(pc.train_tokens), bool(pc.train_to_deadline)
+    if "trainer.max_steps" in pins:  # the user fixed the steps: the plan trains exactly those tokens
+        per_example = example_tokens(cfg, calibration, str(cfg.student.name))
+        tokens, fit = float(cfg.trainer.max_steps) * float(cfg.trainer.batch_size) * per_example, False
+    batches = list(pc.micro_batch)
+    work = Workload(task=str(cfg.task.name), tokens=tokens, seq_len=int(pc.seq_len),
                     prompt_tokens=int(pc.prompt_tokens), output_tokens=int(pc.output_tokens),
-                    data_epochs=float(pc.data_epochs), rejection_samples=float(pc.rejection_samples), qps=float(d.qps))
+                    data_epochs=float(pc.data_epochs), rejection_samples=float(pc.rejection_samples), qps=float(d.qps),
+                    fit_deadline=fit)
     limits = Limits(budget_usd=float(d.budget_usd), deadline_h=float(d.deadline_h),
                     latency_slo_ms=float(d.latency_slo_ms), min_accuracy=float(d.min_accuracy))
     pairs = preflight(zoo, strategies, work.task, work.seq_len)
+    runnable = None
+    if check_runnable:
+        runnable = R.check(cloud.servers, [(m.config, m.unset) for m in zoo.teachers],
+                           [(m.config, m.unset) for m in zoo.students])
     return Space(cloud=cloud, zoo=zoo, strategies=strategies, pairs=pairs, work=work, limits=limits,
-                 knobs=_knobs(pc), calibration=Calibration.load(pc.history))
+                 knobs=_knobs(pc, batches), calibration=calibration, runnable=runnable)
 
 
 def _r(x: Any) -> Any:
@@ -120,13 +161,14 @@ def point(sp: Space, X: dict[str, np.ndarray], est: dict[str, np.ndarray], i: in
     s, t, u, k = (int(X[v][i]) for v in ("server", "teacher", "student", "strategy"))
     srv = sp.cloud.servers
     return {
-        "server": srv.name[s], "provider": srv.provider[s], "region": srv.region[s],
+        "server": srv.name[s], "provider": srv.provider[s], "region": srv.region[s], "launcher": srv.launcher[s],
+        "partition": srv.partition[s] or None,
         "gpu": f"{srv.gpu[s]}x{int(est['n_gpus'][i])}", "teacher": sp.zoo.teachers[t].name,
         "student": sp.zoo.students[u].name, "strategy": sp.strategies[k], "mode": sp.pairs.mode[t, u, k],
         "lora_rank": int(est["lora_rank"][i]), "quant_bits": int(est["quant_bits"][i]),
-        "micro_batch": int(est["micro_batch"][i]),
+        "micro_batch": int(est["micro_batch"][i]), "train_share": float(est["train_share"][i]),
         "estimates": {name: _r(v[i]) for name, v in est.items()
-                      if name not in ("lora_rank", "quant_bits", "micro_batch")},
+                      if name not in ("lora_rank", "quant_bits", "micro_batch", "train_share")},
         "notes": sp.pairs.notes.get((t, u, k), []),
     }
 
@@ -154,8 +196,23 @@ def _unfit_pairs(sp: Space, X: dict[str, np.ndarray], ev) -> list[dict]:
     return list(grouped.values())
 
 
-def run_estimate(cfg: DictConfig, sp: Space) -> dict[str, Any] | None:
-    """Estimates for the configured teacher/student/strategy on servers.run_server, for the ledger."""
+def executes_selected(cfg: DictConfig, selected: dict) -> bool:
+    """Whether this config is the selected plan applied (stratos/plan/execute.py): then the run's
+    estimate is the selected plan's own, not a second computation."""
+    return (bool(cfg.planner.execute) and str(cfg.servers.run_server) == selected["server"]
+            and str(cfg.teacher.name) == selected["teacher"] and str(cfg.student.name) == selected["student"]
+            and str(cfg.strategy.name) == selected["strategy"])
+
+
+def run_estimate(cfg: DictConfig, sp: Space, selected: dict | None = None) -> dict[str, Any] | None:
+    """Estimates for the run this config makes, for the ledger: the selected plan's own when the
+    config executes it; else the configured teacher/student/strategy on servers.run_server."""
+    if selected is not None and executes_selected(cfg, selected):
+        e = selected["estimates"]
+        return {"server": selected["server"], "device": selected["gpu"].rsplit("x", 1)[0],
+                "teacher": selected["teacher"], "student": selected["student"], "strategy": selected["strategy"],
+                "tokens": e["train_tokens"], "tokens_formula": "the selected plan's train_tokens",
+                "source": "selected", "estimates": {selected["strategy"]: {**e, "mode": selected["mode"]}}}
     row = sp.cloud.run_server
     name = str(cfg.strategy.name)
     if row is None or name not in ("auto", *STRATEGIES):
@@ -171,8 +228,8 @@ def run_estimate(cfg: DictConfig, sp: Space) -> dict[str, Any] | None:
     cpu = row["gpu"] == "cpu"
     bits = 8 if cfg.deploy.get("quantize_int8") else (32 if cpu else 16)
     batch, steps = int(cfg.trainer.batch_size), int(cfg.trainer.max_steps)
-    tokens = float(steps * batch * sp.work.seq_len)
-    work = Workload(**{**sp.work.__dict__, "tokens": tokens})
+    tokens = float(steps * batch * example_tokens(cfg, sp.calibration, str(cfg.student.name)))
+    work = Workload(**{**sp.work.__dict__, "tokens": tokens, "fit_deadline": False})
     pairs = preflight(zoo, strategies, work.task, work.seq_len)
     run_sp = Space(cloud=cloud, zoo=zoo, strategies=strategies, pairs=pairs, work=work,
                    knobs=Knobs(quant_bits=[bits], micro_batch=[batch]), calibration=sp.calibration)
@@ -184,7 +241,63 @@ def run_estimate(cfg: DictConfig, sp: Space) -> dict[str, Any] | None:
         ests[strat] = {**p["estimates"], "mode": p["mode"], "excluded": pairs.reasons.get((0, 0, i), [])}
     return {"server": row["name"], "device": row["gpu"], "teacher": zoo.teachers[0].name,
             "student": zoo.students[0].name, "strategy": name, "tokens": tokens,
-            "tokens_formula": "trainer.max_steps * trainer.batch_size * planner.seq_len", "estimates": ests}
+            "tokens_formula": "trainer.max_steps * trainer.batch_size * tokens per example", "source": "config",
+            "estimates": ests}
+
+
+TIE = 1e-9  # score bonus per part matching the composed config: among equals, keep what the user composed
+
+
+def _as_composed(cfg: DictConfig, sp: Space, X: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """(len(idx),) how many of server, teacher, student, strategy equal the composed config's."""
+    names = {"server": (sp.cloud.servers.name, str(cfg.servers.run_server)),
+             "teacher": (np.array([m.name for m in sp.zoo.teachers], dtype=object), str(cfg.teacher.name)),
+             "student": (np.array([m.name for m in sp.zoo.students], dtype=object), str(cfg.student.name)),
+             "strategy": (np.array(sp.strategies, dtype=object), str(cfg.strategy.name))}
+    return sum((col[X[v][idx]] == want).astype(float) for v, (col, want) in names.items())
+
+
+def _best(F: np.ndarray, idx: np.ndarray, weights: np.ndarray, pc: DictConfig, bonus: np.ndarray) -> int:
+    """The candidate the selection rule picks among `idx` (feasible); `bonus` breaks exact ties."""
+    front = idx[pareto_front(F[idx])]
+    scores = SEL.deployment_score(F[front], F[front], weights, bool(pc.log_scale)) + TIE * bonus[front]
+    pick = SEL.knee(F[front], bool(pc.log_scale)) if pc.selection == "knee" else int(np.argmax(scores))
+    return int(front[pick])
+
+
+def _describe(sp: Space, X: dict[str, np.ndarray], i: int) -> str:
+    s, t, u, k = (int(X[v][i]) for v in ("server", "teacher", "student", "strategy"))
+    return (f"{sp.zoo.teachers[t].name} -> {sp.zoo.students[u].name} ({sp.strategies[k]}) on "
+            f"{sp.cloud.servers.name[s]}")
+
+
+def _nothing_runnable(sp: Space, X: dict[str, np.ndarray], ev, run_ok: np.ndarray, best: int) -> UserError:
+    """One line: why no runnable candidate is feasible, and what the best plan overall would take."""
+    needs = "; ".join(sp.runnable.needs(int(X["server"][best]), int(X["teacher"][best]), int(X["student"][best])))
+    tail = f"the best plan overall, {_describe(sp, X, best)}, is not runnable here: {needs}"
+    if not run_ok.any():
+        return UserError(f"no runnable candidate (no server, teacher and student that can all run from here); {tail}")
+    sub = {k: v[run_ok] for k, v in X.items()}
+    why = str(diagnose(sp, sub, evaluate(sp, sub))).rstrip(".")
+    return UserError(f"no runnable plan meets the constraints: {why}; {tail}")
+
+
+def _runnable_summary(sp: Space, X: dict[str, np.ndarray], run_ok: np.ndarray, feasible: np.ndarray) -> dict:
+    if sp.runnable is None:
+        return {"checked": False}
+    r = sp.runnable
+
+    def part(names, ok, why):
+        return [{"name": str(n), "runnable": bool(o), "why": w} for n, o, w in zip(names, ok, why)]
+
+    return {"checked": True, "candidates": int(run_ok.sum()), "feasible": int((run_ok & feasible).sum()),
+            "servers": [p for p in part(sp.cloud.servers.name, r.server, r.server_why)
+                        if p["runnable"] or sp.cloud.servers.launcher[sp.cloud.servers.index(p["name"])] != "cloud"],
+            "cloud_servers_not_runnable": int(((sp.cloud.servers.launcher == "cloud") & ~r.server).sum()),
+            "cloud_reason": next((w for w, o, l in zip(r.server_why, r.server, sp.cloud.servers.launcher)
+                                  if l == "cloud" and not o), None),
+            "teachers": part([m.name for m in sp.zoo.teachers], r.teacher, r.teacher_why),
+            "students": part([m.name for m in sp.zoo.students], r.student, r.student_why)}
 
 
 def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
@@ -205,14 +318,24 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
             flat = rng.integers(0, sp.size, size=min(sp.size, 200_000))
             X = dict(zip(X, (a.astype(np.int64) for a in np.unravel_index(flat, sp.shape))))
     ev = evaluate(sp, X)
-    feas = np.flatnonzero(ev.feasible)
-    if len(feas) == 0:
+    feas_all = np.flatnonzero(ev.feasible)
+    if len(feas_all) == 0:
         raise diagnose(sp, X, ev)
+    run_ok = sp.runnable.mask(X) if sp.runnable is not None else np.ones(len(ev.F), dtype=bool)
+    bonus = np.zeros(len(ev.F))
+    bonus[feas_all] = _as_composed(cfg, sp, X, feas_all)
+    best_overall = _best(ev.F, feas_all, weights, pc, bonus)
+    feas = feas_all  # advice (planner.execute=false): the best plan whether or not it can run from here
+    if bool(pc.execute):  # the plan runs: only what can run from here
+        feas = np.flatnonzero(ev.feasible & run_ok)
+        if len(feas) == 0:
+            raise _nothing_runnable(sp, X, ev, run_ok, best_overall)
     front = feas[pareto_front(ev.F[feas])]
     t2 = time.perf_counter()
     F_front = ev.F[front]
     scores = SEL.deployment_score(F_front, F_front, weights, bool(pc.log_scale))
-    pick = SEL.knee(F_front, bool(pc.log_scale)) if pc.selection == "knee" else int(np.argmax(scores))
+    pick = (SEL.knee(F_front, bool(pc.log_scale)) if pc.selection == "knee"
+            else int(np.argmax(scores + TIE * bonus[front])))
     chosen = int(front[pick])
     base_idx = SEL.baselines(ev.F, feas)
     base = {}
@@ -222,6 +345,9 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
         base[name] = b
     selected = point(sp, X, ev.est, chosen)
     selected["score"] = _r(scores[pick])
+    overall = point(sp, X, ev.est, best_overall)
+    overall["score"] = _r(SEL.deployment_score(ev.F[best_overall:best_overall + 1], F_front, weights,
+                                               bool(pc.log_scale))[0])
     improvement = {k: (None if (v := SEL.improvement_pct(selected["score"], b["score"])) is None else round(v, 2))
                    for k, b in base.items()}
     order = np.argsort(-scores, kind="stable")[: int(pc.front_max)]
@@ -230,6 +356,11 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
         p = point(sp, X, ev.est, int(front[j]))
         p["score"] = _r(scores[j])
         front_pts.append(p)
+    if sp.runnable is not None:
+        for p, i in [(selected, chosen), (overall, best_overall), *[(b, base_idx[k]) for k, b in base.items()],
+                     *zip(front_pts, (int(front[j]) for j in order))]:
+            p["needs"] = sp.runnable.needs(int(X["server"][i]), int(X["teacher"][i]), int(X["student"][i]))
+            p["runnable"] = not p["needs"]
     G_sel = ev.G[chosen]
     d = cfg.constraints
     out = {
@@ -244,6 +375,8 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
         "students": [m.name for m in sp.zoo.students], "strategies": sp.strategies,
         "excluded": excluded_list(sp.zoo, sp.strategies, sp.pairs) + _unfit_pairs(sp, X, ev),
         "baselines": base, "improvement": improvement, "front": front_pts,
+        "best_overall": overall, "pinned": sorted(pinned(cfg)),
+        "runnable": _runnable_summary(sp, X, run_ok, ev.feasible),
         "constraints": {"budget_usd": float(d.budget_usd), "deadline_h": float(d.deadline_h),
                         "latency_slo_ms": float(d.latency_slo_ms), "min_accuracy": float(d.min_accuracy),
                         "qps": float(d.qps), "region_allowlist": list(cfg.servers.region_allowlist),
@@ -252,7 +385,7 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
                         "tight_at_selected": [c for c, g in zip(CONSTRAINTS, G_sel)
                                               if c not in ("pairing", "gpus") and -0.05 < g <= 0]},
         "calibration": {"history": pc.history, **sp.calibration.summary()},
-        "run": run_estimate(cfg, sp),
+        "run": run_estimate(cfg, sp, selected),
     }
     t3 = time.perf_counter()
     return PlanResult(json=out, F_feasible=ev.F[feas], F_front=F_front, chosen=ev.F[chosen],

@@ -2,9 +2,9 @@ r"""The planning problem as arrays: decision variables -> objectives and constra
 
 A candidate is one index per variable (pymoo style, a row of the population matrix X):
 
-  server  teacher  student  strategy  lora  quant  batch  gpus
+  server  teacher  student  strategy  lora  quant  batch  gpus  share
 
-(lora / quant / batch / gpus index the `Knobs` lists; with one value each they are constant).
+(lora / quant / batch / gpus / share index the `Knobs` lists; with one value each they are constant).
 `evaluate(space, X)` returns, for N candidates at once,
 
   F (N, 4)  minimised: [-accuracy, latency_ms_per_token, train_hours, cost_usd]
@@ -28,9 +28,10 @@ from stratos.plan import memory as M
 from stratos.plan.calibration import Calibration
 from stratos.plan.cost import Cloud
 from stratos.plan.preflight import PairTable
+from stratos.plan.runnable import Runnable
 from stratos.plan.zoo import Zoo
 
-VARS = ("server", "teacher", "student", "strategy", "lora", "quant", "batch", "gpus")
+VARS = ("server", "teacher", "student", "strategy", "lora", "quant", "batch", "gpus", "share")
 OBJECTIVES = ("accuracy", "latency_ms_per_token", "train_hours", "cost_usd")  # F = [-acc, lat, h, $]
 CONSTRAINTS = ("pairing", "memory", "gpus", "budget", "deadline", "latency", "accuracy", "qps")
 MAX_CONCURRENCY = 256  # serving engines cap the decode batch
@@ -44,6 +45,9 @@ class Knobs:
     quant_bits: list[int] = field(default_factory=lambda: [16])
     micro_batch: list[int] = field(default_factory=lambda: [8])
     gpus: list[int] = field(default_factory=lambda: [0])
+    # share of the training budget spent (the tokens that fit before the deadline, at most work.tokens):
+    # training shorter costs less and loses accuracy, a trade-off the plan can weigh
+    train_shares: list[float] = field(default_factory=lambda: [1.0])
 
 
 @dataclass
@@ -56,6 +60,9 @@ class Workload:
     data_epochs: float = 3.0
     rejection_samples: float = 2.0
     qps: float = 1.0
+    # True: a candidate that cannot train all `tokens` before the deadline trains what fits (and its
+    # predicted accuracy pays for the shortfall); False: `tokens` is fixed and the deadline a hard limit
+    fit_deadline: bool = False
 
 
 @dataclass
@@ -76,6 +83,7 @@ class Space:
     limits: Limits = field(default_factory=Limits)
     knobs: Knobs = field(default_factory=Knobs)
     calibration: Calibration = field(default_factory=Calibration)
+    runnable: Runnable | None = None  # None: not checked (every candidate counts as runnable)
 
     def __post_init__(self) -> None:
         self._grid = _grid(self)
@@ -84,7 +92,7 @@ class Space:
     def shape(self) -> tuple[int, ...]:
         k = self.knobs
         return (len(self.cloud), len(self.zoo.teachers), len(self.zoo.students), len(self.strategies),
-                len(k.lora_ranks), len(k.quant_bits), len(k.micro_batch), len(k.gpus))
+                len(k.lora_ranks), len(k.quant_bits), len(k.micro_batch), len(k.gpus), len(k.train_shares))
 
     @property
     def size(self) -> int:
@@ -121,9 +129,15 @@ def _grid(sp: Space) -> dict[str, np.ndarray]:
     acc_args = (mode[..., None, None], p.student_acc[None, :, None, None, None], p.teacher_acc[:, None, None, None, None],
                 ns[None, :, None, None, None], nt[:, None, None, None, None], rank[None, :, None, :, None],
                 bits[None, None, None, None, :])
+    b = bias[None, None, :, None, None]
+    # accuracy = clip(base + gain * sufficiency): the sufficiency depends on the server (how many tokens
+    # fit before the deadline), so it is applied per candidate
+    base_raw, gain = E.accuracy_parts(*acc_args)  # unclipped, broadcast to (T, U, K, L, Q)
+    full = np.broadcast_shapes(np.shape(base_raw), np.shape(gain), np.shape(b), (T_, U_, K_, len(knob), len(bits)))
+    base_raw, gain = np.broadcast_to(base_raw, full), np.broadcast_to(gain, full)
     g = {
-        "accuracy_raw": E.predicted_accuracy(*acc_args),  # (T, U, K, L, Q)
-        "accuracy": E.predicted_accuracy(*acc_args, bias=bias[None, None, :, None, None]),
+        "accuracy_base_raw": base_raw, "accuracy_base": base_raw + b, "accuracy_gain": gain,
+        "from_config": z.column("student", "from_config", bool),
         "rank": np.broadcast_to(rank[None, :, None, :], (T_, U_, K_, len(knob))),
         "flops": E.train_flops(ns[None, :, None, None], nt_local[:, None, None, None], w.tokens,
                                w.tokens * factor[..., None], rank[None, :, None, :]),  # (T, U, K, L)
@@ -144,7 +158,10 @@ def _grid(sp: Space) -> dict[str, np.ndarray]:
     }
     c = sp.cloud.servers
     cpu = c.is_cpu
-    g["server_mfu"] = np.array([sp.calibration.mfu(d, m) for d, m in zip(c.gpu, c.mfu)])
+    # (S, U): MFU per device, refined per student where runs of that student were measured
+    pairs, inverse = np.unique(np.stack([c.gpu.astype(str), c.mfu.astype(str)], axis=1), axis=0, return_inverse=True)
+    per_pair = np.array([[sp.calibration.mfu(d, float(m), st.name) for st in z.students] for d, m in pairs])
+    g["server_mfu"] = per_pair[inverse.reshape(-1)]
     g["server_lat_factor"] = np.array([sp.calibration.latency_factor(d) for d in c.gpu])
     g["server_link"] = E.link_efficiency(c.interconnect)
     g["server_usable"] = M.usable_bytes_per_device(c.gpu_mem_gb, cpu)
@@ -172,6 +189,7 @@ def _evaluate(sp: Space, X: dict[str, np.ndarray]) -> Evaluation:
     g, w, lim, cl = sp._grid, sp.work, sp.limits, sp.cloud
     s, t, u, k = X["server"], X["teacher"], X["student"], X["strategy"]
     li, qi, bi, gi = X["lora"], X["quant"], X["batch"], X["gpus"]
+    train_share = np.array(sp.knobs.train_shares, dtype=float)[X["share"]]
     srv = cl.servers
     cpu = srv.is_cpu[s]
     wi = cpu.astype(np.int64)  # index into W = {2, 4} bytes
@@ -184,12 +202,22 @@ def _evaluate(sp: Space, X: dict[str, np.ndarray]) -> Evaluation:
     share = n / count  # share of the node billed
     mb = g["batch"][bi]
 
-    # ---- training: time, cost, memory
+    # ---- training: tokens, time, cost, memory
     flops = g["flops"][t, u, k, li]
-    mfu_ref = g["server_mfu"][s]
-    hours = E.train_hours(flops, E.achieved_flops(n, peak, mfu_ref, mb, link), cl.time_factor[s])
+    mfu_ref = g["server_mfu"][s, u]
+    achieved = E.achieved_flops(n, peak, mfu_ref, mb, link)
+    hours_all = E.train_hours(flops, achieved, cl.time_factor[s])  # all of w.tokens
+    startup_h = srv.startup_s[s] / 3600.0
+    share_trained = np.ones_like(hours_all)
+    if w.fit_deadline and np.isfinite(lim.deadline_h):
+        share_trained = np.clip((lim.deadline_h - startup_h) / hours_all, 0.0, 1.0)
+    share_trained = share_trained * train_share
+    tokens = w.tokens * share_trained
+    flops = flops * share_trained
+    hours = hours_all * share_trained + startup_h
+    api_tokens = g["api_tokens"][t, u, k] * share_trained
     price = cl.price_hour[s] * share
-    cost = E.cost_usd(hours, price, g["api_tokens"][t, u, k], cl.api_usd_per_mtok)
+    cost = E.cost_usd(hours, price, api_tokens, cl.api_usd_per_mtok)
     train_dev = M.train_bytes_per_device(g["student_state"][u, li, wi], g["activations"][t, u, k, bi, wi],
                                          g["teacher_weights"][t, wi], g["teacher_gen"][t, bi, wi],
                                          g["logit"][t, u, k], n)
@@ -222,7 +250,10 @@ def _evaluate(sp: Space, X: dict[str, np.ndarray]) -> Evaluation:
     qps_cap = thr / w.output_tokens
     serve_need = weights + conc * kv_full
 
-    acc = g["accuracy"][t, u, k, li, qi]
+    suff = E.data_sufficiency(tokens, ns, g["from_config"][u])
+    gain = g["accuracy_gain"][t, u, k, li, qi] * suff
+    acc = np.clip(g["accuracy_base"][t, u, k, li, qi] + gain, 0.0, 1.0)
+    acc_raw = np.clip(g["accuracy_base_raw"][t, u, k, li, qi] + gain, 0.0, 1.0)
     G = np.stack([
         (~sp.pairs.ok[t, u, k]).astype(float),
         np.maximum(train_dev / usable, serve_need / (usable * tp)) - 1.0,
@@ -235,13 +266,15 @@ def _evaluate(sp: Space, X: dict[str, np.ndarray]) -> Evaluation:
     ], axis=1)
     F = np.stack([-acc, lat, hours, cost], axis=1)
     est = {
-        "accuracy": acc, "accuracy_raw": g["accuracy_raw"][t, u, k, li, qi],
+        "accuracy": acc, "accuracy_raw": acc_raw, "train_tokens": tokens,
+        "token_sufficiency": suff, "startup_hours": np.broadcast_to(startup_h, acc.shape),
         "latency_ms_per_token": lat, "latency_ms_per_token_raw": lat_raw, "train_hours": hours, "cost_usd": cost,
         "ttft_ms": pre * phi + srv.rtt_ms[s], "decode_ms_per_token": step_c * phi, "rtt_ms": srv.rtt_ms[s],
         "throughput_tok_s": thr, "qps_capacity": qps_cap, "concurrency": conc,
         "train_mem_gb_per_device": train_dev / 1e9, "serve_mem_gb": serve_need / 1e9, "usable_gb_per_device": usable / 1e9,
         "n_gpus": n, "tensor_parallel": tp, "replicas": replicas, "flops": flops, "mfu_ref": mfu_ref,
-        "price_hour": price, "api_usd": g["api_tokens"][t, u, k] / 1e6 * cl.api_usd_per_mtok,
+        "price_hour": price, "api_usd": api_tokens / 1e6 * cl.api_usd_per_mtok,
         "lora_rank": g["rank"][t, u, k, li], "quant_bits": g["bits"][qi], "micro_batch": mb,
+        "train_share": train_share,
     }
     return Evaluation(F=F, G=G, est=est)

@@ -21,11 +21,21 @@ log = logging.getLogger("stratos")
 LEDGER_JSON = "ledger.json"  # in the run directory: the rows recorded for this run
 
 
-def measured_for_ledger(inputs: dict[str, Manifest]) -> dict:
-    """What this run measured, in the planner's units (see stratos.plan.calibration.MEASURED_KEYS)."""
+def measured_for_ledger(inputs: dict[str, Manifest], run: dict | None = None) -> dict:
+    """What this run measured, in the planner's units (see stratos.plan.calibration.MEASURED_KEYS).
+
+    `run` is plan.json's run estimate: its server is where the run trained, and the cost is that
+    server's stated price for the time measured (plus its start-up, which the price also pays for)."""
     dm, ev = inputs["distill"].metrics, inputs["evaluate"].metrics
-    out = {"server": "local", "cost_usd": 0.0, "strategy": dm.get("strategy/name"),
-           "accuracy": ev.get("evaluate/test/accuracy"), "train_seconds": dm.get("distill/seconds")}
+    out = {"strategy": dm.get("strategy/name"), "accuracy": ev.get("evaluate/test/accuracy"),
+           "train_seconds": dm.get("distill/seconds"), "steps": dm.get("distill/steps"),
+           "batch_size": dm.get("distill/batch_size")}
+    est = ((run or {}).get("estimates") or {}).get(dm.get("strategy/name")) or {}
+    if run:
+        out["server"] = run["server"]
+    if est.get("price_hour") is not None and dm.get("distill/seconds") is not None:
+        hours = float(dm["distill/seconds"]) / 3600.0 + float(est.get("startup_hours") or 0.0)
+        out["cost_usd"] = float(est["price_hour"]) * hours
     if dm.get("distill/tokens_per_s") and dm.get("distill/seconds"):
         out["tokens"] = dm["distill/tokens_per_s"] * dm["distill/seconds"]
     if ev.get("evaluate/tokens_per_s"):
@@ -45,7 +55,7 @@ def preview(done: dict[str, Manifest]) -> list[dict] | None:
     plan = _plan(done)
     if not plan.get("run") or not all(k in done for k in ("distill", "evaluate")):
         return None
-    return ledger(plan, measured_for_ledger(done))
+    return ledger(plan, measured_for_ledger(done, plan["run"]))
 
 
 def record_run(cfg: DictConfig, run_dir: str, done: dict[str, Manifest]) -> list[dict] | None:
@@ -60,7 +70,7 @@ def record_run(cfg: DictConfig, run_dir: str, done: dict[str, Manifest]) -> list
     marker = artifacts.join(run_dir, LEDGER_JSON)
     if artifacts.exists(marker) and artifacts.read_json(marker).get("key") == key:
         return artifacts.read_json(marker)["rows"]  # already in the history: the stages were reused
-    rows = record_actuals(history, plan, measured_for_ledger(done))["ledger"]
+    rows = record_actuals(history, plan, measured_for_ledger(done, plan["run"]))["ledger"]
     artifacts.write_json(marker, {"key": key, "history": history, "rows": rows})
     log.info("calibration: this run's measurements recorded in %s", history)
     return rows

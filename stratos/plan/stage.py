@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from stratos.artifacts import Manifest, StageContext
 from stratos.plan.outputs import PARETO_PNG, PLAN_JSON
-from stratos.plan.planner import plan
+from stratos.plan.planner import executes_selected, pinned, plan
 from stratos.plan.plot import plot_front
 
 
@@ -27,6 +27,10 @@ def summary(j: dict) -> str:
         f"accuracy {e['accuracy']:.3f}, {e['latency_ms_per_token']:.2f} ms/token, {e['train_hours']:.2f} h, "
         f"${e['cost_usd']:.2f}, score {s['score']:.3f}",
     ]
+    best = j.get("best_overall")
+    if best and best.get("needs"):
+        lines.append(f"  best overall (not runnable here) {best['teacher']} -> {best['student']} on {best['server']}: "
+                     f"score {best['score']:.3f} ({'; '.join(best['needs'])})")
     for name, b in j["baselines"].items():
         be = b["estimates"]
         imp = j["improvement"][name]
@@ -39,6 +43,13 @@ def summary(j: dict) -> str:
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     result = plan(cfg)
     j = result.json
+    if executes_selected(cfg, j["selected"]):  # this config is the plan applied: say what decided each value
+        from stratos.plan.calibration import Calibration
+        from stratos.plan.decisions import as_run, decisions
+
+        pins = sorted(pinned(cfg))
+        decided = [d.name for d in decisions(cfg, j, pins, Calibration())]
+        j["decisions"] = [d.as_dict() for d in as_run(cfg, pins, decided)]
     ctx.write_json(PLAN_JSON, j)
     plot_front(ctx.path(PARETO_PNG), result.F_feasible, result.F_front, result.chosen, result.baselines,
                title=f"{j['task']}: {j['pareto']} Pareto-optimal of {j['feasible']:,} feasible plans")

@@ -60,6 +60,8 @@ class ModelEntry:
     lora_targets: int = 2  # students: LoRA-adapted projections per layer
     top_logprobs: int = 0  # openai teachers: top-k log-probs offered per token
     unset: list[str] = field(default_factory=list)  # required keys still '???' (the user must set them to run it)
+    from_config: bool = False  # students: built from `arch` (trained from scratch) rather than pretrained weights
+    config: Any = None  # the option's composed config (runnable checks read it)
 
     @property
     def kv_dim(self) -> int:
@@ -92,6 +94,7 @@ def entry_from_cfg(c: DictConfig, role: str) -> ModelEntry:
         vocab = int(c.tokenizer_vocab)
         layers, hidden, heads, kv_heads = int(a.layers), int(a.hidden), int(a.heads), int(a.kv_heads)
         params = arch_params(vocab, hidden, layers, heads, kv_heads, int(a.intermediate))
+    from_config = role == "student" and c.get("name_or_path") is None and "arch" in c
     lora_rank, targets = 0, 2
     if role == "student":
         peft = c.peft
@@ -105,6 +108,7 @@ def entry_from_cfg(c: DictConfig, role: str) -> ModelEntry:
         lora_rank=lora_rank, lora_targets=targets,
         top_logprobs=int(c.get("top_logprobs", 0) or 0) if role == "teacher" else 0,
         unset=[f"teacher.{k}" for k in REQUIRED.get(kind, ()) if role == "teacher" and _unset(c, k)],
+        from_config=from_config, config=c,
     )
 
 
@@ -144,11 +148,13 @@ class Zoo:
         return np.array([getattr(m, attr) for m in rows], dtype=dtype)
 
 
-def build_zoo(cfg: DictConfig) -> Zoo:
+def build_zoo(cfg: DictConfig, pinned: frozenset[str] = frozenset()) -> Zoo:
     """Teachers and students named in `planner.teachers` / `planner.students` (empty = every option,
-    plus the composed one when it is not a file)."""
-    teachers = _pick("teacher", list(cfg.planner.teachers), cfg.get("teacher"))
-    students = _pick("student", list(cfg.planner.students), cfg.get("student"))
+    plus the composed one when it is not a file). A pinned teacher or student is the only one."""
+    teachers = ([entry_from_cfg(cfg.teacher, "teacher")] if "teacher" in pinned
+                else _pick("teacher", list(cfg.planner.teachers), cfg.get("teacher")))
+    students = ([entry_from_cfg(cfg.student, "student")] if "student" in pinned
+                else _pick("student", list(cfg.planner.students), cfg.get("student")))
     if not teachers or not students:
         raise UserError("the planner found no teacher or no student options under conf/ "
                         "(allowed: set planner.teachers / planner.students to option names)")

@@ -53,6 +53,13 @@ def markdown(r: dict, plot: str | None) -> str:
         out += ["", "## Student accuracy by difficulty", "", "| bucket | accuracy |", "|---|---|"]
         out += [f"| {k} | {_fmt(v)} |" for k, v in bd.items()]
     plan = r["plan"]
+    if plan.get("decisions"):
+        out += ["", "## Decisions", "", "| decision | config key | value | origin |", "|---|---|---|---|"]
+        out += [f"| {d['name']} | `{d['key']}` | {_fmt(d['value'])} | {d['origin']} |" for d in plan["decisions"]]
+    best = plan.get("best_overall") or {}
+    if best.get("needs"):
+        out += ["", f"Best plan overall (not runnable here): {best['teacher']} -> {best['student']} on "
+                    f"{best['server']}, score {_fmt(best.get('score'))}; it needs: {'; '.join(best['needs'])}."]
     if plan.get("baselines"):
         out += ["", "## Plan vs baselines", "", "| selection | deployment score | improvement of chosen plan |",
                 "|---|---|---|"]

@@ -47,7 +47,9 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
             "baselines": plan.get("baselines"),
             "improvement": plan.get("improvement"),
             "executed": {"teacher": cfg.teacher.name, "student": cfg.student.name, "strategy": cfg.strategy.name,
-                         "server": "local"},
+                         "server": cfg.servers.run_server},
+            "decisions": plan.get("decisions"),
+            "best_overall": plan.get("best_overall"),
         },
         "strategy": {
             "name": strategy.get("name"),

@@ -22,6 +22,11 @@ def make_cfg(servers: str = "catalog", teacher: str = "mahjong_engine", student:
     cfg.strategy = OmegaConf.merge(OmegaConf.structured(StrategyConfig), {"_target_": "x", "name": strategy})
     cfg.deploy = OmegaConf.merge(OmegaConf.structured(DeployConfig), {"_target_": "x", "name": "onnx"})
     cfg.task = {"name": task}
+    # the classic problem: a fixed amount of training work under a day's deadline (the CLI's default
+    # deadline of 0.1 h sized for this machine, and training to it, are tested in test_deadline.py)
+    cfg.constraints.deadline_h = 24.0
+    cfg.planner.train_to_deadline = False
+    cfg.planner.execute = False  # advice: the best plan whether or not it can run here (runnable: test_runnable.py)
     for k, v in dotlist.items():
         OmegaConf.update(cfg, k.replace("__", "."), v, merge=False)
     return cfg

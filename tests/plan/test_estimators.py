@@ -22,7 +22,7 @@ def s_mfu(mfu_ref, b):
     return min(0.95, mfu_ref * (b / (b + 1.0)) / (8.0 / 9.0))
 
 
-def s_accuracy(mode, a_s, a_t, n_s, n_t, rank, bits, bias=0.0):
+def s_accuracy(mode, a_s, a_t, n_s, n_t, rank, bits, bias=0.0, suff=1.0):
     eta = P["transfer"][mode]
     cap = math.sqrt(n_s) / (math.sqrt(n_s) + math.sqrt(5e6))
     if mode in ("logit", "sequence") and n_t > 0:
@@ -32,7 +32,7 @@ def s_accuracy(mode, a_s, a_t, n_s, n_t, rank, bits, bias=0.0):
     lam = 1.0 - 0.1 * math.exp(-rank / 16.0) if rank > 0 else 1.0
     target = {"injection": 0.6 + 0.4 * a_t, "labels": 1.0}.get(mode, a_t)
     pen = {16: 0.0, 8: 0.003, 4: 0.02}.get(bits, 0.0 if bits >= 16 else 0.05)
-    return min(1.0, max(0.0, a_s + eta * cap * gap * lam * max(0.0, target - a_s) - pen + bias))
+    return min(1.0, max(0.0, a_s + eta * cap * gap * lam * max(0.0, target - a_s) * suff - pen + bias))
 
 
 def test_elementwise_functions_match_scalars():
@@ -87,12 +87,20 @@ def scalar_candidate(sp, X, i):
     mode = sp.pairs.mode[t, u, k]
     nt_local = T.params if T.kind == "hf" else 0.0
     f = {"logit": 1.0, "sequence": w.rejection_samples / w.data_epochs, "injection": 1.0 / w.data_epochs}.get(mode, 0.0)
-    flops = (4.0 if rank > 0 else 6.0) * S.params * w.tokens + 2 * nt_local * w.tokens * f
+    flops_all = (4.0 if rank > 0 else 6.0) * S.params * w.tokens + 2 * nt_local * w.tokens * f
     link = P["link_eff"].get(srv.interconnect[s], 0.8)
-    mfu = sp.calibration.mfu(srv.gpu[s], float(srv.mfu[s]))
+    mfu = sp.calibration.mfu(srv.gpu[s], float(srv.mfu[s]), S.name)
     achieved = n * srv.tflops[s] * 1e12 * s_mfu(mfu, b) * link ** math.log2(n)
-    hours = flops / achieved * sp.cloud.time_factor[s] / 3600
-    api = w.tokens * f if T.kind == "openai" else 0.0
+    hours_all = flops_all / achieved * sp.cloud.time_factor[s] / 3600
+    startup = srv.startup_s[s] / 3600
+    trained = sp.knobs.train_shares[int(X["share"][i])]  # share of what fits before the deadline
+    if w.fit_deadline and math.isfinite(sp.limits.deadline_h):
+        trained *= min(1.0, max(0.0, (sp.limits.deadline_h - startup) / hours_all))
+    tokens = w.tokens * trained
+    hours = hours_all * trained + startup
+    api = w.tokens * f * trained if T.kind == "openai" else 0.0
+    half = P["scratch_tokens_per_param"] * S.params if S.from_config else P["finetune_tokens_half"]
+    suff = tokens / (tokens + half)
     cost = hours * sp.cloud.price_hour[s] * n / count + api / 1e6 * sp.cloud.api_usd_per_mtok
     # training memory per device
     logit = mode == "logit"
@@ -130,7 +138,7 @@ def scalar_candidate(sp, X, i):
     c_max = min(256, max(1, math.floor((usable * tp - weights) / kv_full)))
     thr = replicas * c_max / (step(c_max) * phi / 1e3)
     acc = s_accuracy(mode, sp.pairs.student_acc[u], sp.pairs.teacher_acc[t], S.params, T.params, rank, bits,
-                     sp.calibration.accuracy_bias(w.task, sp.strategies[k]))
+                     sp.calibration.accuracy_bias(w.task, sp.strategies[k]), suff)
     return dict(train_hours=hours, cost_usd=cost, train_mem_gb_per_device=train_dev / 1e9, latency_ms_per_token=lat,
                 throughput_tok_s=thr, accuracy=acc, tensor_parallel=tp, concurrency=conc,
                 serve_mem_gb=(weights + conc * kv_full) / 1e9, memory_ok=train_dev <= usable and
@@ -138,13 +146,16 @@ def scalar_candidate(sp, X, i):
 
 
 @pytest.mark.parametrize("knobs", [None, Knobs(lora_ranks=[0, 16], quant_bits=[4, 8, 16], micro_batch=[1, 8],
-                                               gpus=[0, 1, 2])])
+                                               gpus=[0, 1, 2]),
+                                   Knobs(micro_batch=[8, 64], train_shares=[0.25, 1.0])])
 def test_evaluate_matches_scalar_formulas(cfg_factory, knobs):
     cfg = cfg_factory(task="gsm8k", constraints__qps=5.0, planner__train_tokens=5e7)
     sp = build_space(cfg)
     if knobs is not None:
         sp.knobs = knobs
         sp.__post_init__()
+    if knobs is not None and knobs.train_shares != [1.0]:  # training to a deadline, part of the budget
+        sp.work.fit_deadline, sp.limits.deadline_h = True, 0.5
     X = sp.enumerate_all()
     rng = np.random.default_rng(1)
     pick = rng.choice(sp.size, size=300, replace=False)

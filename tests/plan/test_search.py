@@ -46,6 +46,6 @@ def test_problem_is_vectorised_and_declares_bounds(space):
     p = PlanProblem(space)
     assert p.n_var == len(VARS) and p.n_obj == 4 and p.n_ieq_constr == 8
     assert (p.xu == np.array(space.shape) - 1).all()
-    X = np.array([[0] * 8, list(np.array(space.shape) - 1)])
+    X = np.array([[0] * len(VARS), list(np.array(space.shape) - 1)])
     out = p.evaluate(X, return_as_dictionary=True)
     assert out["F"].shape == (2, 4) and out["G"].shape == (2, 8)
