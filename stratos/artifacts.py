@@ -200,3 +200,27 @@ def library_versions() -> dict[str, str]:
 
 def asdict_manifest(m: Manifest) -> dict:
     return asdict(m)
+
+
+def check_writable(key: str, url: str) -> None:
+    """UserError (one line) when `url` (a directory, any fsspec URL) cannot be written, found before any
+    work: a local path whose nearest existing ancestor is a file or not writable, or a URL whose
+    filesystem is unknown or not installed (s3:// without s3fs, say). Writes nothing."""
+    import os
+
+    from stratos.errors import UserError, bad_value
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as e:
+        raise UserError(f"invalid value for '{key}': {url!r} ({str(e).splitlines()[0]}; allowed: a local "
+                        f"directory or an fsspec URL whose filesystem is installed)") from None
+    if "file" not in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return  # remote stores: credentials and permissions are the store's, checked at first write
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise bad_value(key, url, f"a directory (the path runs through the file {probe})")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise bad_value(key, url, f"a writable directory ({probe} is not writable by this user)")

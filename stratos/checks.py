@@ -33,7 +33,11 @@ def validate(cfg: DictConfig) -> None:
     from stratos.serve.launch import settings_from_config
     from stratos.tasks import validate_task
 
+    from stratos.artifacts import check_writable
+
     validate_pipeline(cfg.pipeline)
+    check_writable("paths.output_root", str(cfg.paths.output_root))
+    check_writable("paths.cache", str(cfg.paths.cache))
     validate_task(cfg.task)
     validate_teacher(cfg.teacher)
     validate_student(cfg.student)

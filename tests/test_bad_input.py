@@ -83,6 +83,14 @@ CASES = [  # (overrides, text the one line must contain)
     # pipeline, unknown keys, syntax
     (["pipeline.stages=[plan,train]"], "invalid value for 'pipeline.stages'"),
     (["trainer.max_stepz=5"], "unknown key 'trainer.max_stepz'"),
+    # plan -> execute: pins that leave nothing runnable, weights absent, knobs, prices
+    (["student=qwen2p5_0p5b"], "no runnable candidate"),
+    (["constraints.min_accuracy=0.5"], "no runnable plan meets the constraints"),
+    (["planner.train_shares=[0]"], "invalid value for 'planner.train_shares'"),
+    (["servers.local_price_hour=-1"], "invalid value for 'servers.local_price_hour'"),
+    (["pipeline.stages=[data,distill]", "student=qwen2p5_0p5b"], "invalid value for 'student.name_or_path'"),
+    # paths
+    (["paths.cache=s3://stratos-no-bucket/cache"], "invalid value for 'paths.cache'"),
     (["trainer.max_steps=["], "cannot parse a command-line override"),
 ]
 

@@ -103,10 +103,14 @@ def test_a_candidate_that_cannot_run_here_is_never_executed(tmp_path):
             timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     cfg, plan, _ = load(run_dir_of(r))
-    assert plan["best_overall"]["student"] == "qwen2p5_0p5b"  # the better plan overall needs absent weights
-    assert any("Qwen/Qwen2.5-0.5B-Instruct" in n for n in plan["best_overall"]["needs"])
-    assert cfg.student.name == plan["selected"]["student"] == "tiny_llama"
+    best, sel = plan["best_overall"], plan["selected"]
+    assert best["needs"] and not best["runnable"] and best["score"] >= sel["score"]  # as good or better, not from here
+    assert sel["runnable"] and cfg.student.name == sel["student"] == "tiny_llama"
     assert all(p["runnable"] for p in plan["baselines"].values())
+    # the non-runnable parts say what they need, in the plan and in the front
+    students = {p["name"]: p for p in plan["runnable"]["students"]}
+    assert not students["qwen2p5_0p5b"]["runnable"] and "Qwen/Qwen2.5-0.5B-Instruct" in students["qwen2p5_0p5b"]["why"]
+    assert all(p["runnable"] and not p["needs"] for p in plan["front"])  # the front it chose from
 
 
 def _clean_failure(r, tmp_path, *needles):

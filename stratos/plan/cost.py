@@ -151,5 +151,9 @@ def validate_servers(c) -> None:
         raise bad_value("servers.min_availability", c.min_availability, "0 <= availability <= 1")
     if float(c.api_usd_per_mtok) < 0:
         raise bad_value("servers.api_usd_per_mtok", c.api_usd_per_mtok, "dollars >= 0")
+    if float(c.local_price_hour) < 0:
+        raise bad_value("servers.local_price_hour", c.local_price_hour, "dollars per hour >= 0")
+    if float(c.slurm.price_hour) < 0 or float(c.slurm.startup_s) < 0:
+        raise bad_value("servers.slurm.price_hour", c.slurm.price_hour, "dollars per hour >= 0, startup_s >= 0")
     if int(c.synthetic_nodes) < 0:
         raise bad_value("servers.synthetic_nodes", c.synthetic_nodes, "an integer >= 0 (0 = no synthetic catalog)")

@@ -90,13 +90,13 @@ def server_status(servers: ServerTable) -> tuple[np.ndarray, list[str]]:
         if launcher == "local":
             ok[i], reason = True, "this machine (in-process)"
         elif launcher == "slurm":
-            from stratos.launch.slurm import gpus_available, partition_status
+            from stratos.launch.slurm import offers_gpus, partition_status
 
             up, reason, res = partition_status(str(servers.partition[i]))
             need = 0 if servers.gpu[i] == "cpu" else int(servers.gpu_count[i])
-            if up and need and gpus_available(res) < need:
-                up, reason = False, (f"partition '{servers.partition[i]}' offers {gpus_available(res)} GPUs per "
-                                     f"node, the row needs {need}")
+            if up and need:
+                up, why = offers_gpus(res, need)
+                reason = reason if up else f"partition {servers.partition[i]!r}: {why}"
             ok[i] = up
         else:
             if clouds is None:
