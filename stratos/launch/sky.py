@@ -67,7 +67,7 @@ for name in clouds:
         except Exception as e:  # a cloud's own check failing is itself the reason
             why = f"{type(e).__name__}: {e}"
         first = (why or "not enabled").strip().splitlines()[0]
-        reasons[name] = re.split(r"\\s*(?:Run the following|To configure)", first)[0].strip() or first
+        reasons[name] = re.split(r"\s*(?:Run the following|To configure)", first)[0].strip() or first
 print("STRATOS-SKY-CHECK " + json.dumps({"enabled": enabled, "reasons": reasons}))
 """
 
