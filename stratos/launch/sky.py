@@ -56,7 +56,8 @@ from sky.utils import registry
 clouds = sys.argv[1:]
 cap = sky_cloud.CloudCapability.COMPUTE
 try:
-    enabled = sorted({c.lower() for ws in sky_check.check_capability(cap, quiet=True, clouds=clouds).values() for c in ws})
+    found = sky_check.check_capability(cap, quiet=True, clouds=clouds)  # {workspace: [cloud, ...]}
+    enabled = sorted({c.lower() for ws in found.values() for c in ws})
 except SystemExit:  # SkyPilot exits when no cloud at all is enabled
     enabled = []
 reasons = {}
