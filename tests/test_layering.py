@@ -19,7 +19,8 @@ PKG = pathlib.Path(__file__).resolve().parents[1] / "stratos"
 STAGES = ("plan", "data", "distill", "evaluate", "export", "report")
 LAYERS = {  # package -> layer; a module may import its own layer and the ones below
     "errors": 0, "artifacts": 0, "config": 0,  # foundation: schemas, errors, artifact I/O
-    "tasks": 1, "models": 1, "resilience": 1, "launch": 1,  # domain: what is learnt, the models, fault tolerance
+    "tasks": 1, "models": 1, "resilience": 1,  # domain: what is learnt, the models, fault tolerance
+    "launch": 1,  # starting the pipeline on another machine (Slurm, SkyPilot): only errors below it
     **{s: 2 for s in STAGES}, "serve": 2,  # the stages' packages and the server
     "pipeline": 3, "execute": 3, "checks": 3, "sweep": 3, "cli": 3, "__main__": 3, "acme": 3,  # applications
 }

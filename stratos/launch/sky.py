@@ -56,7 +56,8 @@ from sky.utils import registry
 clouds = sys.argv[1:]
 cap = sky_cloud.CloudCapability.COMPUTE
 try:
-    enabled = sorted({c.lower() for ws in sky_check.check_capability(cap, quiet=True, clouds=clouds).values() for c in ws})
+    found = sky_check.check_capability(cap, quiet=True, clouds=clouds)  # {workspace: [cloud, ...]}
+    enabled = sorted({c.lower() for ws in found.values() for c in ws})
 except SystemExit:  # SkyPilot exits when no cloud at all is enabled
     enabled = []
 reasons = {}
@@ -67,7 +68,7 @@ for name in clouds:
         except Exception as e:  # a cloud's own check failing is itself the reason
             why = f"{type(e).__name__}: {e}"
         first = (why or "not enabled").strip().splitlines()[0]
-        reasons[name] = re.split(r"\\s*(?:Run the following|To configure)", first)[0].strip() or first
+        reasons[name] = re.split(r"\s*(?:Run the following|To configure)", first)[0].strip() or first
 print("STRATOS-SKY-CHECK " + json.dumps({"enabled": enabled, "reasons": reasons}))
 """
 

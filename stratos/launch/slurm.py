@@ -152,7 +152,7 @@ def wait(launch: SlurmLaunch, poll_s: float = 5.0, out=None) -> tuple[str, int |
         if state != last:
             print(f"slurm job {launch.job_id}: {state} ({time.time() - start:.0f} s)", file=out, flush=True)
             last = state
-        base = state.split()[0].upper()  # "CANCELLED by 0" -> "CANCELLED"
+        base = (state.split() or ["UNKNOWN"])[0].upper()  # "CANCELLED by 0" -> "CANCELLED"
         # Without accounting sacct says UNKNOWN forever; submitit's result file then tells it is over.
         if base not in UNFINISHED or (base == "UNKNOWN" and job.paths.result_pickle.exists()):
             break
@@ -210,7 +210,8 @@ def partition_status(name: str) -> tuple[bool, str, dict[str, Any]]:
            "nodes": sum(_int(x[4]) or 0 for x in rows)}
     if avail != "up":
         return False, f"partition {name!r} is {avail}", res
-    return True, f"partition {name!r} is up ({res['nodes']} nodes, {res['cpus']} CPUs, {res['gpus']} GPUs per node)", res
+    return True, (f"partition {name!r} is up ({res['nodes']} nodes, {res['cpus']} CPUs, "
+                  f"{res['gpus']} GPUs per node)"), res
 
 
 def offers_gpus(resources: Mapping[str, Any], need_gpus: int) -> tuple[bool, str]:

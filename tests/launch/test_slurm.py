@@ -86,7 +86,8 @@ def test_missing_partition_names_the_real_ones(slurm_cluster):
 def test_down_partition(slurm_cluster):
     """A partition created down on the same node (scontrol), removed afterwards; `debug` is untouched."""
     name = f"stratos_down_{uuid.uuid4().hex[:6]}"
-    node = subprocess.run(["sinfo", "-h", "-p", slurm_cluster, "-o", "%N"], capture_output=True, text=True).stdout.strip()
+    node = subprocess.run(["sinfo", "-h", "-p", slurm_cluster, "-o", "%N"], capture_output=True,
+                          text=True).stdout.strip()
     r = subprocess.run(["scontrol", "create", f"partitionname={name}", f"nodes={node}", "state=down"],
                        capture_output=True, text=True)
     if r.returncode != 0:

@@ -29,8 +29,8 @@ def run_dir_of(r):
 
 def test_a_plan_that_picks_the_partition_runs_there(slurm_cluster, tmp_path):
     # the partition is cheaper per hour than this machine and cost weighs most: the plan picks it
-    slurm = [f"servers.slurm.partition={slurm_cluster}", "servers.slurm.price_hour=0.01",
-             "planner.weights={accuracy: 0.1, latency: 0.1, train_time: 0.1, cost: 0.7}"]
+    slurm = [f"servers.slurm.partition={slurm_cluster}", "servers.slurm.price_hour=0.0001",
+             "planner.weights={accuracy: 0.05, latency: 0.05, train_time: 0.05, cost: 0.85}"]
     r = cli([*FAST, *slurm], tmp_path / "slurm")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     run_dir = run_dir_of(r)
