@@ -67,7 +67,9 @@ def prepare(cfg: DictConfig, run_dir: str, overrides: list[str], is_multirun: bo
 
     if process_rank() > 0 and os.environ.get(DECIDED_ENV):  # a DDP rank this run started: decisions made
         extra = json.loads(os.environ[DECIDED_ENV])
-        applied = _compose(overrides + extra)
+        applied = _compose([o for o in overrides if override_key(o) != "planner.pinned"] + extra)
+        if not is_multirun and os.path.abspath(run_dir) == os.path.abspath(default_run_dir(cfg)):
+            run_dir = default_run_dir(applied)  # where rank 0 runs
         return Execution(applied, run_dir, [], extra, {})
     base = baseline_overrides(overrides)
     pins = find_pins(overrides, cfg, _compose(base) if base is not None else None)

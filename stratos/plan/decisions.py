@@ -38,9 +38,11 @@ DECISION_KEYS: dict[str, tuple[str, tuple[str, ...]]] = {
     "trainer.batch_size": ("trainer.batch_size", ("trainer.batch_size",)),
     "lora_rank": ("student.peft.r", ("student",)),
 }
-# the value a file must change to pin the decision (a whole model or strategy node: a debug file that
-# shrinks the student's arch fixes the student as surely as `student=` would)
-COMPARED = {"teacher": ("teacher",), "student": ("student",), "strategy": ("strategy",), "lora_rank": ("student",),
+# the values a file must change to pin the decision: which model or strategy it is (a debug file that
+# shrinks the student's arch fixes the student as surely as `student=` would; one that only lowers the
+# strategy's probe size leaves the choice of strategy to the plan)
+COMPARED = {"teacher": ("teacher.name", "teacher.kind", "teacher.name_or_path"), "student": ("student",),
+            "strategy": ("strategy.name",), "lora_rank": ("student",),
             "hardware": ("trainer.accelerator", "trainer.devices", "trainer.precision")}
 GROUP_ONLY = {"trainer"}  # `trainer=gpu` pins the hardware; `trainer.lr=...` below it does not
 # config files that set values across groups: what they set counts as the user's choice

@@ -30,6 +30,7 @@ def test_pins_from_a_debug_file_compare_against_the_config_without_it():
     # debug=fast shrinks the student, and fixes steps and batch: all the user's choice now
     assert {"student", "trainer.max_steps", "trainer.batch_size", "trainer.max_minutes"} <= pins
     assert "teacher" not in pins and "server" not in pins
+    assert "strategy" not in pins  # debug=fast lowers strategy.probe_n: the choice of strategy stays the plan's
 
 
 def _selected(**kw):
