@@ -104,7 +104,7 @@ def hydra_main(cfg: DictConfig) -> float | None:
             from stratos.execute import write_decisions
             from stratos.plan.decisions import summary
 
-            write_decisions(run_dir, execution)
+            write_decisions(run_dir, execution, cfg)
             log.info("plan executed (decisions.json):\n%s", summary(execution.decisions))
         done = None
         if execution is not None and execution.selected.get("launcher") not in (None, "local"):

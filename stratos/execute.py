@@ -32,6 +32,7 @@ from stratos.plan.decisions import (DECISIONS_JSON, Decision, override_key, base
 
 log = logging.getLogger("stratos")
 
+PLANS_DIR = ".plans"  # under paths.output_root: the decisions each command was first given
 DECIDED_ENV = "STRATOS_PLAN_OVERRIDES"  # set for the processes a run starts (DDP ranks): apply, do not re-plan
 
 
@@ -42,6 +43,7 @@ class Execution:
     decisions: list[Decision]
     overrides: list[str]  # what was appended to the user's overrides (planned values + planner.pinned)
     selected: dict  # plan.json's "selected"
+    command_key: str = ""  # the user's command (its composed config), for re-runs
 
 
 def default_run_dir(cfg: DictConfig) -> str:
@@ -55,63 +57,68 @@ def _compose(overrides: list[str]) -> DictConfig:
     return compose(config_name="config", overrides=overrides)
 
 
+def _command_key(cfg: DictConfig) -> str:
+    """The user's command, as the config it composes (the calibration history is not part of it)."""
+    from stratos import artifacts
+
+    return artifacts.config_hash(OmegaConf.to_container(cfg, resolve=True))
+
+
+def _index_url(cfg: DictConfig, key: str) -> str:
+    from stratos import artifacts
+
+    return artifacts.join(str(cfg.paths.output_root), PLANS_DIR, f"{key}.json")
+
+
 def prepare(cfg: DictConfig, run_dir: str, overrides: list[str], is_multirun: bool) -> Execution:
     """Plan in memory, apply the plan to every decision the user did not pin, and recompose.
 
     The run directory follows the applied config (its name says which student trains) unless the user
-    set hydra.run.dir or this is a sweep job."""
+    set hydra.run.dir or this is a sweep job. The same command run again (pipeline.resume, the default)
+    takes the decisions it was first given, so it reuses and resumes its stages even after later runs
+    moved the calibration; `pipeline.resume=false` plans anew."""
+    from stratos import artifacts
+    from stratos.pipeline import process_rank
     from stratos.plan.calibration import Calibration
     from stratos.plan.planner import plan
 
-    from stratos.pipeline import process_rank
-
+    user_overrides = [o for o in overrides if override_key(o) != "planner.pinned"]
+    default_dir = not is_multirun and os.path.abspath(run_dir) == os.path.abspath(default_run_dir(cfg))
     if process_rank() > 0 and os.environ.get(DECIDED_ENV):  # a DDP rank this run started: decisions made
         extra = json.loads(os.environ[DECIDED_ENV])
-        applied = _compose([o for o in overrides if override_key(o) != "planner.pinned"] + extra)
-        if not is_multirun and os.path.abspath(run_dir) == os.path.abspath(default_run_dir(cfg)):
-            run_dir = default_run_dir(applied)  # where rank 0 runs
-        return Execution(applied, run_dir, [], extra, {})
+        applied = _compose(user_overrides + extra)
+        return Execution(applied, default_run_dir(applied) if default_dir else run_dir, [], extra, {})
+    key = _command_key(cfg)
+    index = _index_url(cfg, key)
+    if bool(cfg.pipeline.resume) and artifacts.exists(index):
+        old = artifacts.read_json(index)
+        if old.get("version") == 1 and (not default_dir or artifacts.exists(old["run_dir"])):
+            applied = _compose(user_overrides + old["overrides"])
+            os.environ[DECIDED_ENV] = json.dumps(old["overrides"])
+            log.info("plan: the decisions this command was first given (%s; pipeline.resume=false plans anew)",
+                     index)
+            return Execution(applied, old["run_dir"] if default_dir else run_dir,
+                             [Decision(**d) for d in old["decisions"]], old["overrides"], old["selected"], key)
     base = baseline_overrides(overrides)
     pins = find_pins(overrides, cfg, _compose(base) if base is not None else None)
-    pin_override = f"planner.pinned=[{','.join(pins)}]"
     user = OmegaConf.merge(cfg, {"planner": {"pinned": pins}})
     result = plan(user)
     ds = decisions(user, result.json, pins, Calibration.load(user.planner.history))
-    extra = overrides_of(ds) + [pin_override]
-    user_overrides = [o for o in overrides if override_key(o) != "planner.pinned"]
+    extra = overrides_of(ds) + [f"planner.pinned=[{','.join(pins)}]"]
     applied = _compose(user_overrides + extra)
-    if not is_multirun and os.path.abspath(run_dir) == os.path.abspath(default_run_dir(cfg)):
-        run_dir = default_run_dir(applied)
-    earlier = _earlier_decisions(run_dir, applied)
-    if earlier is not None and earlier["overrides"] != extra:
-        # this run directory was started with these decisions (steps from an older calibration, say):
-        # keep them, so a re-run reuses and resumes its stages instead of training anew
-        extra, ds = earlier["overrides"], [Decision(**d) for d in earlier["decisions"]]
-        applied = _compose(user_overrides + extra)
     os.environ[DECIDED_ENV] = json.dumps(extra)
-    return Execution(applied, run_dir, ds, extra, result.json["selected"])
+    return Execution(applied, default_run_dir(applied) if default_dir else run_dir, ds, extra,
+                     result.json["selected"], key)
 
 
-def _earlier_decisions(run_dir: str, applied: DictConfig) -> dict | None:
-    """decisions.json of an earlier run in `run_dir` with the same choices, when resuming is on."""
+def write_decisions(run_dir: str, ex: Execution, cfg: DictConfig) -> None:
+    """decisions.json in the run directory, and the command's entry in `<output_root>/.plans/`."""
     from stratos import artifacts
 
-    url = artifacts.join(run_dir, DECISIONS_JSON)
-    if not bool(applied.pipeline.resume) or not artifacts.exists(url):
-        return None
-    old = artifacts.read_json(url)
-    same = all(old.get("selected", {}).get(k) == v for k, v in (
-        ("teacher", str(applied.teacher.name)), ("student", str(applied.student.name)),
-        ("strategy", str(applied.strategy.name)), ("server", str(applied.servers.run_server))))
-    return old if same and old.get("version") == 1 else None
-
-
-def write_decisions(run_dir: str, ex: Execution) -> None:
-    from stratos import artifacts
-
-    artifacts.write_json(artifacts.join(run_dir, DECISIONS_JSON),
-                         {"version": 1, "decisions": [d.as_dict() for d in ex.decisions],
-                          "overrides": ex.overrides, "selected": ex.selected})
+    record = {"version": 1, "decisions": [d.as_dict() for d in ex.decisions], "overrides": ex.overrides,
+              "selected": ex.selected, "run_dir": run_dir}
+    artifacts.write_json(artifacts.join(run_dir, DECISIONS_JSON), record)
+    artifacts.write_json(_index_url(cfg, ex.command_key), record)
 
 
 def _rest(cfg: DictConfig) -> list[str]:

@@ -134,6 +134,9 @@ def test_every_experiment_composes_and_validates(name, tmp_path):
     """Experiments (`# @package _global_` overlays) are runnable configs: with the teacher they need, each
     passes the whole validation pass."""
     assert options("experiment"), "conf/experiment/ holds no experiment"
-    cfg = compose_cfg(["+task=mahjong", f"experiment={name}", f"teacher.name_or_path={tmp_path}"], tmp_path)
+    teacher = tmp_path / "teacher"  # a checkpoint directory as validation sees one (weights are checked first)
+    teacher.mkdir()
+    (teacher / "config.json").write_text("{}")
+    cfg = compose_cfg(["+task=mahjong", f"experiment={name}", f"teacher.name_or_path={teacher}"], tmp_path)
     validate(cfg)
     assert cfg.teacher.name == "tiny_teacher"
