@@ -34,7 +34,6 @@ class CSVLoggerConfig(LoggerConfig):
 
     _target_: Optional[str] = "lightning.pytorch.loggers.CSVLogger"
     name: str = ""  # no experiment sub-folder: the stage directory already names the run
-    flush_logs_every_n_steps: int = 100  # also flushed at every checkpoint
 
 
 @dataclass

@@ -36,9 +36,11 @@ class StepMetrics(Callback):
 
     - the last step is always logged, also when it is not a multiple of `log_every_n_steps` (Lightning logs
       only those), so the curve ends at the manifest's final loss;
-    - the loggers are flushed at every checkpoint, so a run killed between two checkpoints and resumed
-      from the last one leaves no gap in the curve (the resumed launch re-logs the steps after it);
     - the totals the manifest reports: tokens, padding shares, the last loss.
+
+    Lightning saves the loggers after each logged step, so a killed launch keeps its curve up to its last
+    logged step; the launch that resumes from the last checkpoint re-logs the steps after it, and
+    `outputs.read_train_metrics` keeps the newer row of each step.
     """
 
     def __init__(self) -> None:
@@ -71,10 +73,6 @@ class StepMetrics(Callback):
     def computed_padding_share(self) -> float | None:
         """Share of the positions the forwards computed that were padding."""
         return round(1 - self.tokens / self.computed, 4) if self.computed else None
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        for logger in trainer.loggers:
-            logger.save()
 
     def on_train_end(self, trainer, pl_module) -> None:
         step = trainer.global_step
