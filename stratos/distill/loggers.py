@@ -51,8 +51,8 @@ def validate_logger(lg: DictConfig, will_train: bool = True) -> None:
                         f"installed (pip install {pip}; or logger=csv, logger=none)")
     module, _, name = str(target).rpartition(".")
     try:
-        found = getattr(importlib.import_module(module), name) if module else None
-    except ImportError:
+        found = getattr(importlib.import_module(module), name, None) if module else None
+    except (ImportError, AttributeError):
         found = None
     if found is None:
         raise UserError(f"invalid value for 'logger._target_': {target!r} (allowed: an importable Lightning logger "
