@@ -51,6 +51,7 @@ class StepMetrics(Callback):
         self._t0 = 0.0
         self._first_step = 0
         self._epoch = 0  # of the last step (Lightning counts the epoch on once training ends mid-epoch)
+        self._keys: set[str] = set()  # train/* metrics of the last step (a part absent from it is not repeated)
 
     def on_train_start(self, trainer, pl_module) -> None:
         self._t0, self._first_step = time.perf_counter(), trainer.global_step
@@ -62,8 +63,17 @@ class StepMetrics(Callback):
         parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
         self.last_loss = round(float(parts["loss"]), 6)
         self._epoch = trainer.current_epoch
+        self._keys = {f"train/{k}" for k in parts} | {"train/lr", "train/tokens_per_s"}
         pl_module.log("train/lr", float(trainer.optimizers[0].param_groups[0]["lr"]))
         pl_module.log("train/tokens_per_s", self.tokens / max(time.perf_counter() - self._t0, 1e-9))
+
+    def state_dict(self) -> dict:
+        # in the checkpoint: a launch resumed from the final step's checkpoint trains nothing, and still
+        # reports the final loss
+        return {"last_loss": self.last_loss}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.last_loss = state_dict.get("last_loss")
 
     @property
     def padding_share(self) -> float | None:
@@ -79,7 +89,7 @@ class StepMetrics(Callback):
         if step == self._first_step or step % trainer.log_every_n_steps == 0:
             return  # nothing trained in this launch, or Lightning logged this step already
         # Lightning's `step` column counts optimizer steps done before the one logged (0-based)
-        row = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")}
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if k in self._keys}
         for logger in trainer.loggers:
             logger.log_metrics({**row, "epoch": self._epoch}, step=step - 1)
 

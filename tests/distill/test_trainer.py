@@ -108,3 +108,12 @@ def test_no_progress_bar_when_disabled(tmp_path):
     trainer, _ = trainer_for(tmp_path, progress_bar=False)
     assert not any(isinstance(c, StepProgressBar) for c in trainer.callbacks)
     assert any(isinstance(c, StepMetrics) for c in trainer.callbacks)
+
+
+def test_a_launch_resumed_at_the_last_step_still_reports_the_final_loss(tmp_path):
+    trainer, stats = trainer_for(tmp_path, max_steps=8, checkpoint_every=4)
+    trainer.fit(Toy(), loader())
+    again, resumed = trainer_for(tmp_path, max_steps=8, checkpoint_every=4)
+    again.fit(Toy(), loader(), ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"))  # saved at step 8: nothing to train
+    assert again.global_step == 8 and resumed.tokens == 0
+    assert resumed.last_loss == stats.last_loss is not None
