@@ -22,6 +22,7 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"missing value for '{missing}' (allowed: set it, e.g. {missing}=...)")
     if cfg.get("task") is None:
         raise UserError("no task selected: add +task=<name> (choices: mahjong, gsm8k, aime)")
+    from stratos.distill.loggers import validate_logger
     from stratos.distill.strategy import validate_strategy
     from stratos.distill.trainer import validate_trainer
     from stratos.export import validate_deploy
@@ -46,6 +47,7 @@ def validate(cfg: DictConfig) -> None:
 
     will_train = "distill" in stage_order(cfg)
     validate_trainer(cfg.trainer, will_train=will_train)
+    validate_logger(cfg.logger, will_train=will_train)
     if will_train:  # every model the run loads is here, or can be downloaded: never minutes later
         from stratos.models.weights import check_obtainable
 

@@ -10,6 +10,7 @@ Group -> schema module here -> owner (code) module:
   strategy    strategy.py   stratos/distill/            trainer           infra.py   stratos/distill/trainer.py
   deploy      deploy.py     stratos/export/             serve             serve.py   stratos/serve/
   servers     servers.py    stratos/plan/cost.py        planner, constraints  planner.py  stratos/plan/planner.py
+  logger      logger.py     stratos/distill/loggers.py
   evaluate, pipeline, paths infra.py (stratos/evaluate/, stratos/pipeline.py)
 
 This package is the foundation layer: it imports nothing from Stratos but `stratos.errors`.
@@ -29,6 +30,8 @@ from stratos.config.choices import *  # noqa: F401,F403  (re-exported: stratos.c
 from stratos.config.servers import ServersConfig, SlurmConfig  # noqa: F401
 from stratos.config.deploy import DeployConfig, VllmConfig  # noqa: F401
 from stratos.config.infra import EvaluateConfig, PathsConfig, PipelineConfig, TrainerConfig  # noqa: F401
+from stratos.config.logger import (  # noqa: F401
+    CSVLoggerConfig, LoggerConfig, MLFlowLoggerConfig, TensorBoardLoggerConfig, WandbLoggerConfig)
 from stratos.config.models import (  # noqa: F401
     ArchConfig, EngineTeacherConfig, HFTeacherConfig, ModelCard, OpenAITeacherConfig, PeftConfig, StudentConfig,
     TeacherConfig)
@@ -66,6 +69,7 @@ class StratosConfig:
     constraints: ConstraintsConfig = field(default_factory=ConstraintsConfig)
     task: Any = None  # added with +task=<name>
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = MISSING
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     planner: PlannerConfig = field(default_factory=PlannerConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -87,6 +91,11 @@ def register_configs() -> None:
     cs.store(group="strategy", name="base_strategy", node=StrategyConfig)
     cs.store(group="deploy", name="base_deploy", node=DeployConfig)
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
+    cs.store(group="logger", name="base_logger", node=LoggerConfig)
+    cs.store(group="logger", name="base_logger_csv", node=CSVLoggerConfig)
+    cs.store(group="logger", name="base_logger_tensorboard", node=TensorBoardLoggerConfig)
+    cs.store(group="logger", name="base_logger_mlflow", node=MLFlowLoggerConfig)
+    cs.store(group="logger", name="base_logger_wandb", node=WandbLoggerConfig)
     cs.store(group="task", name="base_task", node=TaskConfig)
     cs.store(group="task", name="base_task_mahjong", node=MahjongTaskConfig)
     cs.store(group="task", name="base_task_math", node=MathTaskConfig)

@@ -20,7 +20,8 @@ from stratos.distill.examples import collate
 from stratos.distill.module import DistillModule
 from stratos.distill.recipe import TeacherSource, TrainingRecipe
 from stratos.distill.slices import resolve_slices
-from stratos.distill.trainer import LossCurve
+from stratos.distill.loggers import build_logger, run_params
+from stratos.distill.trainer import StepMetrics
 from stratos.resilience.checkpoints import latest_checkpoint
 from stratos.resilience.loader import ResumableLoader
 
@@ -30,7 +31,7 @@ log = logging.getLogger("stratos")
 @dataclass
 class FitResult:
     trainer: Any  # lightning.Trainer after fit
-    curve: LossCurve
+    stats: StepMetrics  # tokens, padding shares, last loss
     seconds: float
     length_slices: int
 
@@ -56,18 +57,23 @@ def loaders(cfg: DictConfig, recipe: TrainingRecipe, pad_id: int):
     return train, val
 
 
-def fit(cfg: DictConfig, ckpt_dir: str, curve_url: str, student, teacher, recipe: TrainingRecipe) -> FitResult:
-    """Train until `trainer.max_steps` (or `max_minutes`), resuming from the last checkpoint in `ckpt_dir`."""
+def fit(cfg: DictConfig, ckpt_dir: str, logs_dir: str | None, student, teacher, recipe: TrainingRecipe) -> FitResult:
+    """Train until `trainer.max_steps` (or `max_minutes`), resuming from the last checkpoint in `ckpt_dir`;
+    step metrics go to the `logger` group's logger, writing under `logs_dir` (None with logger=none)."""
     tr = cfg.trainer
     slices, why = resolve_slices(int(tr.length_slices), str(tr.precision), str(tr.distributed))
     log.info("length slices: %d (%s)", slices, why)
     module = build_module(cfg, student, teacher, recipe, slices)
     train, val = loaders(cfg, recipe, student.tokenizer.pad_token_id)
-    trainer, curve = instantiate(cfg.trainer, ckpt_dir=ckpt_dir, curve_url=curve_url)  # build_trainer
+    logger = build_logger(cfg.logger, logs_dir)
+    if logger:
+        logger.log_hyperparams(run_params(cfg))
+    trainer, stats = instantiate(cfg.trainer, ckpt_dir=ckpt_dir, logger=logger,  # build_trainer
+                                 log_every_n_steps=int(cfg.logger.log_every_n_steps))
     resume = latest_checkpoint(ckpt_dir)
     if resume:
         log.info("resuming distill from %s", resume)
     t0 = time.time()
     trainer.fit(module, train, val, ckpt_path=resume)
-    return FitResult(trainer, curve, time.time() - t0, slices)
+    return FitResult(trainer, stats, time.time() - t0, slices)
 

@@ -71,7 +71,7 @@ class DistillModule(L.LightningModule):
         base, head = lm_parts(self.student)
         ids, mask = batch["input_ids"], batch["attention_mask"]
         plan = batch_slices(mask, self.length_slices)  # same rows, less padding computed
-        self.last_positions = computed_positions(mask, plan)  # read by the loss curve (padding computed)
+        self.last_positions = computed_positions(mask, plan)  # read by trainer.StepMetrics (padding computed)
         hidden = sliced_forward(lambda i, m: base(input_ids=i, attention_mask=m, use_cache=False).last_hidden_state,
                                 ids, mask, plan)
         hidden = hidden[:, :-1]  # (B, T-1, H): position t predicts token t+1
@@ -134,7 +134,7 @@ class DistillModule(L.LightningModule):
         for k in ("ce", "kd", "hidden_mse", "corpus_ce"):
             if k in out:
                 self.log(f"train/{k}", out[k])
-        return out  # "loss" is optimised; the detached parts reach the loss curve (trainer.LossCurve)
+        return out  # "loss" is optimised; trainer.StepMetrics keeps the last one for the manifest
 
     def validation_step(self, batch, batch_idx):
         out = self.losses(batch, "val")

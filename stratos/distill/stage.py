@@ -7,7 +7,8 @@ Outputs (names in stratos/distill/outputs.py):
   checkpoints/      Lightning checkpoints step_{step:06d}.ckpt + last.ckpt (a re-run resumes from last.ckpt)
   strategy.json     the decision: name, mode, reason, teacher probe accuracy, features, refusals
   preflight.json    vocab / context / memory checks
-  train_log.jsonl   loss curve (step, loss, lr) for reports and DDP/resume comparisons
+  logs/             the `logger` group's files (its `save_dir`); csv: logs/version_<N>/metrics.csv, the step
+                    metrics (train/loss, train/lr, train/ce, train/kd, ..., val/loss), read by the report
   topk_store.json   offline teacher (strategy.alignment.top_k > 0): where its top-k log-probs live
   token_kd.json     black-box teacher: whether its top-k logprobs became token-level KD targets, or why not
 """
@@ -59,9 +60,10 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     for name, record in recipe.records.items():
         ctx.write_json(name, record)
 
-    result = fit(cfg, ctx.local_dir(outputs.CHECKPOINTS_DIR), ctx.path(outputs.TRAIN_LOG), student, teacher, recipe)
-    metrics = distill_metrics(recipe, result, student)
-    metrics["distill/batch_size"] = int(cfg.trainer.batch_size)  # before saving: merging a LoRA student changes its counts
+    logs_dir = ctx.local_dir(cfg.logger.save_dir) if cfg.logger.get("_target_") else None
+    result = fit(cfg, ctx.local_dir(outputs.CHECKPOINTS_DIR), logs_dir, student, teacher, recipe)
+    metrics = distill_metrics(recipe, result, student)  # before saving: merging a LoRA student changes its counts
+    metrics["distill/batch_size"] = int(cfg.trainer.batch_size)  # the planner's tokens per example
     if result.trainer.is_global_zero:
         save_student(ctx, student)
     return ctx.manifest(metrics=metrics)
@@ -79,18 +81,18 @@ def save_student(ctx: StageContext, student) -> None:
 
 
 def distill_metrics(recipe: TrainingRecipe, result: FitResult, student) -> dict:
-    trainer, curve, seconds = result.trainer, result.curve, result.seconds
+    trainer, stats, seconds = result.trainer, result.stats, result.seconds
     val_loss = trainer.callback_metrics.get("val/loss")
     metrics = {
         "distill/steps": int(trainer.global_step),
         "distill/seconds": round(seconds, 2),
         "distill/train/examples": len(recipe.train),
         "distill/train/corpus_examples": recipe.base_train.n_corpus,
-        "distill/train/loss": curve.last("train/loss"),
+        "distill/train/loss": stats.last_loss,
         "distill/val/loss": round(float(val_loss), 5) if val_loss is not None else None,
-        "distill/tokens_per_s": round(curve.tokens / max(seconds, 1e-9), 1),
-        "distill/padding_share": curve.padding_share,
-        "distill/computed_padding_share": curve.computed_padding_share,
+        "distill/tokens_per_s": round(stats.tokens / max(seconds, 1e-9), 1),
+        "distill/padding_share": stats.padding_share,
+        "distill/computed_padding_share": stats.computed_padding_share,
         "distill/length_slices": result.length_slices,
         "distill/student_params": student.n_params,
         "distill/trainable_params": student.n_trainable,

@@ -2,18 +2,19 @@
 
 Lightning is the engine for everything that is not distillation itself: devices, DDP/FSDP/DeepSpeed
 (`trainer.distributed`, Lightning's `strategy`), precision, gradient clipping, checkpoints (`step_{step:06d}.ckpt` + `last.ckpt`,
-from which a re-run or a requeued Slurm job resumes) and the progress bar.
+from which a re-run or a requeued Slurm job resumes), the step metrics' logger (the `logger` group,
+stratos/distill/loggers.py) and the progress bar (steps done out of `max_steps`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 
-from stratos import artifacts
 from stratos.resilience import trainer_kwargs
 
 
@@ -24,39 +25,55 @@ for _name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilit
 warnings.filterwarnings("ignore", message=".*`srun` command is available.*")
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*modules in eval mode.*")
+# training runs by steps across epochs: a short epoch is no reason to log less often
+warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
 
 
-class LossCurve(Callback):
-    """Keeps (step, loss, lr, + ce / kd / hidden_mse / corpus_ce when the step reports them) every `every`
-    steps and the number of real tokens trained on.
+class StepMetrics(Callback):
+    """What the module's `self.log` cannot see, logged through the Trainer's logger with the step's losses:
+    train/lr (after the step's scheduler update) and train/tokens_per_s (real tokens this process trained on
+    per second since it started training). Also:
 
-    The curve is written atomically whenever a checkpoint is saved and when training ends, so a
-    resumed run continues the same curve (entries after the resumed step are dropped).
+    - the last step is always logged, also when it is not a multiple of `log_every_n_steps` (Lightning logs
+      only those), so the curve ends at the manifest's final loss;
+    - the totals the manifest reports: tokens, padding shares, the last loss.
+
+    Lightning saves the loggers after each logged step, so a killed launch keeps its curve up to its last
+    logged step; the launch that resumes from the last checkpoint re-logs the steps after it, and
+    `outputs.read_train_metrics` keeps the newer row of each step.
     """
 
-    def __init__(self, url: str, every: int = 10) -> None:
-        self.url, self.every = url, every
-        self.rows: list[dict] = []
+    def __init__(self) -> None:
         self.tokens = 0
         self.positions = 0  # batch positions incl. padding: 1 - tokens / positions = padding share
         self.computed = 0  # positions the forwards computed (length slices skip some padding)
+        self.last_loss: float | None = None
+        self._t0 = 0.0
+        self._first_step = 0
+        self._epoch = 0  # of the last step (Lightning counts the epoch on once training ends mid-epoch)
+        self._keys: set[str] = set()  # train/* metrics of the last step (a part absent from it is not repeated)
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if artifacts.exists(self.url) and trainer.global_step > 0:
-            self.rows = [r for r in artifacts.read_jsonl(self.url) if r["step"] <= trainer.global_step]
+        self._t0, self._first_step = time.perf_counter(), trainer.global_step
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.tokens += int(batch["attention_mask"].sum())
         self.positions += batch["attention_mask"].numel()
         self.computed += getattr(pl_module, "last_positions", 0) or batch["attention_mask"].numel()
-        step = trainer.global_step
-        if step % self.every == 0 or step == trainer.max_steps:
-            parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
-            lr = trainer.optimizers[0].param_groups[0]["lr"]
-            row = {"step": step, "loss": round(float(parts["loss"]), 6), "lr": lr}
-            row.update({f"train/{k}": round(float(parts[k]), 6) for k in ("ce", "kd", "hidden_mse", "corpus_ce")
-                        if k in parts})
-            self.rows.append(row)
+        parts = outputs if isinstance(outputs, dict) else {"loss": outputs}
+        self.last_loss = round(float(parts["loss"]), 6)
+        self._epoch = trainer.current_epoch
+        self._keys = {f"train/{k}" for k in parts} | {"train/lr", "train/tokens_per_s"}
+        pl_module.log("train/lr", float(trainer.optimizers[0].param_groups[0]["lr"]))
+        pl_module.log("train/tokens_per_s", self.tokens / max(time.perf_counter() - self._t0, 1e-9))
+
+    def state_dict(self) -> dict:
+        # in the checkpoint: a launch resumed from the final step's checkpoint trains nothing, and still
+        # reports the final loss
+        return {"last_loss": self.last_loss}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.last_loss = state_dict.get("last_loss")
 
     @property
     def padding_share(self) -> float | None:
@@ -67,45 +84,77 @@ class LossCurve(Callback):
         """Share of the positions the forwards computed that were padding."""
         return round(1 - self.tokens / self.computed, 4) if self.computed else None
 
-    def last(self, key: str = "train/loss"):
-        return self.rows[-1]["loss"] if self.rows else None
-
-    def _write(self, trainer) -> None:
-        if trainer.is_global_zero:
-            artifacts.write_jsonl(self.url, self.rows)
-
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
-        self._write(trainer)
-
     def on_train_end(self, trainer, pl_module) -> None:
-        self._write(trainer)
+        step = trainer.global_step
+        if step == self._first_step or step % trainer.log_every_n_steps == 0:
+            return  # nothing trained in this launch, or Lightning logged this step already
+        # Lightning's `step` column counts optimizer steps done before the one logged (0-based)
+        row = {k: float(v) for k, v in trainer.callback_metrics.items() if k in self._keys}
+        for logger in trainer.loggers:
+            logger.log_metrics({**row, "epoch": self._epoch}, step=step - 1)
 
 
-def build_trainer(*, ckpt_dir: str, curve_url: str, accelerator: str, devices: int, distributed: str, precision: str,
+class StepProgressBar(TQDMProgressBar):
+    """One training bar over the whole run: optimizer steps done out of `trainer.max_steps` ("step 120/1500").
+
+    The stage trains by steps (`max_epochs=-1`), so Lightning's per-epoch bar restarts every pass over the
+    data and its epoch counter has no end; this bar starts at the resumed step and does not reset per epoch.
+    """
+
+    def describe(self, trainer) -> str:
+        return f"step {trainer.global_step}/{trainer.max_steps}"
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        super().on_train_start(trainer, pl_module)
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = trainer.global_step
+        bar.n = trainer.global_step
+        bar.set_description(self.describe(trainer))
+
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        pass  # one bar for the run (no per-epoch reset)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        bar, n = self.train_progress_bar, trainer.global_step
+        if bar is not None and self._should_update(n, bar.total):
+            bar.n = n
+            bar.set_description(self.describe(trainer), refresh=False)
+            bar.set_postfix(self.get_metrics(trainer, pl_module))  # refreshes
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not self.train_progress_bar.disable:
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module))
+
+
+def build_trainer(*, ckpt_dir: str, accelerator: str, devices: int, distributed: str, precision: str,
                   max_steps: int, max_minutes: float, val_every_n_steps: int, checkpoint_every_n_steps: int,
-                  grad_clip: float, progress_bar: bool, **stage_settings: object) -> tuple[L.Trainer, LossCurve]:
-    """The `trainer` group's `_target_`: `instantiate(cfg.trainer, ckpt_dir=..., curve_url=...)`.
+                  grad_clip: float, progress_bar: bool, logger=False, log_every_n_steps: int = 10,
+                  **stage_settings: object) -> tuple[L.Trainer, StepMetrics]:
+    """The `trainer` group's `_target_`: `instantiate(cfg.trainer, ckpt_dir=..., logger=..., log_every_n_steps=...)`.
 
-    The group's other keys (`stage_settings`: lr, batch_size, weight_decay, warmup_steps, num_threads,
-    num_workers, group_by_length, length_slices) configure the module and the loaders
-    (stratos/distill/fit.py), not Lightning's Trainer.
+    `logger` (a Lightning logger or False) and `log_every_n_steps` come from the `logger` group
+    (stratos/distill/loggers.py), which is not part of the stage hash. The group's other keys
+    (`stage_settings`: lr, batch_size, weight_decay, warmup_steps, num_threads, num_workers,
+    group_by_length, length_slices) configure the module and the loaders (stratos/distill/fit.py).
     """
     ckpt = ModelCheckpoint(dirpath=ckpt_dir, filename="step_{step:06d}", auto_insert_metric_name=False,
                            every_n_train_steps=int(checkpoint_every_n_steps), save_last=True, save_top_k=1,
                            monitor=None)
-    curve = LossCurve(curve_url)
+    stats = StepMetrics()
+    callbacks = [ckpt, stats, *([StepProgressBar()] if progress_bar else [])]
     val_every = min(int(val_every_n_steps), int(max_steps))
     trainer = L.Trainer(
         accelerator=accelerator, devices=int(devices), strategy=distributed, precision=precision,
         max_steps=int(max_steps), max_epochs=-1,
         max_time={"minutes": float(max_minutes)} if float(max_minutes) > 0 else None,
         val_check_interval=val_every, check_val_every_n_epoch=None, num_sanity_val_steps=0,
-        gradient_clip_val=float(grad_clip) or None, logger=False,
+        gradient_clip_val=float(grad_clip) or None, logger=logger,
         enable_progress_bar=bool(progress_bar), enable_model_summary=False, default_root_dir=ckpt_dir,
-        log_every_n_steps=10, deterministic=False,
-        **trainer_kwargs([ckpt, curve]),  # preemption checkpoint + requeue, resumable data order
+        log_every_n_steps=int(log_every_n_steps), deterministic=False,
+        **trainer_kwargs(callbacks),  # preemption checkpoint + requeue, resumable data order
     )
-    return trainer, curve
+    return trainer, stats
 
 
 def validate_trainer(tr, will_train: bool = True) -> None:

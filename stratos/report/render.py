@@ -27,6 +27,8 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
         ("latency per answer p50 / p95 ms",
          f"{_fmt(m['student'].get('latency_ms_p50'))} / {_fmt(m['student'].get('latency_ms_p95'))}"),
         ("ONNX max |logit diff|", _fmt(r["export"].get("onnx_max_abs_diff"))),
+        *([("train loss first -> last (csv log)",
+            f"{_fmt(c['first_loss'])} -> {_fmt(c['last_loss'])} at step {c['last_step']}")] if (c := r.get("curve")) else []),
         ("timings (s)", ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())),
     ]
     return rows
@@ -71,6 +73,13 @@ def markdown(r: dict, plot: str | None) -> str:
     dist = r["metrics"].get("distill") or {}
     if dist:
         out += ["", "## Training", "", *[f"- {k}: {_fmt(v)}" for k, v in dist.items()]]
+    curve = r.get("curve")
+    if curve:
+        keys = [k for k in ("train/loss", "val/loss", "train/lr", "train/tokens_per_s")
+                if any(k in p for p in curve["points"])]
+        out += ["", f"## Loss curve ({curve['logged_steps']} logged steps, all in the distill stage's metrics.csv)",
+                "", "| step | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        out += [f"| {p['step']} | " + " | ".join(_fmt(p.get(k)) for k in keys) + " |" for p in curve["points"]]
     if r.get("ledger"):
         out += ["", "## Ledger: planner estimate vs measured", "", "| quantity | estimated | actual | ratio |",
                 "|---|---|---|---|"]

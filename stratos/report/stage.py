@@ -2,7 +2,8 @@
 and a short console table. Written into the stage directory and at the top of the run directory.
 
 report.json keys: task, plan {selected, candidates, pareto, baselines, improvement}, strategy {name, mode,
-reason, teacher_probe_accuracy, kept, rejected, refused}, metrics {student, teacher}, export, deploy,
+reason, teacher_probe_accuracy, kept, rejected, refused}, metrics {student, teacher}, curve (the distill
+stage's step metrics as its CSV logger wrote them: first, last and up to CURVE_POINTS rows), export, deploy,
 timings (seconds per stage), stages (config hash per stage), config (resolved).
 """
 
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.outputs import STATS_JSON
-from stratos.distill.outputs import STRATEGY_JSON
+from stratos.distill.outputs import STRATEGY_JSON, read_train_metrics
 from stratos.plan.outputs import PARETO_PNG, PLAN_JSON
 from stratos.plan.record import preview
 from stratos.report.render import console_table, markdown
@@ -27,6 +28,23 @@ def _read(m: Manifest | None, name: str, default=None):
     if m is None or name not in m.outputs or not artifacts.exists(m.outputs[name]):
         return default
     return artifacts.read_json(m.outputs[name])
+
+
+CURVE_POINTS = 12  # rows of the loss curve shown in report.md: evenly spaced, the first and the last included
+CURVE_KEYS = ("train/loss", "val/loss", "train/lr", "train/tokens_per_s")
+
+
+def curve_summary(rows: list[dict]) -> dict | None:
+    """The loss curve in a few rows: every step's train/val loss would swamp the report (the CSV has them)."""
+    if not rows:
+        return None
+    n, k = len(rows), min(len(rows), CURVE_POINTS)
+    picked = sorted({round(i * (n - 1) / max(1, k - 1)) for i in range(k)})
+    keep = [{"step": rows[i]["step"], **{k: rows[i][k] for k in CURVE_KEYS if k in rows[i]}} for i in picked]
+    losses = [r for r in rows if "train/loss" in r]
+    return {"logged_steps": n, "first_loss": losses[0]["train/loss"] if losses else None,
+            "last_loss": losses[-1]["train/loss"] if losses else None,
+            "last_step": rows[-1]["step"], "points": keep}
 
 
 def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
@@ -70,6 +88,7 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
             "teacher": {"accuracy": ev.get("evaluate/teacher/accuracy"), "n": ev.get("evaluate/teacher/n")},
             "distill": {k.split("/", 1)[1]: v for k, v in dm.items() if k.startswith("distill/")},
         },
+        "curve": curve_summary(read_train_metrics(inputs["distill"])) if "distill" in inputs else None,
         "export": {"onnx_max_abs_diff": ex.get("export/onnx_max_abs_diff"),
                    **{k.split("/", 1)[1]: v for k, v in ex.items() if k.startswith("export/")}},
         "deploy": {k.split("/", 1)[1]: v for k, v in ex.items() if k.startswith("deploy/")},

@@ -15,6 +15,7 @@ import torch
 from stratos.checks import validate
 from stratos.distill.examples import ExampleDataset, TextExample, WithIndex, collate
 from stratos.distill.module import DistillModule
+from stratos.distill.outputs import read_train_metrics
 from stratos.distill.teacher_store import open_topk_store, teacher_fingerprint
 from stratos.errors import UserError
 from stratos.models.teacher import HFTeacher
@@ -52,7 +53,7 @@ def test_live_logit_kd_shares_the_teachers_tokenizer(tmp_path, teacher_dir):
     preflight = json.loads((run_dir / "distill" / "preflight.json").read_text())
     assert strategy["mode"] == "logit" and not strategy["refused"]
     assert preflight["same_vocab"], preflight["vocab_reason"]  # tokenizer_from=auto took the teacher's
-    logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
+    logged = read_train_metrics(done["distill"])
     assert any("train/kd" in r and r["train/kd"] > 0 for r in logged)
     assert done["distill"].metrics["distill/steps"] == 6
     assert not (run_dir / "distill" / "topk_store.json").exists()
@@ -78,7 +79,7 @@ def test_hidden_state_kd_learns_a_projection(tmp_path, teacher_dir):
     run_dir, done = run(tmp_path, kd(teacher_dir, "strategy.alignment.mode=hidden", "student.arch.hidden=32",
                                      "student.arch.heads=2", "student.arch.kv_heads=2"))
     assert json.loads((run_dir / "distill" / "strategy.json").read_text())["mode"] == "hidden"
-    logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
+    logged = read_train_metrics(done["distill"])
     assert any("train/hidden_mse" in r for r in logged)
 
 
@@ -194,7 +195,7 @@ def test_injection_run_logs_the_corpus_loss_and_groups_by_length(tmp_path):
     m = done["distill"].metrics
     assert m["strategy/mode"] == "injection" and m["distill/train/corpus_examples"] > 0
     assert m["distill/steps"] == 6 and 0 <= m["distill/padding_share"] < 1
-    logged = [json.loads(x) for x in (run_dir / "distill" / "train_log.jsonl").read_text().splitlines()]
+    logged = read_train_metrics(done["distill"])
     assert any(r.get("train/corpus_ce", 0) > 0 for r in logged)
 
 

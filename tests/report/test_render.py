@@ -28,3 +28,18 @@ def test_markdown_has_every_section():
 def test_console_table_shows_selected_and_executed():
     t = console_table(REPORT)
     assert "server=aws/p5" in t and "student=s" in t and "0.5 on 20 items" in t and "2e-06" in t
+
+
+def test_the_loss_curve_from_the_csv_logger_is_rendered_when_there_is_one():
+    from stratos.report.stage import CURVE_POINTS, curve_summary
+
+    rows = [{"step": s, "train/loss": 5.0 - s / 100, **({"val/loss": 4.9} if s % 50 == 0 else {})}
+            for s in range(1, 201)]
+    curve = curve_summary(rows)
+    assert len(curve["points"]) == CURVE_POINTS and curve["points"][0]["step"] == 1
+    assert (curve["last_step"], curve["first_loss"], curve["last_loss"]) == (200, 4.99, 3.0)
+    md = markdown({**REPORT, "curve": curve}, None)
+    assert "## Loss curve (200 logged steps" in md and "| step | train/loss | val/loss |" in md
+    assert "| 200 | 3 | 4.9 |" in md
+    assert "4.99 -> 3 at step 200" in console_table({**REPORT, "curve": curve})
+    assert "Loss curve" not in markdown(REPORT, None) and curve_summary([]) is None
