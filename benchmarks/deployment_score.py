@@ -67,9 +67,9 @@ def pins_of(cfg, p: dict) -> list[str]:
     from stratos.plan.decisions import planned_steps
 
     steps = planned_steps(cfg, p, int(cfg.trainer.batch_size), Calibration())
-    return [f"teacher={p['teacher']}", f"student={p['student']}", f"strategy={p['strategy']}",
-            f"strategy.alignment.mode={p['mode']}", f"servers.run_server={p['server']}",
-            f"trainer.max_steps={steps}"]
+    mode = [f"strategy.alignment.mode={p['mode']}"] if p["strategy"] == "alignment" else []
+    return [f"teacher={p['teacher']}", f"student={p['student']}", f"strategy={p['strategy']}", *mode,
+            f"servers.run_server={p['server']}", f"trainer.max_steps={steps}"]
 
 
 def key_of(p: dict) -> tuple:

@@ -89,6 +89,8 @@ CASES = [  # (overrides, text the one line must contain)
     (["planner.train_shares=[0]"], "invalid value for 'planner.train_shares'"),
     (["servers.local_price_hour=-1"], "invalid value for 'servers.local_price_hour'"),
     (["pipeline.stages=[data,distill]", "student=qwen2p5_0p5b"], "invalid value for 'student.name_or_path'"),
+    # logger (the package of a chosen logger is checked when training will run)
+    (["pipeline.stages=[data,distill]", "logger=wandb"], "invalid value for 'logger'"),
     # paths
     (["paths.cache=s3://stratos-no-bucket/cache"], "invalid value for 'paths.cache'"),
     (["trainer.max_steps=["], "cannot parse a command-line override"),
