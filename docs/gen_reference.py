@@ -191,15 +191,16 @@ def composed(config_name: str, overrides: list[str]):
 
 
 def _select(cfg, key: str):
+    """The value at a dotted key as written (interpolations unresolved), or "<absent>"."""
     from omegaconf import OmegaConf
 
     if cfg is None:
         return None
-    node = OmegaConf.select(cfg, key, default="<absent>", throw_on_missing=False)
-    if isinstance(node, str) and node == "<absent>":
-        return "<absent>"
-    if OmegaConf.is_config(node):
-        return OmegaConf.to_container(node, resolve=False)
+    node = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True, throw_on_missing=False)
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return "<absent>"
+        node = node[part]
     return node
 
 
