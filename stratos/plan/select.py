@@ -81,11 +81,15 @@ def knee(F_front: np.ndarray, log_scale: bool = True) -> int:
 
 
 def lexmin(keys: list[np.ndarray]) -> int:
-    """Index of the lexicographic minimum over key columns (first key first; exact ties go on)."""
+    """Index of the lexicographic minimum over key columns (first key first; ties go on to the next key).
+
+    Values within a relative 1e-9 of the minimum tie: two plans whose costs differ only by float rounding
+    (the same hours at the same price, reached through different arithmetic) are equally cheap."""
     idx = np.arange(len(keys[0]))
     for key in keys:
         v = key[idx]
-        idx = idx[v == v.min()]
+        m = v.min()
+        idx = idx[v <= m + 1e-9 * max(abs(m), 1e-300)]
         if len(idx) == 1:
             break
     return int(idx[0])

@@ -68,6 +68,11 @@ def test_baselines_are_lexicographic_optima_on_the_front():
     assert F[b["latency_first"], 1] == F[:, 1].min()
     keys = [np.array([1, 0, 0, 0]), np.array([5, 3, 2, 2]), np.array([0, 0, 1, 0])]
     assert lexmin(keys) == 3
+    # float rounding is a tie: 0.0005 h*$ reached two ways must fall through to the next key
+    cost = np.array([0.1 * 0.005, 0.005 * 0.1 * (1 + 1e-15), 0.0006])
+    assert cost[0] != cost[1]
+    assert lexmin([cost, np.array([3.0, 1.0, 0.0])]) == 1
+    assert lexmin([np.array([1.0, 1.001]), np.array([1.0, 0.0])]) == 0  # a real difference is not a tie
 
 
 def test_knee_is_a_front_point_and_improvement_pct():
