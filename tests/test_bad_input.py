@@ -58,7 +58,10 @@ CASES = [  # (overrides, text the one line must contain)
     (["trainer.max_steps=lots"], "invalid value for 'trainer.max_steps': 'lots' (allowed: an integer)"),
     (["trainer.batch_size=0"], "invalid value for 'trainer.batch_size': 0"),
     (["trainer.length_slices=-1"], "invalid value for 'trainer.length_slices': -1"),
-    (["trainer.precision=fp8"], "invalid value for 'trainer.precision': 'fp8' on this machine"),
+    (["trainer.precision=fp8"], "invalid value for 'trainer.precision': 'fp8' (allowed: one of 64, 32, 16,"),
+    ([PLAN, "trainer.precision=fp8"], "invalid value for 'trainer.precision': 'fp8' (allowed: one of"),
+    (["trainer.precision=transformer-engine"],
+     "invalid value for 'trainer.precision': 'transformer-engine' on this machine"),
     (["trainer.distributed=ddp_notreal"], "invalid value for 'trainer.distributed': 'ddp_notreal' on this machine"),
     (["trainer=tpu"], "Could not find 'trainer/tpu'"),
     # deploy (export)

@@ -46,6 +46,17 @@ def importance_and_reorder(model: PreTrainedModel, enc: dict, labels: torch.Tens
     return scores
 
 
+def one_cycle(opt: torch.optim.Optimizer, lr: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle schedule with a 10 % warm-up, at least two warm-up steps.
+
+    OneCycleLR divides by each phase's length in steps, so a warm-up under two steps (10 % of fewer than 20)
+    divides by zero; with 1-2 steps there is no cycle to run and the rate stays at `lr`."""
+    if steps <= 2:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    pct_start = min(0.5, max(0.1, 2.0 / steps))
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=pct_start)
+
+
 def train_elastic(model: PreTrainedModel, enc: dict, labels: torch.Tensor, e, seed: int) -> ElasticModel:
     """Multi-width/depth distillation of `model` (already reordered) from a frozen copy of itself.
 
@@ -56,7 +67,7 @@ def train_elastic(model: PreTrainedModel, enc: dict, labels: torch.Tensor, e, se
     subnets = grid(e.widths, e.depths)
     largest, smallest, middle = subnets[0], subnets[-1], subnets[1:-1]
     opt = torch.optim.AdamW(model.parameters(), lr=e.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=e.lr, total_steps=max(1, e.steps), pct_start=0.1)
+    sched = one_cycle(opt, e.lr, e.steps)
     rng = np.random.default_rng(seed)
     n_layers = elastic.layout.layers
     elastic.train()

@@ -157,6 +157,19 @@ def build_trainer(*, ckpt_dir: str, accelerator: str, devices: int, distributed:
     return trainer, stats
 
 
+def lightning_precisions() -> list[str]:
+    """The precision names this Lightning accepts, read from its own type (`_PRECISION_INPUT`)."""
+    import typing
+
+    from lightning.fabric.connector import _PRECISION_INPUT
+
+    def leaves(t) -> list:
+        args = typing.get_args(t)
+        return [x for a in args for x in (leaves(a) if typing.get_args(a) else [a])] if args else [t]
+
+    return list(dict.fromkeys(str(v) for v in leaves(_PRECISION_INPUT)))
+
+
 def validate_trainer(tr, will_train: bool = True) -> None:
     """Range checks of the `trainer` group that its types cannot express (UserError, one line)."""
     from stratos.errors import check_values
@@ -172,6 +185,9 @@ def validate_trainer(tr, will_train: bool = True) -> None:
         ("trainer.warmup_steps", tr.warmup_steps, int(tr.warmup_steps) >= 0, "an integer >= 0"),
         ("trainer.num_threads", tr.num_threads, int(tr.num_threads) >= 0, "an integer >= 0 (0 = torch default)"),
         ("trainer.num_workers", tr.num_workers, int(tr.num_workers) >= 0, "an integer >= 0"),
+        # checked by name even when nothing trains (a plan-only run): the config is reused for the real run
+        ("trainer.precision", tr.precision, str(tr.precision) in lightning_precisions(),
+         "one of " + ", ".join(lightning_precisions())),
     ]
     check_values(checks)
     if will_train:
@@ -200,7 +216,8 @@ def check_with_lightning(tr) -> None:
         text = str(e).lower()
         words = {"precision": "precision", "distributed": "strategy", "accelerator": "accelerator", "devices": "device"}
         named = [k for k, word in words.items() if word in text]
-        quoted = [k for k, v in settings.items() if len(str(v)) > 1 and str(v).lower() in text]
+        # a value may come back as its package's name ('transformer-engine' -> transformer_engine)
+        quoted = [k for k, v in settings.items() if len(str(v)) > 1 and str(v).lower() in text.replace("_", "-")]
         key = (named or quoted or ["accelerator"])[0]
         raise UserError(f"invalid value for 'trainer.{key}': {settings[key]!r} on this machine (trainer settings "
                         f"{settings}; Lightning says: {reason[:300]})") from None

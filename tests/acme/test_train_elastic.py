@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
@@ -6,7 +7,7 @@ from stratos.acme.backbone import encode, fine_tune
 from stratos.acme.config import ElasticConfig
 from stratos.acme.data import mahjong_dataset
 from stratos.acme.elastic import ElasticModel
-from stratos.acme.train_elastic import grid, importance_and_reorder, measure_accuracy, train_elastic
+from stratos.acme.train_elastic import grid, importance_and_reorder, measure_accuracy, one_cycle, train_elastic
 
 
 def test_grid_is_largest_first():
@@ -39,3 +40,19 @@ def test_elastic_training_lifts_small_subnetworks_towards_the_full_one(tok, make
     acc = measure_accuracy(el, enc, y, subnets)
     assert set(acc) == set(subnets) and all(0 <= a <= 1 for a in acc.values())
     assert acc[(1.0, 1.0)] >= acc[(0.25, 0.25)] - 0.05
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 19, 20, 200])
+def test_one_cycle_runs_every_step_count(steps):
+    # OneCycleLR divides by its warm-up length: 10 % of 10 steps used to be a zero-step warm-up (ZeroDivisionError)
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([p], lr=1e-3)
+    sched = one_cycle(opt, 1e-3, steps)
+    lrs = []
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert all(0 < lr <= 1e-3 + 1e-12 for lr in lrs[:-1])
+    if steps >= 10:
+        assert max(lrs) > 10 * lrs[-1]  # it does anneal
