@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,6 +46,27 @@ def wait_for_line(path: str, line: str, timeout: float) -> None:
     while line not in open(path).read().splitlines():
         assert time.time() < deadline, f"{line!r} never appeared in {path}"
         time.sleep(0.1)
+
+
+def slurm_story(job_id: str, sweep: Path) -> str:
+    """Everything Slurm and submitit recorded about `job_id`, for the assertion message of a failure.
+
+    A requeue race lasts a second and leaves no trace in pytest's output otherwise: both lives of the job in
+    accounting, the controller's and the node daemon's log lines for it, and the job's own logs.
+    """
+    base = job_id.split("_")[0]
+    parts = [subprocess.run(cmd, capture_output=True, text=True).stdout for cmd in (
+        ["sacct", "-D", "-j", job_id, "-o", "JobID%20,State,ExitCode,Start,End,Submit"],
+        ["scontrol", "show", "job", job_id])]
+    for name in ("slurmctld.log", "slurmd.log"):
+        path = Path(os.environ.get("STRATOS_SLURM_DIR", "/var/lib/stratos-slurm")) / "log" / name
+        if path.exists():
+            mine = re.compile(rf"(JobId=|[Jj]ob |JOB |StepId=|\[){base}\b")
+            lines = [ln for ln in path.read_text(errors="replace").splitlines() if mine.search(ln)]
+            parts.append(f"--- {name}\n" + "\n".join(lines[-40:]))
+    for f in sorted(glob.glob(str(sweep / ".submitit" / "*" / "*_log.*"))):
+        parts.append(f"--- {f}\n" + open(f, errors="replace").read()[-2500:])
+    return "\n".join(parts)
 
 
 def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 180) -> str:
@@ -90,7 +112,7 @@ def test_usr1_mid_training_requeues_and_resumes_exactly(slurm_cluster, tmp_path)
     assert "Restarts=1" in show
 
     out, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, out[-3000:]
+    assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep)
     logs = open(log).read()
     assert "preemption: SIGUSR1 at step" in logs and "Requeued job" in logs  # our checkpoint, submitit's requeue
     run = sweep / "0"
@@ -142,7 +164,7 @@ def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
     start_requeued_now(job_id, p)
     out, _ = p.communicate(timeout=900)
-    assert p.returncode == 0, out[-3000:]
+    assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep)
     run = next(sweep.rglob("config.yaml")).parent
     logs = "".join(open(f).read() for f in glob.glob(str(sweep / ".submitit" / "*" / "*_log.*")))
     assert "preemption: SIGUSR1 at step" in logs and "resuming distill from" in logs
