@@ -337,7 +337,7 @@ def plan(cfg: DictConfig, space: Space | None = None) -> PlanResult:
     pick = (SEL.knee(F_front, bool(pc.log_scale)) if pc.selection == "knee"
             else int(np.argmax(scores + TIE * bonus[front])))
     chosen = int(front[pick])
-    base_idx = SEL.baselines(ev.F, feas)
+    base_idx = SEL.baselines(ev.F, feas, prefer=bonus)
     base = {}
     for name, i in base_idx.items():
         b = point(sp, X, ev.est, i)

@@ -95,14 +95,18 @@ def lexmin(keys: list[np.ndarray]) -> int:
     return int(idx[0])
 
 
-def baselines(F: np.ndarray, feasible_idx: np.ndarray) -> dict[str, int]:
-    """Indices (into F) of the lexicographic baselines among `feasible_idx`."""
+def baselines(F: np.ndarray, feasible_idx: np.ndarray, prefer: np.ndarray | None = None) -> dict[str, int]:
+    """Indices (into F) of the lexicographic baselines among `feasible_idx`.
+
+    `prefer` (one value per row of F, higher first) breaks ties left after all four objectives, the way the
+    chosen plan breaks them: two engine teachers under different names are the same plan, not two."""
     Ff = F[feasible_idx]
     acc, lat, hrs, cost = Ff[:, 0], Ff[:, 1], Ff[:, 2], Ff[:, 3]  # acc column is -accuracy
+    last = [-np.asarray(prefer, dtype=float)[feasible_idx]] if prefer is not None else []
     orders = {
-        "accuracy_first": [acc, cost, lat, hrs],
-        "cost_first": [cost, acc, lat, hrs],
-        "latency_first": [lat, acc, cost, hrs],
+        "accuracy_first": [acc, cost, lat, hrs, *last],
+        "cost_first": [cost, acc, lat, hrs, *last],
+        "latency_first": [lat, acc, cost, hrs, *last],
     }
     return {k: int(feasible_idx[lexmin(keys)]) for k, keys in orders.items()}
 

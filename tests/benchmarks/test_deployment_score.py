@@ -30,3 +30,10 @@ def test_scores_and_errors():
     s = B.scores(rows, w)
     assert s[0] > s[1] and np.all((0 <= s) & (s <= 1))
     assert B.rel_err(1.2, 1.0) == pytest.approx(0.2)
+
+
+def test_errors_after_n_runs():
+    e = [0.5, 0.3, float("nan"), 0.2, 0.1, 0.9, 0.15]
+    assert B.errors_after(e, 0) == 0.5 and B.errors_after(e, 1) == 0.3
+    assert B.errors_after(e, 3) == pytest.approx(0.175)  # median of 0.2, 0.1, 0.9, 0.15
+    assert np.isnan(B.errors_after([float("nan")], 0))

@@ -73,6 +73,10 @@ def test_baselines_are_lexicographic_optima_on_the_front():
     assert cost[0] != cost[1]
     assert lexmin([cost, np.array([3.0, 1.0, 0.0])]) == 1
     assert lexmin([np.array([1.0, 1.001]), np.array([1.0, 0.0])]) == 0  # a real difference is not a tie
+    # ties left after all four objectives go to the preferred row (the composed config), like the chosen plan
+    G = np.array([[-0.5, 1.0, 0.1, 0.01], [-0.5, 1.0, 0.1, 0.01]])
+    assert set(baselines(G, np.arange(2)).values()) == {0}
+    assert set(baselines(G, np.arange(2), prefer=np.array([0.0, 2.0])).values()) == {1}
 
 
 def test_knee_is_a_front_point_and_improvement_pct():
