@@ -78,27 +78,7 @@ def test_unknown_group_option_lists_choices(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("override,needle", [
-    ("constraints.budget_usd=-3", "invalid value for 'constraints.budget_usd': -3.0 (allowed: dollars > 0)"),
-    ("trainer.max_steps=0", "invalid value for 'trainer.max_steps': 0 (allowed: an integer > 0)"),
-    ("task.variant=hongkong", "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
-    ("task.source=/no/such/file.jsonl", "invalid value for 'task.source': '/no/such/file.jsonl'"),
-    ("trainer.max_stepz=5", "unknown key 'trainer.max_stepz' (allowed: keys of TrainerConfig: "),
-    ("serve.backend=tensorrt", "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
-    ("trainer.max_steps=[", "cannot parse a command-line override"),
-    ("teacher=openai_endpoint", "missing value for 'teacher.base_url'"),
-    ("trainer.precision=fp8", "invalid value for 'trainer.precision': 'fp8' (allowed: one of 64, 32, 16,"),
-    ("trainer.distributed=ddp_notreal", "invalid value for 'trainer.distributed': 'ddp_notreal' on this machine"),
-])
-def test_invalid_values_exit_2_with_one_line(override, needle, tmp_path):
-    r = cli(["+task=mahjong", override], tmp_path, timeout=60)
-    _assert_clean_failure(r, tmp_path, needle)
-    assert len(r.stderr.strip().splitlines()) == 1
-
-
-def test_type_error_is_a_user_error(tmp_path):
-    r = cli(["+task=mahjong", "trainer.max_steps=lots"], tmp_path, timeout=60)
-    _assert_clean_failure(r, tmp_path, "trainer.max_steps")
+# One line per bad value, across every group: tests/test_bad_input.py (the table).
 
 
 def test_missing_task(tmp_path):
