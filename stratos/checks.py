@@ -22,39 +22,53 @@ def validate(cfg: DictConfig) -> None:
         raise UserError(f"missing value for '{missing}' (allowed: set it, e.g. {missing}=...)")
     if cfg.get("task") is None:
         raise UserError("no task selected: add +task=<name> (choices: mahjong, gsm8k, aime)")
-    from stratos.distill.loggers import validate_logger
-    from stratos.distill.strategy import validate_strategy
-    from stratos.distill.trainer import validate_trainer
-    from stratos.export import validate_deploy
-    from stratos.models.student import validate_student
-    from stratos.models.teacher import validate_teacher
-    from stratos.pipeline import validate_pipeline
-    from stratos.plan.cost import validate_servers
-    from stratos.plan.planner import validate_planner
-    from stratos.serve.launch import settings_from_config
-    from stratos.tasks import validate_task
-
+    # Cheap checks first, each owner imported only when its turn comes: a bad value is refused in about a
+    # second, before torch, transformers or Lightning are imported (seconds each). The checks that ask a
+    # library (Lightning builds a trainer; the hub is asked for weights) come last.
+    from stratos.pipeline import stage_order, validate_pipeline
     from stratos.artifacts import check_writable
 
     validate_pipeline(cfg.pipeline)
     check_writable("paths.output_root", str(cfg.paths.output_root))
     check_writable("paths.cache", str(cfg.paths.cache))
-    validate_task(cfg.task)
-    validate_teacher(cfg.teacher)
-    validate_student(cfg.student)
-    validate_strategy(cfg.strategy)
-    from stratos.pipeline import stage_order
+    from stratos.tasks import validate_task
 
+    validate_task(cfg.task)
+    from stratos.models.teacher import validate_teacher
+
+    validate_teacher(cfg.teacher)
+    from stratos.models.student import validate_student
+
+    validate_student(cfg.student)
+    from stratos.distill.strategy import validate_strategy
+
+    validate_strategy(cfg.strategy)
     will_train = "distill" in stage_order(cfg)
-    validate_trainer(cfg.trainer, will_train=will_train)
+    from stratos.distill.loggers import validate_logger
+
     validate_logger(cfg.logger, will_train=will_train)
+    from stratos.export import validate_deploy
+
+    validate_deploy(cfg.deploy)
+    from stratos.plan.cost import validate_servers
+
+    validate_servers(cfg.servers)
+    from stratos.plan.planner import validate_planner
+
+    validate_planner(cfg)
+    from stratos.serve.launch import settings_from_config
+
+    settings_from_config(cfg.serve)
+    from stratos.distill.trainer import validate_trainer  # imports Lightning
+
+    validate_trainer(cfg.trainer, will_train=will_train)
+    if will_train:
+        from stratos.distill.loggers import check_logger_class
+
+        check_logger_class(cfg.logger)
     if will_train:  # every model the run loads is here, or can be downloaded: never minutes later
         from stratos.models.weights import check_obtainable
 
         check_obtainable("student.name_or_path", cfg.student.get("name_or_path"))
         if cfg.teacher.kind == "hf":
             check_obtainable("teacher.name_or_path", cfg.teacher.name_or_path)
-    validate_deploy(cfg.deploy)
-    validate_servers(cfg.servers)
-    validate_planner(cfg)
-    settings_from_config(cfg.serve)

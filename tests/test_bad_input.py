@@ -2,7 +2,8 @@
 
 Each row must end in one line on stderr naming the key (and the value) with what is allowed, exit
 code 2, no traceback, and nothing written under the output root. Rows run the plan-only pipeline
-unless the mistake concerns training, so most never import Lightning and each takes a second or two.
+unless the mistake concerns training; most are refused before torch or Lightning is imported, in about a
+second each.
 """
 
 from __future__ import annotations
@@ -70,8 +71,8 @@ CASES = [  # (overrides, text the one line must contain)
     (["deploy.onnx_opset=99"], "invalid value for 'deploy.onnx_opset': 99"),
     (["deploy.threads=0"], "invalid value for 'deploy.threads': 0"),
     # serve
-    (["serve.port=70000"], "invalid value for 'port': 70000"),
-    (["serve.host=0.0.0.0.1"], "invalid value for 'host': '0.0.0.0.1'"),
+    (["serve.port=70000"], "invalid value for 'serve.port': 70000"),
+    (["serve.host=0.0.0.0.1"], "invalid value for 'serve.host': '0.0.0.0.1'"),
     (["serve.backend=tensorrt"], "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
     (["serve.api_key=secret"], "invalid value for 'serve.api_key'"),
     # constraints (the planner's)
@@ -149,3 +150,15 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(overrides, needle, laun
     assert needle in lines[0], lines[0]
     assert "Traceback" not in r.stdout + r.stderr
     assert not root.exists() or not any(root.rglob("*"))
+
+
+@pytest.mark.parametrize("override", ["task.n_train=0", "student.arch.heads=3", "serve.port=70000"])
+def test_a_bad_value_is_refused_before_torch_or_lightning_is_imported(override, tmp_path):
+    """The cheap checks run first and import only their owner: a mistake costs a second, not the ~5 s that
+    importing torch, transformers and Lightning takes here (stratos/checks.py)."""
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "stratos", "+task=mahjong", override,
+                        f"paths.output_root={tmp_path / 'out'}"], capture_output=True, text=True, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and f"invalid value for '{override.split('=')[0]}'" in r.stderr, r.stderr[-800:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+    assert not imported & {"torch", "transformers", "lightning", "peft"}, sorted(imported & {"torch", "lightning"})

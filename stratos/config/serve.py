@@ -29,12 +29,14 @@ class ServeSettings:
     log_level: str = "warning"
     threads: int = 1  # ONNX Runtime / torch intra-op threads per request
 
-    def validate(self) -> "ServeSettings":
+    def validate(self, prefix: str = "") -> "ServeSettings":
+        """Range checks; `prefix` names the keys as the user wrote them ("serve." from a run's config, "" for
+        `python -m stratos.serve`, whose flags carry the bare names)."""
         try:
             ipaddress.ip_address(self.host)
         except ValueError:
             if self.host != "localhost":
-                raise bad_value("host", self.host, "an IP address such as 127.0.0.1, or localhost") from None
+                raise bad_value(prefix + "host", self.host, "an IP address such as 127.0.0.1, or localhost") from None
         checks = [("port", 0 <= self.port <= 65535, "0..65535 (0 = any free port)"),
                   ("max_tokens", self.max_tokens >= 1, "an integer >= 1"),
                   ("max_concurrency", self.max_concurrency >= 1, "an integer >= 1"),
@@ -45,5 +47,5 @@ class ServeSettings:
                   ("threads", self.threads >= 1, "an integer >= 1")]
         for key, ok, allowed in checks:
             if not ok:
-                raise bad_value(key, getattr(self, key), allowed)
+                raise bad_value(prefix + key, getattr(self, key), allowed)
         return self

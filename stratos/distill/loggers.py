@@ -35,7 +35,7 @@ def _inside(path: str) -> bool:
 
 
 def validate_logger(lg: DictConfig, will_train: bool = True) -> None:
-    """Range checks, then (when the distill stage will run) the logger's class and its package."""
+    """Range checks, then (when the distill stage will run) that the logger's package is installed."""
     check_values([
         ("logger.log_every_n_steps", lg.log_every_n_steps, int(lg.log_every_n_steps) > 0, "an integer > 0"),
         ("logger.save_dir", lg.save_dir, _inside(lg.save_dir),
@@ -49,6 +49,13 @@ def validate_logger(lg: DictConfig, will_train: bool = True) -> None:
     if modules and not any(importlib.util.find_spec(m) for m in modules):
         raise UserError(f"invalid value for 'logger': {cls} needs the {' or '.join(modules)} package, which is not "
                         f"installed (pip install {pip}; or logger=csv, logger=none)")
+
+
+def check_logger_class(lg: DictConfig) -> None:
+    """The logger's `_target_` imports and names a class (imports Lightning: run after the cheap checks)."""
+    target = lg.get("_target_")
+    if not target:
+        return
     module, _, name = str(target).rpartition(".")
     try:
         found = getattr(importlib.import_module(module), name, None) if module else None

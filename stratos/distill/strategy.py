@@ -19,7 +19,6 @@ from enum import StrEnum
 
 from stratos.config import StrategyConfig
 from stratos.tasks.base import Task
-from stratos.models.teacher import ask
 
 log = logging.getLogger("stratos")
 NAMES = ("auto", "alignment", "injection", "labels_only")
@@ -51,6 +50,8 @@ class Decision:
 
 def probe_teacher(teacher, task: Task, rows: list[dict]) -> tuple[float, dict[str, float]]:
     """Teacher accuracy on `rows` plus mean task-complexity features."""
+    from stratos.models.teacher import ask  # torch: only when a probe runs, not when the config is checked
+
     answers = ask(teacher, task, rows)
     acc = sum(task.is_correct(r, a.text) for r, a in zip(rows, answers)) / max(1, len(rows))
     feats = [task.features(r) for r in rows]

@@ -15,13 +15,11 @@ import copy
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import torch
-from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PreTrainedModel, Qwen2Config
-
 from stratos.config import StudentConfig
 from stratos.errors import UserError
-from stratos.models.hub import load_causal_lm
-from stratos.models.tokenizer import train_tokenizer
+
+# torch and transformers are imported where a model is built: `validate_student` below runs on every CLI
+# start (stratos/checks.py), and a bad value elsewhere must be refused in a second.
 
 FAMILIES = ("llama", "qwen2", "gpt2")
 TOKENIZER_FROM = ("auto", "teacher", "train")
@@ -52,6 +50,8 @@ class StudentBundle:
 
 def arch_config(arch: dict, vocab_size: int, tokenizer) -> Any:
     """transformers config for a from-scratch model of family `arch['family']`."""
+    from transformers import GPT2Config, LlamaConfig, Qwen2Config
+
     family = arch["family"]
     ids = dict(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
                pad_token_id=tokenizer.pad_token_id)
@@ -99,6 +99,12 @@ def load_student(
     `teacher` reuses `teacher_tokenizer`; `auto` reuses it when given (a white-box teacher), else
     trains. Sharing the teacher's vocabulary is what makes logit KD possible for a fresh student;
     a pretrained student keeps its own tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from stratos.models.hub import load_causal_lm
+    from stratos.models.tokenizer import train_tokenizer
+
     peft = dict(peft or {"method": "none"})
     if name_or_path:
         model, tok = load_causal_lm(name_or_path, key="student.name_or_path", dtype=dtype)

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from stratos.config import HFTeacherConfig
 from stratos.tasks.base import Task
-from stratos.models.generate import greedy_generate
-from stratos.models.hub import lm_parts, load_causal_lm
+
+# torch and transformers are imported where a model is built or run: `validate_teacher` below runs on
+# every CLI start (stratos/checks.py), and a bad value elsewhere must be refused in a second, not after
+# seconds of importing them.
 
 
 @dataclass
@@ -58,6 +58,8 @@ class HFTeacher:
                  max_new_tokens: int = HFTeacherConfig.max_new_tokens, **_: object):
         self.name = name
         self.name_or_path = name_or_path
+        from stratos.models.hub import load_causal_lm
+
         self.max_new_tokens = max_new_tokens
         self.model, self.tokenizer = load_causal_lm(name_or_path, key="teacher.name_or_path", dtype=dtype)
         self.model.eval()
@@ -66,13 +68,17 @@ class HFTeacher:
 
     def answer(self, task: Task, rows: list[dict], rules_in_prompt: bool = False) -> list[TeacherAnswer]:
         qs = [rules_prompt(task, r["question"]) if rules_in_prompt else r["question"] for r in rows]
+        from stratos.models.generate import greedy_generate
+
         n = min(self.max_new_tokens, task.max_new_tokens)
         return [TeacherAnswer(t) for t in greedy_generate(self.model, self.tokenizer, qs, max_new_tokens=n)]
 
-    @torch.no_grad()
     def logits_and_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
         """(logits (B, T, V), last hidden state (B, T, H)) for KD."""
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
+        import torch
+
+        with torch.no_grad():
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True, use_cache=False)
         return out.logits, out.hidden_states[-1]
 
     @property
@@ -82,16 +88,22 @@ class HFTeacher:
         c = self.model.config
         return not any(getattr(c, a, None) for a in ("final_logit_softcapping", "logit_scale", "output_multiplier"))
 
-    @torch.no_grad()
     def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Final hidden state (B, T, H), without the (B, T, V) logits: the chunked KD loss multiplies
         only the supervised rows by the head (see `head`)."""
+        import torch
+
+        from stratos.models.hub import lm_parts
+
         base, _ = lm_parts(self.model)
-        return base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        with torch.no_grad():
+            return base(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     @property
     def head(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(LM head weight (V, H), bias (V,) | None): logits = final hidden @ weight.T (+ bias)."""
+        from stratos.models.hub import lm_parts
+
         _, head = lm_parts(self.model)
         return head.weight, getattr(head, "bias", None)
 

@@ -36,7 +36,7 @@ def settings_from_config(serve) -> ServeSettings:
     if settings.api_key is not None:
         raise UserError("invalid value for 'serve.api_key': a key in a config (allowed: null; put the key in the "
                         "environment variable named by serve.api_key_env)")
-    return replace(settings, api_key=api_key_from_env(settings.api_key_env)).validate()
+    return replace(settings, api_key=api_key_from_env(settings.api_key_env)).validate(prefix="serve.")
 
 
 def serve_export(export: Manifest, serve, name: str | None = None) -> None:

@@ -14,7 +14,7 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger
 
 from stratos.checks import validate
-from stratos.distill.loggers import PACKAGES, build_logger, validate_logger
+from stratos.distill.loggers import PACKAGES, build_logger
 from stratos.distill.module import DistillModule
 from stratos.distill.outputs import read_train_metrics
 from stratos.errors import UserError
@@ -65,7 +65,7 @@ def test_a_missing_logger_package_does_not_matter_when_nothing_trains(tmp_path):
 ])
 def test_bad_logger_values_are_user_errors(override, needle, tmp_path):
     with pytest.raises(UserError) as e:
-        validate_logger(compose_cfg(["+task=mahjong", override], tmp_path).logger)
+        validate(compose_cfg(["+task=mahjong", override], tmp_path))
     assert needle in str(e.value)
 
 

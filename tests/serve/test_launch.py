@@ -30,7 +30,7 @@ def test_settings_from_config(tmp_path, monkeypatch):
     monkeypatch.setenv("STRATOS_API_KEY", "k")
     assert settings_from_config(cfg.serve).api_key == "k"
     bad = compose_cfg(["+task=mahjong", "serve.host=0.0.0.0.1"], tmp_path)
-    with pytest.raises(UserError, match="'host'"):
+    with pytest.raises(UserError, match="'serve.host'"):
         settings_from_config(bad.serve)
 
 
