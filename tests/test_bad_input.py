@@ -22,6 +22,8 @@ CASES = [  # (overrides, text the one line must contain)
     (["task.n_train=0"], "invalid value for 'task.n_train': 0"),
     (["task.variant=hongkong"], "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
     (["task.notation=emoji"], "invalid value for 'task.notation': 'emoji'"),
+    (["task.rationale_format=essay"], "invalid value for 'task.rationale_format': 'essay'"),
+    (["task.variant=riichi", "task.rationale_format=suits"], "invalid value for 'task.rationale_format': 'suits'"),
     (["task.nontenpai_rate=1.5"], "invalid value for 'task.nontenpai_rate': 1.5"),
     (["+task.wait_distribution.12=0.5"], "invalid value for 'task.wait_distribution': '12'"),
     (["task.wait_distribution.12=0.5"], "unknown key 'task.wait_distribution.12'"),

@@ -87,6 +87,12 @@ class TileNotation(StrEnum):
     unicode = "unicode"
 
 
+class RationaleFormat(StrEnum):  # stratos/tasks/mahjong/search.py compares them
+    proof = "proof"  # one line per winning tile with its groups
+    search = "search"  # one line per candidate tile: its groups, or "no"
+    suits = "suits"  # the suits a winning tile can land in, then the search over them (basic rules)
+
+
 class Backend(StrEnum):
     auto = "auto"  # the ONNX graph when exported, else the HF checkpoint
     onnx = "onnx"  # ONNX Runtime

@@ -7,7 +7,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from stratos.config.choices import MahjongVariant, TileNotation
+from stratos.config.choices import MahjongVariant, RationaleFormat, TileNotation
 
 
 @dataclass
@@ -34,6 +34,9 @@ class MahjongTaskConfig(TaskConfig):
     # target share of hands by number of winning tiles (keys "1".."9+"); empty => natural distribution
     wait_distribution: dict[str, float] = field(default_factory=dict)
     notation: TileNotation = TileNotation.spaced  # how hands are written in prompts
+    # how the teacher's rationales reason: proof lines for the winning tiles, a search over every candidate
+    # tile, or the open suits then that search (stratos/tasks/mahjong/search.py)
+    rationale_format: RationaleFormat = RationaleFormat.proof
 
 
 @dataclass

@@ -31,6 +31,7 @@ from stratos.tasks.mahjong.answer import extract_tiles
 from stratos.tasks.mahjong.jsonl import read_benchmark
 from stratos.tasks.mahjong.rationale import answer_text, format_rationale, verify_rationale
 from stratos.tasks.mahjong.rules import rules_text
+from stratos.tasks.mahjong.search import format_search, verify_search
 from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthesize_split
 from stratos.tasks.mahjong.tiles import NAMES, format_compact, format_tiles, parse_hand, parse_tile, to_kinds
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
@@ -39,15 +40,19 @@ from stratos.config import MahjongTaskConfig
 from stratos.errors import UserError, bad_value
 
 NOTATIONS = ("spaced", "compact", "unicode")
+FORMATS = ("proof", "search", "suits")  # see stratos/tasks/mahjong/search.py
 SPLITS = ("test", "val", "train")  # drawing order: test first, so it does not move when n_train does
-# Generation budget (tokens) per variant. With the students' 384-entry byte-level BPE trained on
-# these texts the longest rationales measure ~130 tokens (nine waits: 1112345678999m, any notation)
-# and ~255 in riichi (the 13-sided thirteen-orphans wait, Unicode). tests/tasks/mahjong/test_task.py
-# re-measures and asserts a >= 15% margin.
-MAX_NEW_TOKENS = {"basic": 192, "riichi": 320}
+# Generation budget (tokens) per variant and rationale format. With the students' 384-entry byte-level BPE
+# trained on these texts the longest rationales measure ~130 tokens in proof lines (nine waits:
+# 1112345678999m, any notation), ~150 as a search (the same hand: nine candidates, all winning; a hand
+# of 31 losing candidates is shorter, `2m: no` is 2-3 tokens) and ~255 / ~290 in riichi (the 13-sided
+# thirteen-orphans wait, Unicode). tests/tasks/mahjong/test_task.py re-measures and asserts a >= 15% margin.
+MAX_NEW_TOKENS = {("basic", "proof"): 192, ("basic", "search"): 192, ("basic", "suits"): 192,
+                  ("riichi", "proof"): 320, ("riichi", "search"): 352}
 
 
-def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribution, notation) -> dict[str, float]:
+def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribution, notation,
+                  rationale_format="proof") -> dict[str, float]:
     for key, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise bad_value(f"task.{key}", v, "an integer > 0")
@@ -55,6 +60,11 @@ def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribu
         raise bad_value("task.variant", variant, ", ".join(VARIANTS))
     if notation not in NOTATIONS:
         raise bad_value("task.notation", notation, ", ".join(NOTATIONS))
+    if rationale_format not in FORMATS:
+        raise bad_value("task.rationale_format", rationale_format, ", ".join(FORMATS))
+    if rationale_format == "suits" and variant != "basic":
+        raise bad_value("task.rationale_format", rationale_format, "proof or search with task.variant=riichi (open "
+                        "suits follow from 4 melds + a pair only)")
     try:
         rate = float(nontenpai_rate)
     except (TypeError, ValueError):
@@ -99,9 +109,11 @@ class MahjongTask:
         nontenpai_rate: float = _D.nontenpai_rate,
         wait_distribution: Optional[Mapping[str, float]] = None,
         notation: str = _D.notation,
+        rationale_format: str = _D.rationale_format,
     ) -> None:
         self.wait_distribution = _check_config(n_train, n_val, n_test, variant, nontenpai_rate,
-                                               wait_distribution, notation)
+                                               wait_distribution, notation, str(rationale_format))
+        self.rationale_format = str(rationale_format)
         self.name = name
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
         self.seed = seed
@@ -109,20 +121,32 @@ class MahjongTask:
         self.variant = variant
         self.nontenpai_rate = float(nontenpai_rate)
         self.notation = notation
-        self.max_new_tokens = MAX_NEW_TOKENS[variant]
+        self.max_new_tokens = MAX_NEW_TOKENS[(variant, self.rationale_format)]
         self.sizes = {"train": n_train, "val": n_val, "test": n_test}
 
     # ------------------------------------------------------------ rows
     def question(self, counts: Sequence[int]) -> str:
         return f"Hand: {format_tiles(to_kinds(counts), self.notation)}\nWinning tiles?"
 
+    def write_rationale(self, counts: Sequence[int], waits: Sequence[Wait]) -> str:
+        """The rationale in `rationale_format` for a hand and its solved waits."""
+        if self.rationale_format == "proof":
+            return format_rationale(waits, self.notation)
+        return format_search(counts, waits, self.variant, self.notation, open_only=self.rationale_format == "suits")
+
+    def verify(self, counts: Sequence[int], text: str) -> list[int]:
+        """The winning tiles `text` proves for the hand, in `rationale_format` (RationaleError if it does not)."""
+        if self.rationale_format == "proof":
+            return verify_rationale(counts, text, self.variant)
+        return verify_search(counts, text, self.variant, open_only=self.rationale_format == "suits")
+
     def make_row(self, counts: Sequence[int], waits: Sequence[Wait], expect: Sequence[int] | None = None) -> dict:
-        """A row whose rationale passed `verify_rationale` and proves exactly `expect` (when given:
+        """A row whose rationale passed `verify` and proves exactly `expect` (when given:
         the tiles the sampler or the engine found). A mismatch is a bug, hence RuntimeError."""
-        rationale = format_rationale(waits, self.notation)
+        rationale = self.write_rationale(counts, waits)
         tiles = [w.tile for w in waits]
         hand = format_compact(to_kinds(counts))
-        if verify_rationale(counts, rationale, self.variant) != tiles or (expect is not None and list(expect) != tiles):
+        if self.verify(counts, rationale) != tiles or (expect is not None and list(expect) != tiles):
             raise RuntimeError(f"rationale does not prove the expected answer for {hand}")
         return {
             "id": hashlib.sha1(f"mahjong|{self.variant}|{hand}".encode()).hexdigest()[:16],
@@ -174,8 +198,8 @@ class MahjongTask:
     def rationale(self, row: dict) -> str:
         """Re-solved from the hand and verified (so a stale or edited row cannot teach a wrong proof)."""
         counts = parse_hand(row["hand"])
-        text = format_rationale(solve(counts, self.variant), self.notation)
-        verify_rationale(counts, text, self.variant)
+        text = self.write_rationale(counts, solve(counts, self.variant))
+        self.verify(counts, text)
         return text
 
     def answer_line(self, row: dict) -> str:
@@ -199,7 +223,7 @@ class MahjongTask:
             "n_suits": float(sum(1 for s in range(3) if any(counts[9 * s:9 * s + 9]))),
             "n_honors": float(sum(counts[27:])),
             "n_pairs": float(sum(1 for x in counts if x >= 2)),
-            "rationale_lines": float(n + 1),
+            "rationale_lines": float((row.get("rationale") or self.rationale(row)).count("\n") + 1),
             "rationale_chars": float(len(row.get("rationale") or self.rationale(row))),
         }
 

@@ -131,19 +131,21 @@ def test_source_file_splits(tmp_path, splits):
         MahjongTask(source=str(tmp_path / "missing.jsonl")).build_splits()
 
 
-def test_max_new_tokens_fits_the_longest_rationale():
+@pytest.mark.parametrize("variant,fmt", [("basic", "proof"), ("basic", "search"), ("basic", "suits"),
+                                         ("riichi", "proof"), ("riichi", "search")])
+def test_max_new_tokens_fits_the_longest_rationale(variant, fmt):
     """Measured with the students' real tokenizer (384-entry byte-level BPE trained on task text)."""
     from stratos.models.tokenizer import train_tokenizer
 
-    worst_hands = ["1112345678999m", "1112345678999p", "2223456777m111z", "19m19p19s1234567z"]
-    for variant in ("basic", "riichi"):
-        for notation in ("spaced", "unicode"):
-            t = MahjongTask(n_train=1500, n_val=5, n_test=5, seed=0, variant=variant, notation=notation,
-                            wait_distribution={"1": 0.3, "2": 0.3, "3": 0.2, "4": 0.1, "5": 0.05, "6": 0.05})
-            rows = t.build_splits()["train"]
-            tok = train_tokenizer([r["question"] + "\n" + r["rationale"] for r in rows] + [t.corpus()], 384)
-            lengths = [len(tok(format_rationale(solve(parse_hand(h), variant), notation))["input_ids"])
-                       for h in worst_hands]
-            longest = max(lengths + [len(tok(r["rationale"])["input_ids"]) for r in rows])
-            assert longest <= 0.87 * t.max_new_tokens, (variant, notation, longest)
-            assert longest >= 0.5 * t.max_new_tokens, (variant, notation, longest)  # generous, not silly
+    worst_hands = ["1112345678999m", "1112345678999p", "2223456777m111z", "19m19p19s1234567z", "147m147p147s1234z"]
+    for notation in ("spaced", "unicode"):
+        t = MahjongTask(n_train=1500, n_val=5, n_test=5, seed=0, variant=variant, notation=notation,
+                        rationale_format=fmt,
+                        wait_distribution={"1": 0.3, "2": 0.3, "3": 0.2, "4": 0.1, "5": 0.05, "6": 0.05})
+        rows = t.build_splits()["train"]
+        tok = train_tokenizer([r["question"] + "\n" + r["rationale"] for r in rows] + [t.corpus()], 384)
+        lengths = [len(tok(t.write_rationale(parse_hand(h), solve(parse_hand(h), variant)))["input_ids"])
+                   for h in worst_hands]
+        longest = max(lengths + [len(tok(r["rationale"])["input_ids"]) for r in rows])
+        assert longest <= 0.87 * t.max_new_tokens, (variant, notation, longest)
+        assert longest >= 0.5 * t.max_new_tokens, (variant, notation, longest)  # generous, not silly
