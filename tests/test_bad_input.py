@@ -44,6 +44,7 @@ CASES = [  # (overrides, text the one line must contain)
     (["student.peft.method=qlora"], "invalid value for 'student.peft.method': 'qlora' (allowed: none, lora)"),
     (["student.peft.r=0"], "invalid value for 'student.peft.r': 0"),
     (["student.tokenizer_vocab=10"], "invalid value for 'student.tokenizer_vocab': 10"),
+    (["student.tokenizer_vocab=200"], "invalid value for 'student.tokenizer_vocab': 200 (allowed: an integer >= 259"),
     (["student.tokenizer_from=mine"], "invalid value for 'student.tokenizer_from': 'mine'"),
     (["student.name_or_path=/no/such/student"], "invalid value for 'student.name_or_path': '/no/such/student'"),
     # strategy

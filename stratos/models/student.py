@@ -148,7 +148,8 @@ def validate_student(st) -> None:
     if int(a.hidden) % int(a.heads) or int(a.heads) % int(a.kv_heads):
         raise bad_value("student.arch.heads", a.heads, f"a divisor of hidden ({a.hidden}) and a multiple of kv_heads "
                         f"({a.kv_heads})")
-    if int(st.tokenizer_vocab) < 64:
-        raise bad_value("student.tokenizer_vocab", st.tokenizer_vocab, "an integer >= 64")
+    if int(st.tokenizer_vocab) < 259:  # stratos.models.tokenizer.MIN_VOCAB (not imported: it loads transformers)
+        raise bad_value("student.tokenizer_vocab", st.tokenizer_vocab, "an integer >= 259 (256 bytes + 3 specials; "
+                        "259 = one token per byte, no merges)")
     if int(st.peft.r) < 1:
         raise bad_value("student.peft.r", st.peft.r, "an integer >= 1")

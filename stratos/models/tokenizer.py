@@ -24,10 +24,17 @@ CHAT_TEMPLATE = (
 )
 
 
+MIN_VOCAB = 256 + len(SPECIAL_TOKENS)  # the byte alphabet + specials: no merges, one token per byte
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
-    """Byte-level BPE with `vocab_size` entries (incl. 3 special tokens) trained on `texts`."""
-    if vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
-        raise ValueError(f"vocab_size {vocab_size} is below the 256-byte base alphabet + specials")
+    """Byte-level BPE with `vocab_size` entries (incl. 3 special tokens) trained on `texts`.
+
+    `vocab_size = MIN_VOCAB` (259) learns no merges: one token per byte, i.e. per character of ASCII text,
+    so a compact group `123m` is four tokens (one per tile digit and the suit letter) instead of one.
+    """
+    if vocab_size < MIN_VOCAB:
+        raise ValueError(f"vocab_size {vocab_size} is below the 256-byte base alphabet + specials ({MIN_VOCAB})")
     tok = Tokenizer(models.BPE())
     # Split on whitespace only (a word keeps its leading space), then map bytes. GPT-2's regex would
     # split letters from digits, so a tile like " 1m" could never become one token.

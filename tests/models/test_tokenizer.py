@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from transformers import AutoTokenizer
 
 from stratos.models.tokenizer import BOS, EOS, PAD, save_tokenizer, train_tokenizer
@@ -28,3 +30,13 @@ def test_tiles_become_single_tokens():
     tok = train_tokenizer(TEXTS, vocab_size=384)
     ids = tok(" 1m 2m 3m", add_special_tokens=False)["input_ids"]
     assert len(ids) == 3
+
+
+def test_the_smallest_vocabulary_is_one_token_per_byte():
+    tok = train_tokenizer(TEXTS, vocab_size=259)
+    assert len(tok) == 259
+    text = "1m: 111m 123m 456m 789m 99m"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text.encode()) and tok.decode(ids) == text
+    with pytest.raises(ValueError, match="259"):
+        train_tokenizer(TEXTS, vocab_size=258)
