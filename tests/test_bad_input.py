@@ -22,6 +22,7 @@ CASES = [  # (overrides, text the one line must contain)
     (["task.variant=hongkong"], "invalid value for 'task.variant': 'hongkong' (allowed: basic, riichi)"),
     (["task.notation=emoji"], "invalid value for 'task.notation': 'emoji'"),
     (["task.nontenpai_rate=1.5"], "invalid value for 'task.nontenpai_rate': 1.5"),
+    (["task.test_distribution=flat"], "invalid value for 'task.test_distribution': 'flat' (allowed: natural, balanced)"),
     (["+task.wait_distribution.12=0.5"], "invalid value for 'task.wait_distribution': '12'"),
     (["task.wait_distribution.12=0.5"], "unknown key 'task.wait_distribution.12'"),
     (["task.source=/no/such/hands.jsonl"], "invalid value for 'task.source': '/no/such/hands.jsonl'"),
