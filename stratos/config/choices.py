@@ -81,6 +81,11 @@ class MahjongVariant(StrEnum):
     riichi = "riichi"  # + seven pairs, thirteen orphans
 
 
+class HeldOutDistribution(StrEnum):
+    natural = "natural"  # the training mix (task.wait_distribution; {} = hands as players meet them)
+    balanced = "balanced"  # equally many hands per number of winning tiles, 0 up to the variant's largest
+
+
 class TileNotation(StrEnum):
     spaced = "spaced"  # 1m 2m 3m
     compact = "compact"  # 123m

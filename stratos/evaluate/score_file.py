@@ -7,6 +7,8 @@ The file holds lines {"hand": [13 Unicode tiles], "winning_tiles": [Unicode tile
 Answers are checked with the rules engine under --variant first (a riichi file disagrees with basic
 rules on seven-pairs waits; --no-verify skips that). Each hand is asked exactly as in training, the
 model answers greedily, and an answer is right only when its tile set equals the file's set.
+Prints one JSON line (accuracy, n, unparsed, by_waits), the accuracy, then the count and accuracy per
+number of winning tiles, 0 up to the file's largest.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps(result))
     print(f"accuracy {result['accuracy']:.4f} on {result['n']} hands ({result['unparsed']} without a readable answer)")
+    from stratos.tasks.mahjong.jsonl import by_waits_table
+
+    print(by_waits_table(result["by_waits"]))
     return 0
 
 

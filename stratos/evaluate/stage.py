@@ -1,15 +1,20 @@
-"""Evaluate stage: the trained student on the held-out test split, graded by the task's verifier.
+"""Evaluate stage: the trained student on the held-out test split(s), graded by the task's verifier.
 
-Metrics (all computed from model outputs):
-  evaluate/test/accuracy, evaluate/test/n     exact answers / items (strict task grading)
-  evaluate/test/by_difficulty                 accuracy per difficulty bucket
+Scores `test` (the headline) and every extra test split the data stage wrote (test_<label>.jsonl, e.g.
+Mahjong's `test_natural` beside a balanced `test`), each under its own split name.
+Metrics (all computed from model outputs; SPLIT = test, test_natural, ...):
+  evaluate/SPLIT/accuracy, evaluate/SPLIT/n   exact answers / items (strict task grading)
+  evaluate/SPLIT/by_difficulty                accuracy per difficulty bucket (Mahjong: "waits=N")
+  evaluate/SPLIT/n_by_difficulty              items per difficulty bucket
+  evaluate/SPLIT/generate_seconds             batched generation time
   evaluate/teacher/accuracy, .../n            the teacher's probe accuracy, read from distill/strategy.json: the
                                               distill stage probed it on `strategy.probe_n` held-out val items
                                               (None when strategy=labels_only did not probe). Not re-run here, so
                                               a new teacher does not re-evaluate the same student.
   evaluate/latency_ms_p50, _p95               one answer at a time (batch 1, greedy, KV cache)
   evaluate/tokens_per_s                       generated tokens per second in that timing
-Outputs: predictions.jsonl (question, expected, output, correct), metrics.json.
+Outputs: predictions.jsonl (test), predictions_<SPLIT>.jsonl (extra splits; question, expected, output,
+correct), metrics.json.
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from transformers import AutoModelForCausalLM
 
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
-from stratos.data.outputs import TEST_JSONL
+from stratos.data.outputs import held_out_files
 from stratos.distill.outputs import MODEL_DIR, STRATEGY_JSON
 from stratos.models.generate import greedy_generate
 from stratos.models.tokenizer import load_tokenizer
-from stratos.tasks import build_task
+from stratos.tasks import bucket_order, build_task
 
 log = logging.getLogger("stratos")
 
@@ -40,11 +45,36 @@ def load_model(model_dir: str):
     return model.eval(), tok
 
 
-def accuracy_by(rows: list[dict], correct: list[bool], key: str = "difficulty") -> dict[str, float]:
+def _groups(rows: list[dict], correct: list[bool], key: str) -> dict[str, list[bool]]:
     groups: dict[str, list[bool]] = collections.defaultdict(list)
     for r, c in zip(rows, correct):
         groups[str(r.get(key, "all"))].append(c)
-    return {k: round(sum(v) / len(v), 4) for k, v in sorted(groups.items())}
+    return {k: groups[k] for k in bucket_order(groups)}
+
+
+def accuracy_by(rows: list[dict], correct: list[bool], key: str = "difficulty") -> dict[str, float]:
+    return {k: round(sum(v) / len(v), 4) for k, v in _groups(rows, correct, key).items()}
+
+
+def count_by(rows: list[dict], key: str = "difficulty") -> dict[str, int]:
+    return {k: len(v) for k, v in _groups(rows, [False] * len(rows), key).items()}
+
+
+def score_split(task, model, tok, rows: list[dict], split: str, max_new: int, batch_size: int,
+                ctx: StageContext) -> dict:
+    """Generate and grade one test split; writes its predictions file and returns its metrics."""
+    t0 = time.time()
+    outputs = greedy_generate(model, tok, [r["question"] for r in rows], max_new, batch_size)
+    gen_s = time.time() - t0
+    correct = [task.is_correct(r, o) for r, o in zip(rows, outputs)]
+    ctx.write_jsonl("predictions.jsonl" if split == "test" else f"predictions_{split}.jsonl", [
+        {"id": r["id"], "question": r["question"], "expected": r["answer"], "output": o, "correct": c}
+        for r, o, c in zip(rows, outputs, correct)])
+    return {f"evaluate/{split}/accuracy": round(sum(correct) / max(1, len(correct)), 4),
+            f"evaluate/{split}/n": len(correct),
+            f"evaluate/{split}/by_difficulty": accuracy_by(rows, correct),
+            f"evaluate/{split}/n_by_difficulty": count_by(rows),
+            f"evaluate/{split}/generate_seconds": round(gen_s, 2)}
 
 
 def time_answers(model, tok, questions: list[str], max_new_tokens: int) -> dict[str, float]:
@@ -64,31 +94,27 @@ def time_answers(model, tok, questions: list[str], max_new_tokens: int) -> dict[
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     task = build_task(cfg.task)
-    test_rows = artifacts.read_jsonl(ctx.input("data").path(TEST_JSONL))
+    data = ctx.input("data")
+    splits = {split: artifacts.read_jsonl(data.path(name)) for split, name in held_out_files(data.outputs)}
+    test_rows = splits["test"]
     distill = ctx.input("distill")
     model, tok = load_model(artifacts.local_path(distill.path(MODEL_DIR)))
     max_new = int(cfg.evaluate.max_new_tokens) or int(task.max_new_tokens)
-    t0 = time.time()
-    outputs = greedy_generate(model, tok, [r["question"] for r in test_rows], max_new, int(cfg.evaluate.batch_size))
-    gen_s = time.time() - t0
-    correct = [task.is_correct(r, o) for r, o in zip(test_rows, outputs)]
-    ctx.write_jsonl("predictions.jsonl", [
-        {"id": r["id"], "question": r["question"], "expected": r["answer"], "output": o, "correct": c}
-        for r, o, c in zip(test_rows, outputs, correct)])
+    scores: dict = {}
+    for split, rows in splits.items():
+        scores.update(score_split(task, model, tok, rows, split, max_new, int(cfg.evaluate.batch_size), ctx))
 
     decision = artifacts.read_json(distill.path(STRATEGY_JSON))
     t_acc, t_n = decision.get("teacher_probe_accuracy"), int(decision.get("probe_n") or 0)
 
     metrics = {
-        "evaluate/test/accuracy": round(sum(correct) / max(1, len(correct)), 4),
-        "evaluate/test/n": len(correct),
-        "evaluate/test/by_difficulty": accuracy_by(test_rows, correct),
-        "evaluate/test/generate_seconds": round(gen_s, 2),
+        **scores,
         "evaluate/teacher/accuracy": round(t_acc, 4) if t_acc is not None else None,
         "evaluate/teacher/n": t_n,
         **time_answers(model, tok, [r["question"] for r in test_rows[: int(cfg.evaluate.n_latency)]], max_new),
     }
     ctx.write_json("metrics.json", metrics)
-    log.info("evaluate: student accuracy %.3f on %d test items; teacher probe %s on %d val items",
-             metrics["evaluate/test/accuracy"], len(correct), "n/a" if t_acc is None else f"{t_acc:.3f}", t_n)
+    log.info("evaluate: student accuracy %s; teacher probe %s on %d val items",
+             "; ".join(f"{metrics[f'evaluate/{s}/accuracy']:.3f} on {len(r)} {s} items" for s, r in splits.items()),
+             "n/a" if t_acc is None else f"{t_acc:.3f}", t_n)
     return ctx.manifest(metrics=metrics)

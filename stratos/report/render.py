@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from stratos.tasks.base import bucket_order
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -9,6 +11,16 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def _test_splits(r: dict) -> dict[str, dict]:
+    """{split: metrics} of every scored test split; reports written before extra splits have just `student`."""
+    return r["metrics"].get("test_splits") or {"test": r["metrics"]["student"]}
+
+
+def _split_label(split: str, m: dict) -> str:
+    dist = m.get("distribution")
+    return f"{split}, {dist}" if dist and not split.endswith(dist) else split
 
 
 def _summary_rows(r: dict) -> list[tuple[str, str]]:
@@ -22,7 +34,8 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
         ("executed here", ", ".join(f"{k}={v}" for k, v in r["plan"]["executed"].items())),
         ("strategy", f"{_fmt(st.get('name'))} ({_fmt(st.get('mode'))})"),
         ("teacher probe accuracy", _fmt(st.get("teacher_probe_accuracy"))),
-        ("student accuracy (test)", f"{_fmt(m['student'].get('accuracy'))} on {_fmt(m['student'].get('n'))} items"),
+        *[(f"student accuracy ({_split_label(s, t)})", f"{_fmt(t.get('accuracy'))} on {_fmt(t.get('n'))} items")
+          for s, t in _test_splits(r).items()],
         ("teacher accuracy (probe, val)", f"{_fmt(m['teacher'].get('accuracy'))} on {_fmt(m['teacher'].get('n'))} items"),
         ("latency per answer p50 / p95 ms",
          f"{_fmt(m['student'].get('latency_ms_p50'))} / {_fmt(m['student'].get('latency_ms_p95'))}"),
@@ -41,6 +54,25 @@ def console_table(r: dict) -> str:
     return "\n".join([line, *[f"{k:<{w}} | {v}" for k, v in rows], line])
 
 
+def _difficulty_table(splits: dict[str, dict]) -> list[str]:
+    """Accuracy and item count per difficulty bucket (Mahjong: waits=N, the number of winning tiles), one
+    column pair per test split; a bucket a split lacks shows 0 items."""
+    splits = {s: t for s, t in splits.items() if t.get("by_difficulty")}
+    buckets = bucket_order({b for t in splits.values() for b in t["by_difficulty"]})
+    if not buckets:
+        return []
+    head = "| bucket | " + " | ".join(f"{_split_label(s, t)}: n | accuracy" for s, t in splits.items()) + " |"
+    out = ["", "## Student accuracy by difficulty", "", head, "|---" * (1 + 2 * len(splits)) + "|"]
+    for b in buckets:
+        cells = []
+        for t in splits.values():
+            n = (t.get("n_by_difficulty") or {}).get(b)
+            acc = t["by_difficulty"].get(b)
+            cells.append(f"{_fmt(n if n is not None else (0 if acc is None else None))} | {_fmt(acc)}")
+        out.append(f"| {b} | " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(r: dict, plot: str | None) -> str:
     out = [f"# Stratos report — {r['task']}", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in _summary_rows(r)]
@@ -50,10 +82,7 @@ def markdown(r: dict, plot: str | None) -> str:
             f"- verified rationales kept / rejected: {_fmt(st.get('kept'))} / {_fmt(st.get('rejected'))}"]
     for ref in st.get("refused") or []:
         out.append(f"- refused: {ref}")
-    bd = r["metrics"]["student"].get("by_difficulty") or {}
-    if bd:
-        out += ["", "## Student accuracy by difficulty", "", "| bucket | accuracy |", "|---|---|"]
-        out += [f"| {k} | {_fmt(v)} |" for k, v in bd.items()]
+    out += _difficulty_table(_test_splits(r))
     plan = r["plan"]
     if plan.get("decisions"):
         out += ["", "## Decisions", "", "| decision | config key | value | origin |", "|---|---|---|---|"]

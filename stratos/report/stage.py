@@ -2,7 +2,9 @@
 and a short console table. Written into the stage directory and at the top of the run directory.
 
 report.json keys: task, plan {selected, candidates, pareto, baselines, improvement}, strategy {name, mode,
-reason, teacher_probe_accuracy, kept, rejected, refused}, metrics {student, teacher}, curve (the distill
+reason, teacher_probe_accuracy, kept, rejected, refused}, metrics {student (the headline `test` split),
+test_splits {split: accuracy, n, by_difficulty, n_by_difficulty, distribution} for `test` and every extra
+test split (e.g. Mahjong's test_natural), teacher}, curve (the distill
 stage's step metrics as its CSV logger wrote them: first, last and up to CURVE_POINTS rows), export, deploy,
 timings (seconds per stage), stages (config hash per stage), config (resolved).
 """
@@ -47,6 +49,16 @@ def curve_summary(rows: list[dict]) -> dict | None:
             "last_step": rows[-1]["step"], "points": keep}
 
 
+def held_out_splits(ev: dict, distributions: dict | None) -> dict[str, dict]:
+    """Every test split the evaluate stage scored (`test` first), with its per-difficulty accuracy and counts."""
+    names = sorted({k.split("/")[1] for k in ev if k.startswith("evaluate/test") and k.endswith("/accuracy")},
+                   key=lambda s: (s != "test", s))
+    return {s: {"accuracy": ev.get(f"evaluate/{s}/accuracy"), "n": ev.get(f"evaluate/{s}/n"),
+                "by_difficulty": ev.get(f"evaluate/{s}/by_difficulty"),
+                "n_by_difficulty": ev.get(f"evaluate/{s}/n_by_difficulty"),
+                "distribution": (distributions or {}).get(s)} for s in names}
+
+
 def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
     plan = _read(inputs.get("plan"), PLAN_JSON, {})
     strategy = _read(inputs.get("distill"), STRATEGY_JSON, {})
@@ -82,9 +94,11 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
         "metrics": {
             "student": {"accuracy": ev.get("evaluate/test/accuracy"), "n": ev.get("evaluate/test/n"),
                         "by_difficulty": ev.get("evaluate/test/by_difficulty"),
+                        "n_by_difficulty": ev.get("evaluate/test/n_by_difficulty"),
                         "latency_ms_p50": ev.get("evaluate/latency_ms_p50"),
                         "latency_ms_p95": ev.get("evaluate/latency_ms_p95"),
                         "tokens_per_s": ev.get("evaluate/tokens_per_s")},
+            "test_splits": held_out_splits(ev, stats.get("test_distribution")),
             "teacher": {"accuracy": ev.get("evaluate/teacher/accuracy"), "n": ev.get("evaluate/teacher/n")},
             "distill": {k.split("/", 1)[1]: v for k, v in dm.items() if k.startswith("distill/")},
         },

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from stratos.tasks.base import ANSWER_PREFIX, Task
+from stratos.tasks.base import ANSWER_PREFIX, Task, bucket_order
 
-__all__ = ["ANSWER_PREFIX", "Task", "build_task", "validate_task"]
+__all__ = ["ANSWER_PREFIX", "Task", "bucket_order", "build_task", "validate_task"]
 
 
 def build_task(task_cfg: Any) -> Task:

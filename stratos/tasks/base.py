@@ -12,13 +12,25 @@ Row = one JSON-serialisable dict. Keys every task provides:
   rationale   str   verified step-by-step solution, ending with the answer line
   difficulty  str   bucket for breakdowns (e.g. "waits=3", "steps=4")
 Tasks add their own keys (e.g. "hand", "winning_tiles").
+
+Extra held-out splits: `build_splits` may return more test splits, named `test_<label>` (Mahjong adds
+`test_natural` or `test_balanced`, the test distribution `task.test_distribution` did not pick). The data
+stage writes each as `test_<label>.jsonl` and the evaluate stage scores it like `test`, under
+`evaluate/test_<label>/...`; `test` stays the headline. A task without such an option returns none
+(the math tasks, whose synthetic test split already cycles through its difficulty buckets).
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+import re
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 ANSWER_PREFIX = "Answer:"
+
+
+def bucket_order(buckets: Iterable[str]) -> list[str]:
+    """Difficulty buckets in reading order, numbers by value: waits=2 before waits=13."""
+    return sorted(buckets, key=lambda b: [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", b)])
 
 
 @runtime_checkable
@@ -27,7 +39,8 @@ class Task(Protocol):
     max_new_tokens: int  # generation budget that fits a full rationale
 
     def build_splits(self) -> dict[str, list[dict]]:
-        """{"train": rows, "val": rows, "test": rows}; deterministic by seed; no question in two splits."""
+        """{"train": rows, "val": rows, "test": rows, optionally "test_<label>": rows}; deterministic by seed;
+        no question in two splits."""
         ...
 
     def rationale(self, row: dict) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from stratos.evaluate.stage import accuracy_by, time_answers
+from stratos.evaluate.stage import accuracy_by, count_by, time_answers
 from stratos.models.generate import greedy_generate
 from stratos.models.student import load_student
 
@@ -15,6 +15,8 @@ ARCH = {"family": "llama", "hidden": 32, "layers": 2, "heads": 2, "kv_heads": 2,
 def test_accuracy_by_difficulty():
     rows = [{"difficulty": "waits=1"}, {"difficulty": "waits=1"}, {"difficulty": "waits=2"}, {}]
     assert accuracy_by(rows, [True, False, True, False]) == {"all": 0.0, "waits=1": 0.5, "waits=2": 1.0}
+    rows += [{"difficulty": "waits=13"}]  # numbers in reading order
+    assert list(count_by(rows).items()) == [("all", 1), ("waits=1", 2), ("waits=2", 1), ("waits=13", 1)]
 
 
 def test_batched_left_padded_generation_matches_one_by_one():
@@ -46,7 +48,8 @@ def test_the_teacher_figure_comes_from_the_distill_decision_without_building_a_t
     from stratos.tasks.mahjong.task import MahjongTask
     from tests.conftest import compose_cfg
 
-    rows = MahjongTask(n_train=4, n_val=2, n_test=3, seed=0).build_splits()["test"]
+    splits = MahjongTask(n_train=4, n_val=2, n_test=3, seed=0).build_splits()
+    rows, natural = splits["test"], splits["test_natural"]
     b = load_student("s", arch=ARCH, tokenizer_vocab=300, train_texts=[r["question"] for r in rows] * 10)
     model_dir = tmp_path / "distill" / "model"
     b.model.save_pretrained(model_dir)
@@ -55,13 +58,20 @@ def test_the_teacher_figure_comes_from_the_distill_decision_without_building_a_t
                                     {"name": "alignment", "mode": "sequence", "teacher_probe_accuracy": 0.875,
                                      "probe_n": 8})
     test = artifacts.write_jsonl(str(tmp_path / "data" / "test.jsonl"), rows)
-    inputs = {"data": Manifest("data", "d", outputs={"test.jsonl": test}),
+    test_nat = artifacts.write_jsonl(str(tmp_path / "data" / "test_natural.jsonl"), natural)
+    inputs = {"data": Manifest("data", "d", outputs={"test.jsonl": test, "test_natural.jsonl": test_nat}),
               "distill": Manifest("distill", "s", outputs={"model": str(model_dir), "strategy.json": strategy})}
     cfg = compose_cfg(["+task=mahjong", "teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1",
                        "teacher.model=x", "evaluate.n_latency=1", "evaluate.max_new_tokens=4"], tmp_path)
     m = run(cfg, StageContext(run_dir=str(tmp_path), stage="evaluate", config_hash="h", inputs=inputs))
     assert m.metrics["evaluate/teacher/accuracy"] == 0.875 and m.metrics["evaluate/teacher/n"] == 8
     assert m.metrics["evaluate/test/n"] == 3
+    # the extra test split is scored beside the headline one, with items and accuracy per difficulty
+    for split, split_rows in (("test", rows), ("test_natural", natural)):
+        n_by = m.metrics[f"evaluate/{split}/n_by_difficulty"]
+        assert n_by == count_by(split_rows) and sum(n_by.values()) == 3 == m.metrics[f"evaluate/{split}/n"]
+        assert set(m.metrics[f"evaluate/{split}/by_difficulty"]) == set(n_by)
+    assert (tmp_path / "evaluate" / "predictions_test_natural.jsonl").exists()
     other = compose_cfg(["+task=mahjong", "teacher=task_engine", "evaluate.n_latency=1", "evaluate.max_new_tokens=4"],
                         tmp_path)
     assert stage_hash(cfg, "evaluate", inputs) == stage_hash(other, "evaluate", inputs)

@@ -19,7 +19,7 @@ REPORT = {
 
 def test_markdown_has_every_section():
     md = markdown(REPORT, "plan/pareto.png")
-    for needle in ("# Stratos report — mahjong", "## Strategy", "logit KD refused", "| waits=1 | 0.75 |",
+    for needle in ("# Stratos report — mahjong", "## Strategy", "logit KD refused", "| waits=1 | — | 0.75 |",
                    "| cost_first | 0.4 | 12.5 |", "![Pareto front](plan/pareto.png)", "## Ledger", "| accuracy | 0.3 | 0.5 |",
                    "ort_tokens_per_s"):
         assert needle in md, needle
@@ -43,3 +43,29 @@ def test_the_loss_curve_from_the_csv_logger_is_rendered_when_there_is_one():
     assert "| 200 | 3 | 4.9 |" in md
     assert "4.99 -> 3 at step 200" in console_table({**REPORT, "curve": curve})
     assert "Loss curve" not in markdown(REPORT, None) and curve_summary([]) is None
+
+
+def test_both_test_splits_show_accuracy_and_items_per_wait_count():
+    splits = {"test": {"accuracy": 0.3, "n": 20, "distribution": "balanced",
+                       "by_difficulty": {"waits=0": 0.5, "waits=2": 0.25, "waits=13": 0.0},
+                       "n_by_difficulty": {"waits=0": 10, "waits=2": 8, "waits=13": 2}},
+              "test_natural": {"accuracy": 0.6, "n": 10, "distribution": "natural",
+                               "by_difficulty": {"waits=2": 0.6}, "n_by_difficulty": {"waits=2": 10}}}
+    r = {**REPORT, "metrics": {**REPORT["metrics"], "test_splits": splits}}
+    md = markdown(r, None)
+    assert "| bucket | test, balanced: n | accuracy | test_natural: n | accuracy |" in md
+    rows = [line for line in md.splitlines() if line.startswith("| waits=")]
+    assert rows == ["| waits=0 | 10 | 0.5 | 0 | — |", "| waits=2 | 8 | 0.25 | 10 | 0.6 |", "| waits=13 | 2 | 0 | 0 | — |"]
+    t = " ".join(console_table(r).split())
+    assert "student accuracy (test, balanced) | 0.3 on 20 items" in t and "student accuracy (test_natural) | 0.6 on 10" in t
+
+
+def test_the_report_gathers_every_scored_test_split_headline_first():
+    from stratos.report.stage import held_out_splits
+
+    ev = {"evaluate/test_natural/accuracy": 0.6, "evaluate/test_natural/n": 10, "evaluate/test/accuracy": 0.3,
+          "evaluate/test/n": 20, "evaluate/test/n_by_difficulty": {"waits=0": 20}, "evaluate/teacher/accuracy": 1.0}
+    got = held_out_splits(ev, {"test": "balanced", "test_natural": "natural"})
+    assert list(got) == ["test", "test_natural"] and got["test"]["distribution"] == "balanced"
+    assert got["test"]["n_by_difficulty"] == {"waits=0": 20} and got["test_natural"]["by_difficulty"] is None
+    assert list(held_out_splits({"evaluate/test/accuracy": 0.5}, None)) == ["test"]  # tasks with one test split

@@ -95,14 +95,16 @@ def write_benchmark(rows: Iterable[dict], path: str) -> int:
 
 
 def score_rows(rows: Sequence[dict], texts: Sequence[str]) -> dict:
-    """Grade model texts against rows (benchmark or task rows): {"accuracy", "n", "unparsed"}.
+    """Grade model texts against rows (benchmark or task rows): {"accuracy", "n", "unparsed", "by_waits"}.
 
     A text is right when its extracted answer set equals the row's `winning_tiles` set exactly;
-    a text with no readable answer counts as wrong (and in `unparsed`).
+    a text with no readable answer counts as wrong (and in `unparsed`). `by_waits` maps every number
+    of winning tiles from 0 to the file's largest ("0", "1", ...) to {"n", "accuracy"} (None when n = 0).
     """
     if len(rows) != len(texts):
         raise ValueError(f"{len(rows)} rows but {len(texts)} texts")
     right = unparsed = 0
+    n_by: dict[int, list[int]] = {}
     for r, t in zip(rows, texts):
         truth = frozenset(parse_tile(w) if isinstance(w, str) else int(w) for w in r["winning_tiles"])
         got = extract_tiles(t)
@@ -110,5 +112,20 @@ def score_rows(rows: Sequence[dict], texts: Sequence[str]) -> dict:
             unparsed += 1
         elif got == truth:
             right += 1
+        cell = n_by.setdefault(len(truth), [0, 0])
+        cell[0] += 1
+        cell[1] += got == truth
     n = len(rows)
-    return {"accuracy": right / n if n else 0.0, "n": n, "unparsed": unparsed}
+    by_waits = {str(k): {"n": n_by.get(k, [0, 0])[0],
+                         "accuracy": n_by[k][1] / n_by[k][0] if k in n_by else None}
+                for k in range(max(n_by, default=-1) + 1)}
+    return {"accuracy": right / n if n else 0.0, "n": n, "unparsed": unparsed, "by_waits": by_waits}
+
+
+def by_waits_table(by_waits: dict) -> str:
+    """`score_rows`' per-wait figures as a plain-text table (one line per number of winning tiles)."""
+    lines = ["waits      n  accuracy"]
+    for k, c in by_waits.items():
+        acc = "-" if c["accuracy"] is None else f"{c['accuracy']:.4f}"
+        lines.append(f"{k:>5} {c['n']:>6}  {acc:>8}")
+    return "\n".join(lines)

@@ -16,14 +16,27 @@ landed most often in buckets still open ((landed + 1) / (draws + 2), greedy, 5% 
 Splits are drawn in the order test, val, train, each from its own RNG (`Random(f"{seed}:{split}")`)
 and all against one `seen` set of canonical hands (the 34-count vector): no hand is in two splits
 or twice in one, and the test split does not change when `n_train` does.
+
+A *balanced* split (`task.test_distribution=balanced`) holds equally many hands per number of
+winning tiles, 0 up to the variant's largest (`WAIT_COUNTS`). Counts below `TAIL` come from the
+sampler above; hands with `TAIL` or more waits are too rare to sample (about 1 draw in 600 even in
+`flush` mode for 8 waits) and few enough to list, so `tail_hands` enumerates every one of them
+exactly. Seven or more waits only occur with the waits in one numbered suit holding 13 tiles, or
+10 tiles beside one complete meld elsewhere (two suits with 2 mod 3 tiles complete at most 5 ways
+together, seven pairs adds at most one tile, thirteen orphans 1 or 13). That gives, in both
+variants, 471 hands with 7 waits, 282 with 8 and only 3 with 9 (1112345678999 in each suit); riichi
+adds the one 13-sided thirteen-orphans hand and nothing has 10 to 12. A wait count whose hands are
+fewer than its equal share gets all of them, and the others share the rest equally.
 """
 
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from functools import lru_cache
+from itertools import combinations_with_replacement
+from typing import Callable, Mapping, Sequence
 
 from stratos.tasks.mahjong.tiles import N_KINDS, ORPHANS
 from stratos.tasks.mahjong.waits import winning_tiles
@@ -37,6 +50,9 @@ ORPHANS_RATE = 0.005  # riichi: ... as thirteen orphans (only 157 distinct tenpa
 TRIPLET_RATE = 0.25  # a numbered-suit meld is a triplet (else a sequence)
 EXPLORE = 0.05  # share of draws from a uniformly chosen mode, so every mode's rates stay current
 SWAPS = 6  # tries to turn a tenpai hand into a near-miss non-tenpai hand
+# Numbers of winning tiles a 13-tile hand can have (the buckets of a balanced split); 10-12 never occur.
+WAIT_COUNTS = {"basic": tuple(range(10)), "riichi": tuple(range(10)) + (13,)}
+TAIL = 7  # wait counts >= TAIL are drawn from the exact list `tail_hands`, not sampled
 
 
 def bucket(n_waits: int) -> str:
@@ -64,6 +80,27 @@ def quotas(n: int, nontenpai_rate: float, distribution: dict[str, float]) -> dic
         floor[b] += 1
     out.update({b: c for b, c in floor.items() if c})
     return out
+
+
+def balanced_quotas(n: int, counts: Sequence[int], capacity: Mapping[int, int]) -> dict[int, int]:
+    """Per wait count, how many of n hands: equal shares; a count with fewer distinct hands than its
+    share (`capacity`, absent = unlimited) gets all of them and the others share the rest equally,
+    the remainder going to the lowest counts. Sums to n when the capacities allow."""
+    want: dict[int, int] = {}
+    open_, left = list(counts), n
+    while open_:
+        share = -(-left // len(open_))  # ceil: a count that cannot reach it is capped
+        capped = [k for k in open_ if capacity.get(k, share) < share]
+        if not capped:
+            break
+        for k in capped:
+            want[k] = capacity[k]
+            left -= capacity[k]
+            open_.remove(k)
+    if open_:
+        q, r = divmod(left, len(open_))
+        want.update({k: q + (i < r) for i, k in enumerate(open_)})
+    return {k: want[k] for k in counts}
 
 
 @dataclass
@@ -166,22 +203,19 @@ class Generator:
         return None
 
 
-def synthesize_split(
-    gen: Generator,
-    n: int,
-    rng: random.Random,
-    nontenpai_rate: float,
-    distribution: dict[str, float],
-    seen: set[bytes],
-    split: str = "train",
-) -> list[Example]:
-    """Draw n distinct examples (not in `seen`, which is updated) matching the bucket quotas."""
-    want = quotas(n, nontenpai_rate, distribution)
+def _draw(gen: Generator, want: dict[str, int], rng: random.Random, seen: set[bytes], shifting: bool,
+          what: str, split: str) -> list[Example]:
+    """Distinct examples (not in `seen`, which is updated) filling the bucket quotas `want`, unshuffled.
+
+    Keys: "0" (non-tenpai), bucket keys ("1".."8", "9+") or "*" (any tenpai hand). `shifting` lets
+    the sampler move between modes (see the module docstring); else every hand is `mixed`.
+    """
+    n = sum(want.values())
     have = {b: 0 for b in want}
     out: list[Example] = []
     drawn = {m: 0 for m, _ in MODES}  # mode -> draws
     landed = {m: Counter() for m, _ in MODES}  # mode -> bucket -> draws that landed there
-    modes = MODES if distribution else MODES[:1]
+    modes = MODES if shifting else MODES[:1]
     budget = 30 * n + 20_000
     tries = 0
 
@@ -194,7 +228,7 @@ def synthesize_split(
         out.append(ex)
         return True
 
-    while have[NONE_BUCKET] < want[NONE_BUCKET] and tries < budget:
+    while have.get(NONE_BUCKET, 0) < want.get(NONE_BUCKET, 0) and tries < budget:
         tries += 1
         ex = gen.nontenpai(rng)
         if ex is not None:
@@ -217,9 +251,96 @@ def synthesize_split(
     short = {b: f"{have[b]}/{want[b]}" for b in want if have[b] < want[b]}
     if short:
         names = ", ".join(f"{'none' if b == '0' else b + ' waits'}: {v}" for b, v in short.items())
-        raise UserError(
-            f"task.wait_distribution/nontenpai_rate cannot be met for split '{split}' after {tries} draws "
-            f"(found {names}); lower those shares or the split size"
-        )
+        raise UserError(f"{what} cannot be met for split '{split}' after {tries} draws (found {names}); "
+                        "lower those shares or the split size")
+    return out
+
+
+def synthesize_split(
+    gen: Generator,
+    n: int,
+    rng: random.Random,
+    nontenpai_rate: float,
+    distribution: dict[str, float],
+    seen: set[bytes],
+    split: str = "train",
+) -> list[Example]:
+    """Draw n distinct examples (not in `seen`, which is updated) matching the bucket quotas."""
+    out = _draw(gen, quotas(n, nontenpai_rate, distribution), rng, seen, bool(distribution),
+                "task.wait_distribution/nontenpai_rate", split)
+    rng.shuffle(out)
+    return out
+
+
+# ---------------------------------------------------------------- balanced splits
+_SUITED_GROUPS = tuple((k, k + 1, k + 2) for k in range(7)) + tuple((k, k, k) for k in range(9))
+
+
+@lru_cache(maxsize=None)
+def _suit_waits(n: int) -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Every one-suit shape of n tiles (n = 1 mod 3) that some tile completes to melds + a pair ->
+    those tiles (suit-local). Built forwards from the complete (n+1)-tile shapes: no search."""
+    waits: dict[tuple[int, ...], set[int]] = defaultdict(set)
+    for melds in combinations_with_replacement(_SUITED_GROUPS, (n + 1 - 2) // 3):
+        c = [0] * 9
+        for g in melds:
+            for k in g:
+                c[k] += 1
+        for p in range(9):
+            c[p] += 2
+            if max(c) <= 4:
+                for t in range(9):
+                    if c[t]:
+                        c[t] -= 1
+                        waits[tuple(c)].add(t)
+                        c[t] += 1
+            c[p] -= 2
+    return {s: tuple(sorted(w)) for s, w in waits.items()}
+
+
+@lru_cache(maxsize=None)
+def tail_hands(variant: str) -> dict[int, tuple[tuple[int, ...], ...]]:
+    """Every 13-tile hand with `TAIL` or more winning tiles under `variant`, by number of winning tiles
+    (each list sorted, so sampling from it is deterministic per seed). See the module docstring."""
+    out: dict[int, set[tuple[int, ...]]] = defaultdict(set)
+
+    def add(c: list[int]) -> None:
+        k = len(winning_tiles(c, variant))  # the exact answer, whatever shape produced the hand
+        if k >= TAIL:
+            out[k].add(tuple(c))
+
+    for s in range(3):
+        o = 9 * s
+        elsewhere = [tuple(9 * s2 + k for k in g) for s2 in range(3) if s2 != s for g in _SUITED_GROUPS]
+        elsewhere += [(k, k, k) for k in range(27, N_KINDS)]
+        for n, extra in ((13, [()]), (10, elsewhere)):
+            for shape, tiles in _suit_waits(n).items():
+                if len(tiles) < TAIL:
+                    continue
+                for meld in extra:
+                    c = [0] * N_KINDS
+                    c[o:o + 9] = shape
+                    for k in meld:
+                        c[k] += 1
+                    add(c)
+    if variant == "riichi":
+        add([1 if k in ORPHANS else 0 for k in range(N_KINDS)])  # the 13-sided thirteen-orphans wait
+    return {k: tuple(sorted(out[k])) for k in sorted(out)}
+
+
+def synthesize_balanced(gen: Generator, n: int, rng: random.Random, seen: set[bytes],
+                        split: str = "test") -> list[Example]:
+    """n distinct examples (not in `seen`, which is updated), equally many per number of winning tiles
+    in `WAIT_COUNTS[gen.variant]` (`balanced_quotas`; a count with too few distinct hands left gets all)."""
+    counts = WAIT_COUNTS[gen.variant]
+    pool = tail_hands(gen.variant)
+    avail = {k: [c for c in pool.get(k, ()) if bytes(c) not in seen] for k in counts if k >= TAIL}
+    want = balanced_quotas(n, counts, {k: len(v) for k, v in avail.items()})
+    out = _draw(gen, {bucket(k): q for k, q in want.items() if k < TAIL and q}, rng, seen, True,
+                "task.test_distribution=balanced", split)
+    for k, hands in avail.items():
+        for c in rng.sample(hands, want[k]):
+            seen.add(bytes(c))
+            out.append(Example(list(c), gen.winning(list(c), gen.variant)))
     rng.shuffle(out)
     return out

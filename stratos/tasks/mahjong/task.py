@@ -1,8 +1,9 @@
 """`+task=mahjong`: which tiles complete this 13-tile closed hand?
 
     task = MahjongTask(name="mahjong", n_train=20000, n_val=200, n_test=500, seed=0, source=None,
-                       variant="basic", nontenpai_rate=0.1, wait_distribution={}, notation="spaced")
-    splits = task.build_splits()          # {"train": [...], "val": [...], "test": [...]}
+                       variant="basic", nontenpai_rate=0.1, wait_distribution={}, notation="spaced",
+                       test_distribution="balanced")
+    splits = task.build_splits()          # {"train", "val", "test" (balanced), "test_natural"}
     task.is_correct(splits["test"][0], "...\\nAnswer: 1m 4m")
 
 A row (JSON-serialisable):
@@ -18,6 +19,13 @@ A row (JSON-serialisable):
 
 Rows are synthesised (synthesis.py) or, with `source`, read from a benchmark JSONL (jsonl.py),
 checked by the engine and split deterministically by seed.
+
+Two test splits of n_test hands are synthesised: the natural one (the training mix) and a balanced
+one (equally many hands per number of winning tiles). `test_distribution` picks which is `test`, the
+headline; the other is returned as `test_natural` / `test_balanced`, an extra held-out split the
+evaluate stage scores as well. Either way each is the same set of hands (drawn in the order natural
+test, balanced test, val, train), so switching the option only swaps their names. A `source` file
+gives one test split in the file's own mix.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from stratos.tasks.mahjong.jsonl import read_benchmark
 from stratos.tasks.mahjong.rationale import answer_text, format_rationale, verify_rationale
 from stratos.tasks.mahjong.rules import rules_text
 from stratos.tasks.mahjong.search import format_search, verify_search
-from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthesize_split
+from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthesize_balanced, synthesize_split
 from stratos.tasks.mahjong.tiles import NAMES, format_compact, format_tiles, parse_hand, parse_tile, to_kinds
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
 from stratos.tasks.base import ANSWER_PREFIX
@@ -41,7 +49,9 @@ from stratos.errors import UserError, bad_value
 
 NOTATIONS = ("spaced", "compact", "unicode")
 FORMATS = ("proof", "search", "suits")  # see stratos/tasks/mahjong/search.py
-SPLITS = ("test", "val", "train")  # drawing order: test first, so it does not move when n_train does
+TEST_DISTRIBUTIONS = ("natural", "balanced")
+# drawing order: the test splits first, so they do not move when n_train does
+SPLITS = ("test_natural", "test_balanced", "val", "train")
 # Generation budget (tokens) per variant and rationale format. With the students' 384-entry byte-level BPE
 # trained on these texts the longest rationales measure ~130 tokens in proof lines (nine waits:
 # 1112345678999m, any notation), ~150 as a search (the same hand: nine candidates, all winning; a hand
@@ -52,7 +62,7 @@ MAX_NEW_TOKENS = {("basic", "proof"): 192, ("basic", "search"): 192, ("basic", "
 
 
 def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribution, notation,
-                  rationale_format="proof") -> dict[str, float]:
+                  test_distribution="balanced", rationale_format="proof") -> dict[str, float]:
     for key, v in (("n_train", n_train), ("n_val", n_val), ("n_test", n_test)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise bad_value(f"task.{key}", v, "an integer > 0")
@@ -65,6 +75,8 @@ def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribu
     if rationale_format == "suits" and variant != "basic":
         raise bad_value("task.rationale_format", rationale_format, "proof or search with task.variant=riichi (open "
                         "suits follow from 4 melds + a pair only)")
+    if test_distribution not in TEST_DISTRIBUTIONS:
+        raise bad_value("task.test_distribution", test_distribution, ", ".join(TEST_DISTRIBUTIONS))
     try:
         rate = float(nontenpai_rate)
     except (TypeError, ValueError):
@@ -109,10 +121,11 @@ class MahjongTask:
         nontenpai_rate: float = _D.nontenpai_rate,
         wait_distribution: Optional[Mapping[str, float]] = None,
         notation: str = _D.notation,
+        test_distribution: str = _D.test_distribution,
         rationale_format: str = _D.rationale_format,
     ) -> None:
         self.wait_distribution = _check_config(n_train, n_val, n_test, variant, nontenpai_rate,
-                                               wait_distribution, notation, str(rationale_format))
+                                               wait_distribution, notation, test_distribution, str(rationale_format))
         self.rationale_format = str(rationale_format)
         self.name = name
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
@@ -121,8 +134,9 @@ class MahjongTask:
         self.variant = variant
         self.nontenpai_rate = float(nontenpai_rate)
         self.notation = notation
+        self.test_distribution = str(test_distribution)
         self.max_new_tokens = MAX_NEW_TOKENS[(variant, self.rationale_format)]
-        self.sizes = {"train": n_train, "val": n_val, "test": n_test}
+        self.sizes = {"train": n_train, "val": n_val, "test": n_test, "test_natural": n_test, "test_balanced": n_test}
 
     # ------------------------------------------------------------ rows
     def question(self, counts: Sequence[int]) -> str:
@@ -167,11 +181,17 @@ class MahjongTask:
         seen: set[bytes] = set()
         out = {}
         for split in SPLITS:
-            rng = random.Random(f"{self.seed}:{split}")
-            exs = synthesize_split(gen, self.sizes[split], rng, self.nontenpai_rate, self.wait_distribution,
-                                   seen, split)
+            # the natural test split keeps the RNG stream it had as the only test split ("<seed>:test")
+            rng = random.Random(f"{self.seed}:{'test' if split == 'test_natural' else split}")
+            if split == "test_balanced":
+                exs = synthesize_balanced(gen, self.sizes[split], rng, seen, split)
+            else:
+                exs = synthesize_split(gen, self.sizes[split], rng, self.nontenpai_rate, self.wait_distribution,
+                                       seen, split)
             out[split] = [self.make_row(e.counts, solve(e.counts, self.variant), e.tiles) for e in exs]
-        return {s: out[s] for s in ("train", "val", "test")}
+        other = "natural" if self.test_distribution == "balanced" else "balanced"
+        return {"train": out["train"], "val": out["val"], "test": out[f"test_{self.test_distribution}"],
+                f"test_{other}": out[f"test_{other}"]}
 
     def _splits_from_source(self) -> dict[str, list[dict]]:
         """Read, engine-check, dedupe, shuffle by seed, then fill test, val, train (in that order)."""
@@ -232,5 +252,5 @@ class MahjongTask:
 
     def __repr__(self) -> str:  # shows up in logs
         return (f"MahjongTask(variant={self.variant}, notation={self.notation}, n={self.n_train}/{self.n_val}/"
-                f"{self.n_test}, seed={self.seed}, source={self.source!r})")
+                f"{self.n_test}, seed={self.seed}, test={self.test_distribution}, source={self.source!r})")
 

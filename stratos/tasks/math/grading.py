@@ -12,11 +12,11 @@ if none has an answer the vote is None.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Sequence
 
+from stratos.tasks.base import bucket_order
 from stratos.tasks.math.extract import extract_aime, extract_answer
 from stratos.tasks.math.numbers import to_fraction
 
@@ -76,11 +76,6 @@ def majority_vote(texts: Sequence[str], extract: Callable[[str], Any] = extract_
     return vote(texts, extract).answer
 
 
-def _natural(s: str) -> list:
-    """Sort key so 'steps=10' follows 'steps=9'."""
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", s)]
-
-
 def breakdown(rows: Sequence[dict], correct: Iterable[bool], key: str = "difficulty") -> dict[str, dict[str, float]]:
     """Accuracy per bucket of `row[key]`: {bucket: {"n", "correct", "accuracy"}}, buckets in natural order."""
     flags = list(correct)
@@ -93,5 +88,5 @@ def breakdown(rows: Sequence[dict], correct: Iterable[bool], key: str = "difficu
         n_c[1] += bool(ok)
     return {
         b: {"n": n, "correct": c, "accuracy": c / n}
-        for b, (n, c) in sorted(acc.items(), key=lambda kv: _natural(kv[0]))
+        for b, (n, c) in ((b, acc[b]) for b in bucket_order(acc))
     }

@@ -1,10 +1,13 @@
+import itertools
 import random
 from collections import Counter
 
 import pytest
 
 from stratos.tasks.mahjong.reference import is_complete
-from stratos.tasks.mahjong.synthesis import BUCKETS, Generator, bucket, quotas, synthesize_split
+from stratos.tasks.mahjong.synthesis import (BUCKETS, TAIL, WAIT_COUNTS, Generator, balanced_quotas, bucket, quotas,
+                                             synthesize_balanced, synthesize_split, tail_hands)
+from stratos.tasks.mahjong.waits import winning_tiles
 from stratos.tasks.mahjong.task import MahjongTask
 from stratos.errors import UserError
 
@@ -65,16 +68,20 @@ def test_splits_disjoint_and_test_split_stable():
     small = MahjongTask(n_train=300, **kw).build_splits()
     big = MahjongTask(n_train=600, **kw).build_splits()
     hands = {s: [r["hand"] for r in rows] for s, rows in small.items()}
-    assert {s: len(h) for s, h in hands.items()} == {"train": 300, "val": 100, "test": 200}
+    assert {s: len(h) for s, h in hands.items()} == {"train": 300, "val": 100, "test": 200, "test_natural": 200}
     for s, h in hands.items():
         assert len(set(h)) == len(h), s
-    assert not (set(hands["train"]) & set(hands["val"])) and not (set(hands["train"]) & set(hands["test"]))
-    assert not (set(hands["val"]) & set(hands["test"]))
+    for a, b in itertools.combinations(hands, 2):
+        assert not (set(hands[a]) & set(hands[b])), (a, b)
     ids = [r["id"] for rows in small.values() for r in rows]
     assert len(set(ids)) == len(ids)
-    # test and val are drawn first: growing n_train leaves them untouched
-    assert big["test"] == small["test"] and big["val"] == small["val"]
+    # the test splits and val are drawn first: growing n_train leaves them untouched
+    assert all(big[s] == small[s] for s in ("test", "test_natural", "val"))
     assert len(big["train"]) == 600
+    # natural keeps today's test split (same hands, same order); the balanced one is then `test_balanced`
+    nat = MahjongTask(n_train=300, test_distribution="natural", **kw).build_splits()
+    assert nat["test"] == small["test_natural"] and nat["test_balanced"] == small["test"]
+    assert Counter(r["n_waits"] for r in nat["test"]) != Counter(r["n_waits"] for r in nat["test_balanced"])
 
 
 def test_impossible_distribution_is_a_user_error():
@@ -85,3 +92,49 @@ def test_impossible_distribution_is_a_user_error():
 
 def test_buckets_are_the_config_keys():
     assert BUCKETS[-1] == "9+" and len(BUCKETS) == 9
+
+
+def test_balanced_quotas_are_equal_unless_a_count_runs_out():
+    assert balanced_quotas(500, range(10), {7: 471, 8: 282, 9: 3}) == {**{k: 56 if k < 2 else 55 for k in range(9)}, 9: 3}
+    assert balanced_quotas(30, range(10), {9: 3}) == {k: 3 for k in range(10)}  # 3 is the equal share
+    assert balanced_quotas(4, (0, 1, 2, 13), {13: 1}) == {0: 1, 1: 1, 2: 1, 13: 1}
+    assert balanced_quotas(3, range(10), {9: 3}) == {k: int(k < 3) for k in range(10)}
+
+
+def test_tail_hands_are_every_hand_with_many_waits():
+    basic, riichi = tail_hands("basic"), tail_hands("riichi")
+    assert {k: len(v) for k, v in basic.items()} == {7: 471, 8: 282, 9: 3}
+    assert {k: len(v) for k, v in riichi.items()} == {7: 471, 8: 282, 9: 3, 13: 1}
+    nine = [bytes(c) for c in basic[9]]
+    assert bytes([3, 1, 1, 1, 1, 1, 1, 1, 3] + [0] * 25) in nine  # 1112345678999m
+    for variant, pool in (("basic", basic), ("riichi", riichi)):
+        assert all(len(winning_tiles(list(c), variant)) == k for k, hands in pool.items() for c in hands)
+        every = {c for hands in pool.values() for c in hands}
+        gen, rng = Generator(variant), random.Random(7)
+        for i in range(6000):  # concentrated hands: every one with >= TAIL waits the sampler meets is listed
+            ex = gen.tenpai(rng, (0.7, 1.0)[i % 2])
+            assert len(ex.tiles) < TAIL or tuple(ex.counts) in every
+
+
+@pytest.mark.parametrize("variant", ["basic", "riichi"])
+def test_balanced_split_has_equal_counts_per_wait_number(variant):
+    n = 300 if variant == "basic" else 301  # 297 for 0..8, plus every hand with 9 (3) [and 13 (1)] waits
+    exs = synthesize_balanced(Generator(variant), n, random.Random("b"), set())
+    got = Counter(len(e.tiles) for e in exs)
+    top = 13 if variant == "riichi" else 9
+    assert sorted(got) == list(WAIT_COUNTS[variant]) and max(got) == top
+    assert got[9] == 3 and (variant == "basic" or got[13] == 1)  # every such hand there is
+    assert {got[k] for k in range(9)} == {33}
+    assert len({bytes(e.counts) for e in exs}) == n
+    assert all(e.tiles == winning_tiles(e.counts, variant) for e in exs)
+    again = synthesize_balanced(Generator(variant), n, random.Random("b"), set())
+    assert [e.counts for e in again] == [e.counts for e in exs]
+    other = synthesize_balanced(Generator(variant), n, random.Random("c"), set())
+    assert [e.counts for e in other] != [e.counts for e in exs]
+
+
+def test_balanced_split_avoids_seen_hands():
+    seen = {bytes(c) for c in tail_hands("basic")[9][:1]} | {bytes(c) for c in tail_hands("basic")[8]}
+    exs = synthesize_balanced(Generator("basic"), 100, random.Random(0), seen)
+    got = Counter(len(e.tiles) for e in exs)
+    assert got[9] == 2 and got[8] == 0 and sum(got.values()) == 100  # the others share what 8 and 9 lack

@@ -35,6 +35,7 @@ def test_hydra_instantiates_the_task_option():
         assert isinstance(t, MahjongTask) and isinstance(t, Task)
         assert (t.name, t.variant, t.n_train, t.n_val, t.n_test) == ("mahjong", "riichi", 7, 200, 500)
         assert t.wait_distribution == {} and t.source is None  # {} = the natural mix of waits
+        assert t.test_distribution == "balanced"  # the headline test split; test_natural is scored beside it
         full = compose(config_name="config", overrides=["+task=mahjong"])  # how users select it
         assert isinstance(instantiate(full.task), MahjongTask)
 
@@ -45,6 +46,7 @@ BAD = [
     (dict(nontenpai_rate=-0.1), "task.nontenpai_rate"),
     (dict(nontenpai_rate="lots"), "task.nontenpai_rate"),
     (dict(notation="emoji"), "task.notation"),
+    (dict(test_distribution="flat"), r"task.test_distribution': 'flat' \(allowed: natural, balanced\)"),
     (dict(n_train=0), "task.n_train"),
     (dict(n_test=2.5), "task.n_test"),
     (dict(wait_distribution={"10": 1.0}), "task.wait_distribution"),
@@ -65,8 +67,8 @@ def test_all_zero_shares_mean_natural():
 
 
 def test_rows_follow_the_schema(task, splits):
-    assert {s: len(r) for s, r in splits.items()} == {"train": 300, "val": 50, "test": 100}
-    for row in splits["test"]:
+    assert {s: len(r) for s, r in splits.items()} == {"train": 300, "val": 50, "test": 100, "test_natural": 100}
+    for row in splits["test"] + splits["test_natural"]:
         assert set(row) >= {"id", "question", "answer", "rationale", "difficulty", "hand", "winning_tiles", "n_waits"}
         assert row["question"].startswith("Hand: ") and row["question"].endswith("\nWinning tiles?")
         assert row["difficulty"] == f"waits={row['n_waits']}" == f"waits={len(row['winning_tiles'])}"
@@ -75,7 +77,7 @@ def test_rows_follow_the_schema(task, splits):
         counts = parse_hand(row["hand"])
         assert verify_rationale(counts, row["rationale"], "riichi") == [w.tile for w in solve(counts, "riichi")]
         assert row["answer"] == (" ".join(row["winning_tiles"]) or "none")
-    assert sum(r["n_waits"] == 0 for r in splits["test"]) == 10  # nontenpai_rate 0.1
+    assert sum(r["n_waits"] == 0 for r in splits["test_natural"]) == 10  # nontenpai_rate 0.1
 
 
 def test_grading(task, splits):
@@ -120,6 +122,7 @@ def test_source_file_splits(tmp_path, splits):
     write_benchmark(rows + rows[:5], path)  # repeated hands are dropped, never split apart
     t = MahjongTask(n_train=1000, n_val=5, n_test=10, seed=4, source=path, variant="riichi")
     a, b = t.build_splits(), t.build_splits()
+    # a file keeps its own mix: one test split whatever test_distribution says
     assert a == b and {s: len(r) for s, r in a.items()} == {"train": 25, "val": 5, "test": 10}
     hands = [r["hand"] for rs in a.values() for r in rs]
     assert len(set(hands)) == 40 and set(hands) == {r["hand"] for r in rows}
