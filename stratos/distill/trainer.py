@@ -174,6 +174,7 @@ def validate_trainer(tr, will_train: bool = True) -> None:
     """Range checks of the `trainer` group that its types cannot express (UserError, one line)."""
     from stratos.errors import check_values
 
+    precisions = lightning_precisions()
     checks = [
         ("trainer.max_steps", tr.max_steps, int(tr.max_steps) > 0, "an integer > 0"),
         ("trainer.batch_size", tr.batch_size, int(tr.batch_size) > 0, "an integer > 0"),
@@ -186,8 +187,7 @@ def validate_trainer(tr, will_train: bool = True) -> None:
         ("trainer.num_threads", tr.num_threads, int(tr.num_threads) >= 0, "an integer >= 0 (0 = torch default)"),
         ("trainer.num_workers", tr.num_workers, int(tr.num_workers) >= 0, "an integer >= 0"),
         # checked by name even when nothing trains (a plan-only run): the config is reused for the real run
-        ("trainer.precision", tr.precision, str(tr.precision) in lightning_precisions(),
-         "one of " + ", ".join(lightning_precisions())),
+        ("trainer.precision", tr.precision, str(tr.precision) in precisions, "one of " + ", ".join(precisions)),
     ]
     check_values(checks)
     if will_train:
