@@ -62,13 +62,11 @@ def validate(cfg: DictConfig) -> None:
     from stratos.distill.trainer import validate_trainer  # imports Lightning
 
     validate_trainer(cfg.trainer, will_train=will_train)
-    if will_train:
+    if will_train:  # the logger class imports; every model the run loads is here or can be downloaded
         from stratos.distill.loggers import check_logger_class
-
-        check_logger_class(cfg.logger)
-    if will_train:  # every model the run loads is here, or can be downloaded: never minutes later
         from stratos.models.weights import check_obtainable
 
+        check_logger_class(cfg.logger)
         check_obtainable("student.name_or_path", cfg.student.get("name_or_path"))
         if cfg.teacher.kind == "hf":
             check_obtainable("teacher.name_or_path", cfg.teacher.name_or_path)

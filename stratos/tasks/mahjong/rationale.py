@@ -108,6 +108,15 @@ def verify_line(counts: Sequence[int], line: str, variant: str) -> int:
     return t
 
 
+def read_answer_line(line: str) -> tuple[str, list[int]]:
+    """(text after the prefix, tiles it names) of a final `Answer: ...` line ([] for `none`)."""
+    ans = line[len(ANSWER_PREFIX):].strip()
+    try:
+        return ans, ([] if ans == NONE else parse_tiles(ans))
+    except TileError as e:
+        raise RationaleError(f"unreadable answer line: {e}") from None
+
+
 def verify_rationale(counts: Sequence[int], text: str, variant: str) -> list[int]:
     """Check a whole rationale against the 13-tile hand; return the proven winning tiles.
 
@@ -121,11 +130,7 @@ def verify_rationale(counts: Sequence[int], text: str, variant: str) -> list[int
     tiles = [verify_line(counts, ln, variant) for ln in lines[:-1]]
     if tiles != sorted(set(tiles)):
         raise RationaleError("winning tiles must be listed once each, ascending")
-    ans = lines[-1][len(ANSWER_PREFIX):].strip()
-    try:
-        claimed = [] if ans == NONE else parse_tiles(ans)
-    except TileError as e:
-        raise RationaleError(f"unreadable answer line: {e}") from None
+    ans, claimed = read_answer_line(lines[-1])
     if claimed != tiles:
         raise RationaleError(f"answer line {ans!r} does not match the proven tiles")
     return tiles

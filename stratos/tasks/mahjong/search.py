@@ -37,8 +37,8 @@ from __future__ import annotations
 from typing import Sequence
 
 from stratos.tasks.base import ANSWER_PREFIX
-from stratos.tasks.mahjong.rationale import RationaleError, answer_text, format_line, verify_line
-from stratos.tasks.mahjong.tiles import NAMES, ORPHANS, SUITS, TileError, format_tile, parse_tile, parse_tiles
+from stratos.tasks.mahjong.rationale import RationaleError, answer_text, format_line, read_answer_line, verify_line
+from stratos.tasks.mahjong.tiles import NAMES, ORPHANS, SUITS, TileError, format_tile, parse_tile
 from stratos.tasks.mahjong.waits import Wait, winning_tiles
 
 NO = "no"
@@ -47,7 +47,7 @@ OPEN = "Open:"
 
 def open_suits(counts: Sequence[int]) -> list[int]:
     """Suits (0..3 = m p s z) whose tile count is not 0 (mod 3): where a standard winning tile lands."""
-    return [s for s in range(4) if sum(counts[9 * s:9 * s + (7 if s == 3 else 9)]) % 3]
+    return [s for s in range(4) if sum(counts[9 * s:9 * s + 9]) % 3]  # honors: the slice ends at 34
 
 
 def candidates(counts: Sequence[int], variant: str, suits: Sequence[int] = (0, 1, 2, 3)) -> list[int]:
@@ -111,11 +111,7 @@ def verify_search(counts: Sequence[int], text: str, variant: str, open_only: boo
     if seen != want_tiles:
         raise RationaleError(f"candidates must be {[NAMES[k] for k in want_tiles]} in order, got "
                              f"{[NAMES[k] for k in seen]}")
-    ans = lines[-1][len(ANSWER_PREFIX):].strip()
-    try:
-        claimed = [] if ans == "none" else parse_tiles(ans)
-    except TileError as e:
-        raise RationaleError(f"unreadable answer line: {e}") from None
+    ans, claimed = read_answer_line(lines[-1])
     if claimed != proven:
         raise RationaleError(f"answer line {ans!r} does not match the proven tiles")
     return proven
