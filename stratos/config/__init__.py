@@ -37,7 +37,8 @@ from stratos.config.models import (  # noqa: F401
     TeacherConfig)
 from stratos.config.planner import ConstraintsConfig, PlannerConfig  # noqa: F401
 from stratos.config.serve import ServeSettings  # noqa: F401
-from stratos.config.strategy import AlignmentConfig, InjectionConfig, StrategyConfig  # noqa: F401
+from stratos.config.strategy import (  # noqa: F401
+    AlignmentConfig, CrossTokenizerConfig, InjectionConfig, StrategyConfig)
 from stratos.config.task import MahjongTaskConfig, MathTaskConfig, TaskConfig  # noqa: F401
 
 

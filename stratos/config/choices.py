@@ -36,6 +36,7 @@ class TokenizerFrom(StrEnum):
 class AlignmentMode(StrEnum):
     auto = "auto"
     logit = "logit"
+    cross_tokenizer = "cross_tokenizer"  # logit KD across vocabularies (span alignment + shared KL + ULD)
     hidden = "hidden"
     sequence = "sequence"
 

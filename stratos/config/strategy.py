@@ -10,6 +10,15 @@ from stratos.config.choices import AlignmentMode, KDLoss, TrainTarget
 
 
 @dataclass
+class CrossTokenizerConfig:
+    """Logit KD across vocabularies (mode cross_tokenizer, stratos/distill/cross_tokenizer_loss.py):
+    KD = shared_weight * T^2 * D(renormalised shared-token distributions) + uld_weight * ULD(the rest)."""
+
+    shared_weight: float = 1.0  # the divergence on tokens both vocabularies hold (identical bytes)
+    uld_weight: float = 1.0  # L1 between sorted probabilities of the tokens only one side has
+
+
+@dataclass
 class AlignmentConfig:
     mode: AlignmentMode = AlignmentMode.auto
     loss: KDLoss = KDLoss.forward_kl
@@ -23,6 +32,7 @@ class AlignmentConfig:
     verify: bool = True  # sequence KD: keep a teacher rationale only if the task's verifier accepts it
     n_samples: int = 4  # sequence KD: draws per item for rejection sampling (greedy teachers get 1)
     blackbox_kd: bool = True  # sequence KD: add token-level KD from the server's top-k logprobs when they map
+    cross_tokenizer: CrossTokenizerConfig = field(default_factory=CrossTokenizerConfig)
 
 
 @dataclass

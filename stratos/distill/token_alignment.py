@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 import torch
@@ -184,9 +184,29 @@ class SharedVocab:
     student: torch.Tensor  # (M,) long
     student_size: int  # V_s (embedding rows of the student's head)
     teacher_size: int  # V_t
+    student_rest: torch.Tensor = field(init=False)  # (V_s - M,) ids in no pair, ascending
+    teacher_rest: torch.Tensor = field(init=False)  # (V_t - M,)
+
+    def __post_init__(self) -> None:
+        self.student_rest = _complement(self.student, self.student_size)
+        self.teacher_rest = _complement(self.teacher, self.teacher_size)
 
     def __len__(self) -> int:
         return int(self.student.numel())
+
+    def to(self, device) -> "SharedVocab":
+        """The same map with its index tensors on `device` (no copy when already there)."""
+        if self.student.device == torch.device(device):
+            return self
+        out = SharedVocab.__new__(SharedVocab)
+        out.__dict__.update({k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in self.__dict__.items()})
+        return out
+
+
+def _complement(ids: torch.Tensor, size: int) -> torch.Tensor:
+    keep = torch.ones(size, dtype=torch.bool)
+    keep[ids] = False
+    return keep.nonzero().squeeze(1)
 
 
 def shared_vocab(student_tok, teacher_tok, student_size: int | None = None,
