@@ -146,6 +146,7 @@ class ChunkedCrossTokenizerKD:
     def from_config(cls, alignment: Any) -> "ChunkedCrossTokenizerKD":
         """From ``cfg.strategy.alignment`` (AlignmentConfig)."""
         x = alignment.cross_tokenizer
+        x = CrossTokenizerConfig(**x) if isinstance(x, dict) else x
         return cls(loss=str(alignment.loss), temperature=float(alignment.temperature), beta=float(alignment.beta),
                    alpha=float(alignment.alpha), chunk_size=int(alignment.chunk_size),
                    shared_weight=float(x.shared_weight), uld_weight=float(x.uld_weight))

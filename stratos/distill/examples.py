@@ -29,6 +29,7 @@ import torch
 from stratos.tasks.base import Task
 from stratos.distill.blackbox_kd import FILL
 from stratos.distill.rejection import sequence_distillation_rows
+from stratos.distill.token_alignment import aligned_pairs, encode_example
 from stratos.errors import UserError
 from stratos.models.generate import encode_prompt
 
@@ -130,6 +131,7 @@ class Item(NamedTuple):
     is_corpus: bool = False
     index: int = -1
     topk: Any = None  # (ids (L, k), logprobs (L, k), tail (L,)); row p = the teacher at position p
+    xtok: Any = None  # cross-tokenizer KD: (teacher input ids (L_t,), aligned (student row, teacher row) pairs)
 
 
 def topk_rows(teacher: Any, n_prompt: int, length: int):
@@ -157,9 +159,14 @@ class ExampleDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, tokenizer, supervised: list[TextExample], corpus: list[TextExample], corpus_weight: float,
-                 max_len: int, seed: int, corpus_window: int = 0) -> None:
+                 max_len: int, seed: int, corpus_window: int = 0, teacher_tokenizer=None,
+                 teacher_max_len: int = 0) -> None:
         items = []
+        self.xtok_counts: dict[str, int] = {}  # cross-tokenizer KD: supervised / aligned tokens, spans by kind
         for e in supervised:
+            if teacher_tokenizer is not None:  # the teacher reads the same text in its own tokens
+                items.append(self._cross_item(tokenizer, teacher_tokenizer, e, max_len, teacher_max_len or max_len))
+                continue
             ids, labels = tokenize(tokenizer, e, max_len)
             top = None
             if e.teacher_topk is not None:
@@ -180,12 +187,21 @@ class ExampleDataset(torch.utils.data.Dataset):
             items += [cor[j] for j in order[:n_corpus]]
         self.items = items
 
+    def _cross_item(self, tokenizer, teacher_tokenizer, e: TextExample, max_len: int, teacher_max_len: int) -> Item:
+        s = encode_example(tokenizer, e.prompt, e.target, max_len)
+        t = encode_example(teacher_tokenizer, e.prompt, e.target, teacher_max_len)
+        pairs, counts = aligned_pairs(s, t, (tokenizer.eos_token_id, teacher_tokenizer.eos_token_id))
+        for k, v in counts.items():
+            self.xtok_counts[k] = self.xtok_counts.get(k, 0) + v
+        return Item(s.ids, s.labels, xtok=(t.ids, pairs))
+
     @classmethod
     def from_items(cls, items: list[tuple[list[int], list[int]]]) -> "ExampleDataset":
         """Already-tokenized (input_ids, labels) pairs (benchmarks, other front ends)."""
         ds = cls.__new__(cls)
         ds.items = [Item(list(ids), list(labels)) for ids, labels in items]
         ds.topk_k = 0
+        ds.xtok_counts = {}
         return ds
 
     def __len__(self) -> int:
@@ -251,9 +267,29 @@ def collate(pad_id: int, topk_k: int = 0):
             out["index"] = torch.tensor([item.index for item in items], dtype=torch.long)
         if topk_k > 0:
             out.update(_collate_topk(items, labels, topk_k))
+        if any(item.xtok is not None for item in items):
+            out.update(_collate_xtok(items))
         return out
 
     return fn
+
+
+def _collate_xtok(items: list[Item]) -> dict[str, torch.Tensor]:
+    """Cross-tokenizer KD: teacher_input_ids / teacher_attention_mask (B, T_t), right-padded with id 0 under a
+    zero mask, and xtok_pairs (B, P, 2): per row its aligned (student row, teacher row) pairs in shifted
+    coordinates (the logits row predicting the token), -1 on padding pairs."""
+    t_ids = [list(item.xtok[0]) if item.xtok is not None else [0] for item in items]
+    pairs = [list(item.xtok[1]) if item.xtok is not None else [] for item in items]
+    width, p = max(len(x) for x in t_ids), max(1, max(len(x) for x in pairs))
+    ids = torch.zeros(len(items), width, dtype=torch.long)
+    mask = torch.zeros(len(items), width, dtype=torch.long)
+    out = torch.full((len(items), p, 2), -1, dtype=torch.long)
+    for r, (x, pr) in enumerate(zip(t_ids, pairs)):
+        ids[r, : len(x)] = torch.tensor(x)
+        mask[r, : len(x)] = 1
+        if pr:
+            out[r, : len(pr)] = torch.tensor(pr)
+    return {"teacher_input_ids": ids, "teacher_attention_mask": mask, "xtok_pairs": out}
 
 
 def _collate_topk(items: list[Item], labels: torch.Tensor, k: int) -> dict[str, torch.Tensor]:

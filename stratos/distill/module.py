@@ -13,6 +13,9 @@ Per batch (B sequences of T tokens, vocabulary V, student width H):
           the teacher is live (a forward per batch) or, with `topk`, its stored top-k log-probs
           looked up by the batch's dataset indices (stratos/distill/teacher_store.py)
   hidden: adds hidden_weight * MSE(proj(teacher hidden), student hidden) over supervised positions
+  cross_tokenizer: loss = (1 - w) * CE + w * KD_x, the teacher reading the batch's `teacher_input_ids` (its own
+          tokens of the same text) and KD_x taken at the aligned pairs `xtok_pairs` (B, P, 2)
+          (stratos/distill/cross_tokenizer_loss.py; the shared vocabulary comes with the module)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from stratos.config import AlignmentConfig
+from stratos.distill.cross_tokenizer_loss import ChunkedCrossTokenizerKD
 from stratos.distill.losses import ChunkedDistillLoss
 from stratos.distill.slices import batch_slices, computed_positions, sliced_forward
 from stratos.models.hub import lm_parts
@@ -32,7 +36,7 @@ from stratos.models.hub import lm_parts
 class DistillModule(L.LightningModule):
     def __init__(self, student, mode: str, alignment: AlignmentConfig | dict, lr: float, weight_decay: float, warmup_steps: int,
                  max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0,
-                 blackbox_topk: bool = False, length_slices: int = 1) -> None:
+                 blackbox_topk: bool = False, length_slices: int = 1, shared_vocab=None) -> None:
         super().__init__()
         # the typed `strategy.alignment` group; a plain dict (tests, benchmarks) fills in the dataclass defaults
         a = alignment if isinstance(alignment, AlignmentConfig) else AlignmentConfig(**dict(alignment))
@@ -45,7 +49,7 @@ class DistillModule(L.LightningModule):
         self.length_slices = int(length_slices)  # forwards on <= this many length-sorted slices (slices.py)
         self.last_positions = 0  # positions the last batch's forward computed, padding included
         self.blackbox_topk = bool(blackbox_topk) and mode == "sequence"
-        kd_modes = ("logit", "hidden", "sequence") if self.blackbox_topk else ("logit", "hidden")
+        kd_modes = ("logit", "hidden", "sequence") if self.blackbox_topk else ("logit", "hidden", "cross_tokenizer")
         self.kd_weight = float(a.kd_weight) if mode in kd_modes else 0.0
         self.hidden_weight = float(a.hidden_weight) if mode in ("logit", "hidden") else 0.0
         if mode == "hidden" and self.hidden_weight == 0.0:
@@ -56,6 +60,8 @@ class DistillModule(L.LightningModule):
             kd_weight=self.kd_weight, beta=float(a.beta), alpha=float(a.alpha), chunk_size=int(a.chunk_size),
         )
         self.ce_fn = ChunkedDistillLoss(kd_weight=0.0, chunk_size=int(a.chunk_size))
+        self.shared_vocab = shared_vocab  # token_alignment.SharedVocab (cross_tokenizer mode)
+        self.xtok_fn = ChunkedCrossTokenizerKD.from_config(a) if mode == "cross_tokenizer" else None
         self.hidden_proj = None
         if self.hidden_weight > 0 and teacher is not None:
             # learned projection teacher width -> student width, so widths may differ
@@ -76,6 +82,8 @@ class DistillModule(L.LightningModule):
                                 ids, mask, plan)
         hidden = hidden[:, :-1]  # (B, T-1, H): position t predicts token t+1
         labels = batch["labels"][:, 1:]  # (B, T-1)
+        if self.mode == "cross_tokenizer":
+            return self._cross_tokenizer_losses(batch, hidden, head.weight, labels)
         t_hidden, teacher = None, {}  # teacher = the one source the KD loss reads
         if self.blackbox_topk:
             if "topk_ids" not in batch:  # validation rows carry no teacher answer: CE
@@ -108,6 +116,28 @@ class DistillModule(L.LightningModule):
             out["loss"] = out["loss"] + self.hidden_weight * mse
             out["hidden_mse"] = mse.detach()
         return out
+
+    def _cross_tokenizer_losses(self, batch, hidden, weight, labels) -> dict[str, torch.Tensor]:
+        """CE on every supervised student token + KD_x at the aligned pairs, the teacher on its own tokens."""
+        out = self.ce_fn(hidden, weight, labels)  # {"loss" = CE with grad, "ce", "kd" = 0}
+        if self.kd_weight == 0 or self.teacher is None or "xtok_pairs" not in batch:
+            return out
+        pairs = batch["xtok_pairs"]  # (B, P, 2) shifted rows; -1 = padding pair
+        b, p = (pairs[..., 0] >= 0).nonzero(as_tuple=True)  # (n,), (n,)
+        s_rows = hidden[b, pairs[b, p, 0]]  # (n, H): rows of the student's hidden[:, :-1]
+        t_pos = pairs[b, p, 1]  # (n,): a shifted row r is input position r of the teacher's sequence
+        t_ids, t_mask = batch["teacher_input_ids"], batch["teacher_attention_mask"]
+        plan = batch_slices(t_mask, self.length_slices)
+        if getattr(self.teacher, "plain_head", False):
+            t_hidden = sliced_forward(self.teacher.final_hidden, t_ids, t_mask, plan)  # (B, T_t, H_t)
+            t_w, t_b = self.teacher.head
+            kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_hidden=t_hidden[b, t_pos], teacher_weight=t_w,
+                              teacher_bias=t_b)
+        else:
+            t_logits, _ = sliced_forward(self.teacher.logits_and_hidden, t_ids, t_mask, plan)  # (B, T_t, V_t)
+            kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_logits=t_logits[b, t_pos])
+        w = self.kd_weight
+        return {"loss": (1 - w) * out["loss"] + w * kd, "ce": out["ce"], "kd": kd.detach()}
 
     def _mixed_losses(self, hidden, weight, labels, is_corpus) -> dict[str, torch.Tensor]:
         """Knowledge injection: SFT and corpus rows share the batch; each group's per-token mean CE

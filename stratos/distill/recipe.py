@@ -9,9 +9,12 @@ turns that into a typed `TrainingRecipe`:
   datasets        train / val `ExampleDataset`s (+ corpus windows for injection)
   teacher source  `live` (a white-box forward per batch), `topk_store` (its top-k log-probs computed
                   once and shared, stratos/distill/teacher_store.py) or `none`
-  loss            mode, alignment settings, corpus share, black-box token KD
+  loss            mode, alignment settings, corpus share, black-box token KD, and for cross-tokenizer
+                  KD the shared vocabulary (the datasets then carry the teacher's own tokens of each
+                  example and the aligned pairs, stratos/distill/token_alignment.py)
 
-and the records the stage writes (strategy.json, preflight.json, token_kd.json, topk_store.json).
+and the records the stage writes (strategy.json, preflight.json, token_kd.json, topk_store.json,
+cross_tokenizer.json).
 The distill stage then only fits and saves.
 """
 
@@ -32,7 +35,9 @@ from stratos.distill.preflight import run_preflight
 from stratos.distill.slices import resolve_slices
 from stratos.distill.strategy import Decision, Mode
 from stratos.distill.teacher_store import open_topk_store
+from stratos.distill.token_alignment import shared_vocab
 from stratos.errors import UserError
+from stratos.models.hub import lm_parts
 
 log = logging.getLogger("stratos")
 
@@ -62,6 +67,7 @@ class LossSpec:
     alignment: AlignmentConfig
     corpus_weight: float = 0.0  # the corpus' share of the loss (injection with a corpus), else 0
     blackbox_topk: bool = False  # sequence KD: token-level KD from the black-box teacher's top-k logprobs
+    shared_vocab: Any = None  # cross_tokenizer: token_alignment.SharedVocab (teacher id <-> student id)
 
 
 @dataclass
@@ -87,7 +93,8 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     al: AlignmentConfig = OmegaConf.to_object(cfg.strategy.alignment)
     inj, tr = cfg.strategy.injection, cfg.trainer
     pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
-    decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason)
+    decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason,
+                               cross_tokenizer=pf.logit_kd == "cross-tokenizer logit KD")
     records: dict[str, dict] = {outputs.STRATEGY_JSON: decision.as_dict()}
 
     source = text_source(decision.mode, strategy.target)
@@ -107,16 +114,24 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
             log.warning("black-box token KD uses forward_kl at T=1 (top-k log-probs), not %s", al.loss)
     corpus = corpus_texts(task, list(inj.corpus_paths)) if decision.mode == Mode.injection else []
     max_len = int(cfg.student.arch.max_position) if not cfg.student.name_or_path else 2048
+    cross = decision.mode == Mode.cross_tokenizer
+    xtok = dict(teacher_tokenizer=teacher.tokenizer, teacher_max_len=pf.teacher_context or max_len) if cross else {}
     train = ExampleDataset(student.tokenizer, sup, corpus, float(inj.corpus_weight), max_len, int(cfg.seed),
-                           corpus_window=int(inj.corpus_window))
+                           corpus_window=int(inj.corpus_window), **xtok)
     # validation: verified rationales also for sequence KD (teacher text may be missing for val rows)
     val_source = TextSource.verified if source == TextSource.teacher else source
     val_sup, _ = supervised_texts(val_source, task, val_rows, teacher, rules_in_prompt)
-    val = ExampleDataset(student.tokenizer, val_sup, [], 0.0, max_len, int(cfg.seed))
+    val = ExampleDataset(student.tokenizer, val_sup, [], 0.0, max_len, int(cfg.seed), **xtok)
     records[outputs.PREFLIGHT_JSON] = run_preflight(student, teacher, max_seq_len=train.max_len,
                                                     dtype=cfg.student.dtype).as_dict()
+    shared = None
+    if cross:
+        shared = shared_vocab(student.tokenizer, teacher.tokenizer, lm_parts(student.model)[1].weight.shape[0],
+                              lm_parts(teacher.model)[1].weight.shape[0])
+        records[outputs.CROSS_TOKENIZER_JSON] = cross_tokenizer_record(shared, train, val, al)
 
-    teacher_source = TeacherSource.live if decision.mode in (Mode.logit, Mode.hidden) else TeacherSource.none
+    live = (Mode.logit, Mode.hidden, Mode.cross_tokenizer)
+    teacher_source = TeacherSource.live if decision.mode in live else TeacherSource.none
     topk: dict = {}
     if int(al.top_k) > 0 and decision.mode == Mode.logit:
         # offline teacher: its top-k log-probs for these exact token sequences, computed once per
@@ -132,5 +147,19 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     elif int(al.top_k) > 0:
         log.warning("strategy.alignment.top_k=%d unused: the decided mode is %s, not logit KD", int(al.top_k),
                     decision.mode)
-    loss = LossSpec(decision.mode, al, float(inj.corpus_weight) if corpus else 0.0, blackbox)
+    loss = LossSpec(decision.mode, al, float(inj.corpus_weight) if corpus else 0.0, blackbox, shared)
     return TrainingRecipe(decision, source, teacher_source, train, val, loss, topk, stats, records)
+
+
+def cross_tokenizer_record(shared, train: ExampleDataset, val: ExampleDataset, al: AlignmentConfig) -> dict:
+    """cross_tokenizer.json: the shared vocabulary and how much of the supervised text was aligned."""
+    def split(ds: ExampleDataset) -> dict:
+        c = dict(ds.xtok_counts)
+        c["aligned_share"] = round(c.get("aligned", 0) / max(1, c.get("supervised", 0)), 4)
+        return c
+
+    return {"method": "spans of equal text aligned by character offsets; shared_weight * T^2 * divergence on "
+                      "renormalised shared-token distributions + uld_weight * ULD (sorted L1) on the rest",
+            "student_vocab": shared.student_size, "teacher_vocab": shared.teacher_size, "shared_tokens": len(shared),
+            "shared_weight": float(al.cross_tokenizer.shared_weight), "uld_weight": float(al.cross_tokenizer.uld_weight),
+            "train": split(train), "val": split(val)}

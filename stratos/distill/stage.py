@@ -11,6 +11,8 @@ Outputs (names in stratos/distill/outputs.py):
                     metrics (train/loss, train/lr, train/ce, train/kd, ..., val/loss), read by the report
   topk_store.json   offline teacher (strategy.alignment.top_k > 0): where its top-k log-probs live
   token_kd.json     black-box teacher: whether its top-k logprobs became token-level KD targets, or why not
+  cross_tokenizer.json  cross-tokenizer logit KD: shared tokens, aligned share of the supervised tokens,
+                    spans by kind (1:1, 1:n, n:1, n:m, eos)
 """
 
 from __future__ import annotations
@@ -105,6 +107,10 @@ def distill_metrics(recipe: TrainingRecipe, result: FitResult, student) -> dict:
     if token_kd is not None:
         metrics["strategy/token_kd"] = token_kd["used"]
         metrics["strategy/token_kd_aligned"] = token_kd["aligned"]
+    xtok = recipe.records.get(outputs.CROSS_TOKENIZER_JSON)
+    if xtok is not None:
+        metrics["strategy/xtok_shared_tokens"] = xtok["shared_tokens"]
+        metrics["strategy/xtok_aligned_share"] = xtok["train"]["aligned_share"]
     topk = recipe.records.get(outputs.TOPK_STORE_JSON)
     if topk:
         metrics["distill/topk/bytes_per_token"] = topk["train"]["bytes_per_token"]

@@ -6,8 +6,12 @@
   otherwise                            -> knowledge INJECTION (the teacher does not; build data
                                           from verified answers backwards + a domain corpus)
 Within alignment the mode follows what the teacher offers and the preflight allows:
-  logits + identical vocabulary -> logit KD (white-box); otherwise sequence-level KD on the
-  teacher's verified rationales (black-box, rejection-sampled by the task's verifier).
+  logits + identical vocabulary   -> logit KD (white-box)
+  logits + another vocabulary     -> cross-tokenizer logit KD (spans of equal text aligned by character
+                                     offsets; KL on the shared tokens + ULD on the rest), when both
+                                     tokenizers give offsets (stratos/distill/cross_tokenizer_loss.py)
+  otherwise                       -> sequence-level KD on the teacher's verified rationales (black-box,
+                                     rejection-sampled by the task's verifier)
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Mode(StrEnum):
     """How the student is trained (the loss), once the strategy is decided."""
 
     logit = "logit"  # CE + KD on the teacher's token distributions (white box, same vocabulary)
+    cross_tokenizer = "cross_tokenizer"  # CE + KD at aligned spans across vocabularies (white box)
     hidden = "hidden"  # logit KD + hidden-state MSE through a learned projection
     sequence = "sequence"  # CE on teacher-written, verified rationales (+ token KD from its top-k logprobs)
     injection = "injection"  # CE on reverse-synthesised verified rationales + the domain corpus
@@ -73,7 +78,9 @@ class Strategy:
         self.alignment = dict(alignment or {})
         self.injection = dict(injection or {})
 
-    def decide(self, teacher, task: Task, probe_rows: list[dict], same_vocab: bool, vocab_reason: str) -> Decision:
+    def decide(self, teacher, task: Task, probe_rows: list[dict], same_vocab: bool, vocab_reason: str,
+               cross_tokenizer: bool = False) -> Decision:
+        """`cross_tokenizer`: the preflight found the vocabularies differ but can be aligned (fast tokenizers)."""
         if self.name == "labels_only":
             return Decision("labels_only", Mode.labels, "strategy=labels_only: supervised on verified labels only, "
                             "no teacher knowledge", None, 0)
@@ -91,8 +98,9 @@ class Strategy:
             name, why = self.name, f"strategy={self.name} set in config (teacher probe accuracy {acc:.2f})"
         if name == "injection":
             return Decision(name, Mode.injection, why, acc, len(rows), feats)
-        mode, refused = self._alignment_mode(teacher, same_vocab, vocab_reason)
-        return Decision(name, mode, f"{why}; mode {mode}", acc, len(rows), feats, refused)
+        mode, refused = self._alignment_mode(teacher, same_vocab, vocab_reason, cross_tokenizer)
+        detail = f" ({vocab_reason})" if mode == Mode.cross_tokenizer else ""
+        return Decision(name, mode, f"{why}; mode {mode}{detail}", acc, len(rows), feats, refused)
 
     def prepare(self, cfg, task: Task, teacher, student, train_rows: list[dict], val_rows: list[dict]):
         """Decide, then turn the decision into a typed `TrainingRecipe` (datasets, loss, teacher source)."""
@@ -100,18 +108,28 @@ class Strategy:
 
         return prepare_recipe(self, cfg, task, teacher, student, train_rows, val_rows)
 
-    def _alignment_mode(self, teacher, same_vocab: bool, vocab_reason: str) -> tuple[Mode, list[str]]:
+    def _alignment_mode(self, teacher, same_vocab: bool, vocab_reason: str,
+                        cross_tokenizer: bool = False) -> tuple[Mode, list[str]]:
         wanted = self.alignment.get("mode", "auto")
         caps = getattr(teacher, "capabilities", frozenset({"text"}))
         white_box = "logits" in caps and same_vocab
+        cross = "logits" in caps and not same_vocab and cross_tokenizer
         refused = []
-        if wanted in ("logit", "hidden") and not white_box:
+        if wanted == "hidden" and cross:  # hidden states of different token positions: no pairing
+            refused.append(f"hidden KD refused: {vocab_reason.split(':')[0]}; using cross-tokenizer logit KD instead")
+            log.warning(refused[-1])
+            return Mode.cross_tokenizer, refused
+        if wanted in ("logit", "cross_tokenizer") and cross:
+            return Mode.cross_tokenizer, refused
+        if wanted == "cross_tokenizer" and white_box:
+            return Mode.cross_tokenizer, refused  # allowed: with one vocabulary it is logit KD at every token
+        if wanted in ("logit", "hidden", "cross_tokenizer") and not white_box:
             refused.append(f"{wanted} KD refused: {vocab_reason if 'logits' in caps else 'teacher offers text only'}"
                            f"; using sequence-level KD instead")
             log.warning(refused[-1])
             return Mode.sequence, refused
         if wanted == "auto":
-            return (Mode.logit if white_box else Mode.sequence), refused
+            return (Mode.logit if white_box else Mode.cross_tokenizer if cross else Mode.sequence), refused
         return Mode(wanted), refused
 
 
@@ -128,9 +146,14 @@ def validate_strategy(s) -> None:
         ("strategy.alignment.kd_weight", al.kd_weight, 0.0 <= float(al.kd_weight) <= 1.0, "0 <= weight <= 1"),
         ("strategy.alignment.temperature", al.temperature, float(al.temperature) > 0, "> 0"),
         ("strategy.alignment.top_k", al.top_k, int(al.top_k) >= 0, "an integer >= 0 (0 = live teacher)"),
-        ("strategy.alignment.mode", al.mode, int(al.top_k) == 0 or al.mode in ("auto", "logit"),
-         "auto or logit when top_k > 0 (the top-k store holds logits, not hidden states)"),
-        ("strategy.alignment.loss", al.loss, int(al.top_k) == 0 or al.loss == "forward_kl",
+        ("strategy.alignment.mode", str(al.mode), int(al.top_k) == 0 or al.mode in ("auto", "logit"),
+         "auto or logit when top_k > 0 (the top-k store holds logits of the student's own tokens)"),
+        ("strategy.alignment.cross_tokenizer.shared_weight", al.cross_tokenizer.shared_weight,
+         float(al.cross_tokenizer.shared_weight) >= 0, "a weight >= 0"),
+        ("strategy.alignment.cross_tokenizer.uld_weight", al.cross_tokenizer.uld_weight,
+         float(al.cross_tokenizer.uld_weight) >= 0 and float(al.cross_tokenizer.uld_weight)
+         + float(al.cross_tokenizer.shared_weight) > 0, "a weight >= 0, > 0 when shared_weight is 0"),
+        ("strategy.alignment.loss", str(al.loss), int(al.top_k) == 0 or al.loss == "forward_kl",
          "forward_kl when top_k > 0 (the other losses need the full teacher distribution)"),
         ("strategy.alignment.n_samples", al.n_samples, int(al.n_samples) >= 1, "an integer >= 1"),
         ("strategy.injection.corpus_weight", inj.corpus_weight, 0.0 <= float(inj.corpus_weight) < 1.0,

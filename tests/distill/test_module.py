@@ -51,3 +51,72 @@ def test_bf16_teacher_gives_the_kd_loss_of_the_autocast_fp32_teacher():
         teacher.model.to(torch.bfloat16)
         after = module.losses(batch)["kd"].item()
     assert after == pytest.approx(before, rel=1e-2)
+
+
+def _tok_and_examples(vocab):
+    from stratos.distill.examples import TextExample
+    from stratos.models.tokenizer import train_tokenizer
+
+    texts = [f"hand {i}m {i + 1}p {i + 2}s waits on {i}m and {i + 3}p" for i in range(1, 7)] * 5
+    ex = [TextExample(f"hand {i}m {i + 1}p", f"waits on {i}m and {i + 3}p") for i in range(1, 7)]
+    return train_tokenizer(texts, vocab), ex
+
+
+def _teacher_for(tok, seed=3):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    teacher = HFTeacher.__new__(HFTeacher)
+    teacher.model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                                 num_attention_heads=2, num_key_value_heads=2, intermediate_size=64,
+                                                 max_position_embeddings=64, tie_word_embeddings=True)).eval()
+    teacher.tokenizer = tok
+    return teacher
+
+
+class LogitsOnly(HFTeacher):
+    plain_head = False  # the loss then reads the teacher's (B, T, V) logits instead of its hidden states
+
+
+@pytest.mark.parametrize("plain_head", [True, False])
+def test_cross_tokenizer_mode_with_one_tokenizer_is_logit_kd(plain_head):
+    """The identity at module level: same tokenizer, shared = every id -> the loss of mode logit."""
+    from stratos.distill.examples import ExampleDataset, collate
+    from stratos.distill.token_alignment import shared_vocab
+
+    tok, ex = _tok_and_examples(300)
+    teacher = _teacher_for(tok)
+    if not plain_head:
+        teacher.__class__ = LogitsOnly
+    ds = ExampleDataset(tok, ex, [], 0.0, 64, 0, teacher_tokenizer=tok)
+    batch = collate(tok.pad_token_id)([ds[i] for i in range(len(ds))])
+    assert torch.equal(batch["teacher_input_ids"] * batch["teacher_attention_mask"],
+                       batch["input_ids"] * batch["attention_mask"])
+    student = _teacher_for(tok, seed=5).model.train()
+    align = {"kd_weight": 0.5, "temperature": 2.0}
+    logit = DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, teacher=teacher).losses(batch)
+    cross = DistillModule(student, "cross_tokenizer", align, 1e-3, 0.0, 1, 10, teacher=teacher,
+                          shared_vocab=shared_vocab(tok, tok)).losses(batch)
+    for k in ("loss", "ce", "kd"):
+        assert cross[k].item() == pytest.approx(logit[k].item(), rel=1e-5), k
+
+
+def test_cross_tokenizer_mode_trains_the_student_on_another_vocabulary():
+    from stratos.distill.examples import ExampleDataset, collate
+    from stratos.distill.token_alignment import shared_vocab
+
+    s_tok, ex = _tok_and_examples(280)
+    t_tok, _ = _tok_and_examples(330)
+    teacher = _teacher_for(t_tok)
+    ds = ExampleDataset(s_tok, ex, [], 0.0, 64, 0, teacher_tokenizer=t_tok)
+    assert 0.5 < ds.xtok_counts["aligned"] / ds.xtok_counts["supervised"] <= 1
+    batch = collate(s_tok.pad_token_id)([ds[i] for i in range(len(ds))])
+    student = _teacher_for(s_tok, seed=5).model.train()
+    module = DistillModule(student, "cross_tokenizer", {"kd_weight": 0.5}, 1e-3, 0.0, 1, 10, teacher=teacher,
+                           shared_vocab=shared_vocab(s_tok, t_tok))
+    out = module.losses(batch)
+    out["loss"].backward()
+    assert out["kd"] > 0 and torch.isfinite(out["loss"])
+    assert out["loss"].item() == pytest.approx(0.5 * out["ce"].item() + 0.5 * out["kd"].item(), rel=1e-6)
+    assert student.model.embed_tokens.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.model.parameters())

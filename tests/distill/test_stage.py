@@ -59,6 +59,19 @@ def test_live_logit_kd_shares_the_teachers_tokenizer(tmp_path, teacher_dir):
     assert not (run_dir / "distill" / "topk_store.json").exists()
 
 
+def test_a_student_with_its_own_tokenizer_gets_cross_tokenizer_logit_kd(tmp_path, teacher_dir):
+    run_dir, done = run(tmp_path, kd(teacher_dir, "student.tokenizer_from=train", "student.tokenizer_vocab=320"))
+    d = run_dir / "distill"
+    strategy, preflight = (json.loads((d / f).read_text()) for f in ("strategy.json", "preflight.json"))
+    assert strategy["mode"] == "cross_tokenizer" and not strategy["refused"]
+    assert "cross-tokenizer logit KD" in strategy["reason"] and preflight["logit_kd"] == "cross-tokenizer logit KD"
+    assert not preflight["same_vocab"] and preflight["shared_tokens"] > 250
+    xtok = json.loads((d / "cross_tokenizer.json").read_text())
+    assert xtok["student_vocab"] == 320 and xtok["train"]["aligned_share"] > 0.5, xtok
+    assert done["distill"].metrics["strategy/xtok_aligned_share"] == xtok["train"]["aligned_share"]
+    assert any(r.get("train/kd", 0) > 0 for r in read_train_metrics(done["distill"]))
+
+
 def test_store_kd_writes_once_and_is_shared_across_seeds(tmp_path, teacher_dir):
     store = ["strategy.alignment.top_k=16"]
     run_dir, done = run(tmp_path, kd(teacher_dir, *store), "seed0")
