@@ -62,6 +62,8 @@ CASES = [  # (overrides, text the one line must contain)
      "invalid value for 'strategy.alignment.cross_tokenizer.uld_weight': -1.0 (allowed: a weight >= 0"),
     (["strategy.alignment.cross_tokenizer.shared_weight=0", "strategy.alignment.cross_tokenizer.uld_weight=0"],
      "invalid value for 'strategy.alignment.cross_tokenizer.uld_weight': 0.0 (allowed: a weight >= 0, > 0 when"),
+    (["strategy.alignment.cross_tokenizer.uld_over=rest"],
+     "invalid value for 'strategy.alignment.cross_tokenizer.uld_over': 'rest' (allowed: full, unmatched)"),
     (["strategy.alignment.top_k=8", "strategy.alignment.mode=cross_tokenizer"],
      "invalid value for 'strategy.alignment.mode': 'cross_tokenizer' (allowed: auto or logit when top_k > 0"),
     (["strategy.target=essay"], "invalid value for 'strategy.target': 'essay' (allowed: rationale, answer)"),

@@ -41,6 +41,13 @@ class AlignmentMode(StrEnum):
     sequence = "sequence"
 
 
+class UldOver(StrEnum):
+    """Which probabilities the ULD term of cross-tokenizer KD compares (sorted, L1)."""
+
+    full = "full"  # the whole distributions (ULD, Boizard et al. 2024)
+    unmatched = "unmatched"  # only tokens outside the shared vocabulary (TRL GOLD's hybrid)
+
+
 class KDLoss(StrEnum):
     forward_kl = "forward_kl"
     reverse_kl = "reverse_kl"

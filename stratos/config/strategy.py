@@ -6,16 +6,17 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from stratos.config.choices import AlignmentMode, KDLoss, TrainTarget
+from stratos.config.choices import AlignmentMode, KDLoss, TrainTarget, UldOver
 
 
 @dataclass
 class CrossTokenizerConfig:
     """Logit KD across vocabularies (mode cross_tokenizer, stratos/distill/cross_tokenizer_loss.py):
-    KD = shared_weight * T^2 * D(renormalised shared-token distributions) + uld_weight * ULD(the rest)."""
+    KD = shared_weight * T^2 * D(renormalised shared-token distributions) + uld_weight * ULD(sorted probs)."""
 
     shared_weight: float = 1.0  # the divergence on tokens both vocabularies hold (identical bytes)
-    uld_weight: float = 1.0  # L1 between sorted probabilities of the tokens only one side has
+    uld_weight: float = 1.0  # L1 between the sorted probability vectors (ULD)
+    uld_over: UldOver = UldOver.full  # full: whole distributions; unmatched: tokens outside the shared vocabulary
 
 
 @dataclass

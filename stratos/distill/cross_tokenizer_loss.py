@@ -4,13 +4,12 @@ Method (decided for Stratos; the alternatives are below). The teacher reads the 
 with its own tokenizer; stratos/distill/token_alignment.py cuts both tokenizations into spans of equal
 text and pairs, per span, the student's and the teacher's next-token distributions conditioned on the
 same text (n aligned pairs). At each pair, with $z^S \in \mathbb{R}^{V_s}$, $z^T \in \mathbb{R}^{V_t}$,
-temperature $T$, the shared vocabulary $K$ (ids pairs $K_S, K_T$ of tokens with identical bytes) and the
-rest $U_S, U_T$:
+temperature $T$, and the shared vocabulary $K$ (id pairs $K_S, K_T$ of tokens with identical bytes):
 
 $$\tilde p = \mathrm{softmax}(z^T_{K_T}/T),\quad \tilde q = \mathrm{softmax}(z^S_{K_S}/T)
   \qquad\text{(both renormalised over the shared tokens)}$$
 
-$$\mathrm{ULD} = \big\|\,\mathrm{sort}_\downarrow(p_{U_T}) - \mathrm{sort}_\downarrow(q_{U_S})\,\big\|_1,
+$$\mathrm{ULD} = \big\|\,\mathrm{sort}_\downarrow(p) - \mathrm{sort}_\downarrow(q)\,\big\|_1,
   \quad p = \mathrm{softmax}(z^T/T),\; q = \mathrm{softmax}(z^S/T)\ \text{(shorter vector zero-padded)}$$
 
 $$\mathrm{KD}_\times = \frac1n\sum_{i=1}^{n}\Big( w_K\,T^2\,D(\tilde p_i, \tilde q_i) + w_U\,\mathrm{ULD}_i \Big),
@@ -18,23 +17,27 @@ $$\mathrm{KD}_\times = \frac1n\sum_{i=1}^{n}\Big( w_K\,T^2\,D(\tilde p_i, \tilde
 
 with $D$ the configured divergence (`strategy.alignment.loss`, forward KL by default), CE the per-token
 mean over every supervised student token (aligned or not), $w$ = `kd_weight`, $w_K$, $w_U$ =
-`strategy.alignment.cross_tokenizer.{shared_weight,uld_weight}`.
+`strategy.alignment.cross_tokenizer.{shared_weight,uld_weight}`. With `uld_over=unmatched` the ULD term
+compares only the tokens outside K ($p_{U_T}$ against $q_{U_S}$, TRL GOLD's "hybrid" loss).
 
 Why this method:
-  * On the shared tokens the two distributions are comparable entry by entry, so the exact divergence
-    of ordinary KD applies there; renormalising makes it a proper divergence whatever mass each side
-    puts outside K. With identical tokenizers K is everything, U is empty, and KD_x is ordinary KD
-    times w_K at the same positions (tested): the method degrades to what Stratos already does.
+  * On the shared tokens the two distributions are comparable entry by entry, so the divergence of
+    ordinary KD applies there; renormalising makes it a proper divergence whatever mass each side puts
+    outside K. With identical tokenizers K is everything and the shared term is ordinary KD at the same
+    positions: KD_x = w_K * KD + w_U * ULD(p, q) (tested with w_U = 0; ULD is 0 when q = p).
   * ULD (Boizard et al. 2024, "Towards cross-tokenizer distillation: the Universal Logit Distillation
-    loss") needs no token correspondence: the L1 distance of sorted probability vectors (the
-    1-Wasserstein distance between the two distributions' probability profiles) still teaches the
-    student the teacher's confidence on the tokens only one side has. It is bounded by 2 and is not
-    scaled by T^2 (its gradient does not shrink as 1/T^2 the way KL's does).
-  * Span alignment by character offsets rather than index position: positions differ as soon as one
+    loss") needs no token correspondence: the L1 distance of sorted probability vectors teaches the
+    teacher's confidence profile. It is bounded by 2 and not scaled by T^2.
+  * ULD over the whole distributions by default, not only over the unmatched tokens: at a span where
+    the student keeps whole what the teacher splits ("Ġ234m" against "Ġ23" + "4m"), the student's right
+    token is often one the teacher lacks. Its probability should be high, like the teacher's on "Ġ23";
+    the full profiles agree on that, while an unmatched-only ULD compares it with the teacher's mass on
+    its own unmatched tokens (near 0 there) and pulls it down, against CE.
+  * Span alignment by character offsets rather than position index: positions differ as soon as one
     tokenizer merges what the other splits; comparing the first prediction of each equal-text span
-    conditions both models on the same text (TRL GOLD instead multiplies a merged span's later token
-    probabilities into the first distribution; that rescaling cancels under the renormalised KL, so
-    Stratos keeps the unscaled first distributions for both terms).
+    conditions both models on the same text. (TRL GOLD multiplies the probabilities of a split span's
+    later tokens into its first distribution; that scale cancels in the renormalised KL, so Stratos
+    keeps the first distributions unscaled for both terms.)
   * Sequence-level KD (what Stratos did before for another vocabulary) needs the teacher to generate
     and a verifier to keep its answers; this needs one teacher forward per batch, like logit KD.
 
@@ -56,6 +59,8 @@ from stratos.config import AlignmentConfig, CrossTokenizerConfig
 from stratos.distill.losses import _denominator, _upcast, auto_chunk_size, check_loss_args, divergence
 from stratos.distill.token_alignment import SharedVocab
 from stratos.errors import bad_value
+
+ULD_OVER = ("full", "unmatched")
 
 
 def check_cross_args(shared_weight: float, uld_weight: float, prefix: str = "strategy.alignment.cross_tokenizer") -> None:
@@ -82,10 +87,12 @@ def uld_distance(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 
 def cross_tokenizer_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, shared: SharedVocab,
                                temperature: float = 2.0, shared_weight: float = 1.0, uld_weight: float = 1.0,
-                               loss: str = "forward_kl", beta: float = 0.5, alpha: float = 0.1) -> torch.Tensor:
+                               loss: str = "forward_kl", beta: float = 0.5, alpha: float = 0.1,
+                               uld_over: str = "full") -> torch.Tensor:
     r"""Per-pair $$w_K T^2 D(\tilde p, \tilde q) + w_U \mathrm{ULD}$$ (see the module docstring).
 
     student_logits (n, V_s), teacher_logits (n, V_t) at aligned pairs (teacher detached) -> (n,).
+    uld_over: "full" (whole distributions) or "unmatched" (tokens outside the shared vocabulary).
     """
     sv = shared.to(student_logits.device)
     T = temperature
@@ -96,7 +103,9 @@ def cross_tokenizer_divergence(student_logits: torch.Tensor, teacher_logits: tor
         ls = F.log_softmax(s.index_select(-1, sv.student), -1)  # (n, M) renormalised over K
         lt = F.log_softmax(t.index_select(-1, sv.teacher), -1)
         out = out + shared_weight * T**2 * divergence(ls, lt, loss, beta, alpha)
-    if uld_weight > 0 and (sv.student_rest.numel() or sv.teacher_rest.numel()):
+    if uld_weight > 0 and uld_over == "full":
+        out = out + uld_weight * uld_distance(F.softmax(t, -1), F.softmax(s, -1))  # (n, V_t) vs (n, V_s)
+    elif uld_weight > 0 and (sv.student_rest.numel() or sv.teacher_rest.numel()):
         q = F.softmax(s, -1).index_select(-1, sv.student_rest)  # (n, |U_S|)
         p = F.softmax(t, -1).index_select(-1, sv.teacher_rest)  # (n, |U_T|)
         out = out + uld_weight * uld_distance(p, q)
@@ -106,7 +115,7 @@ def cross_tokenizer_divergence(student_logits: torch.Tensor, teacher_logits: tor
 def cross_tokenizer_kd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, shared: SharedVocab,
                        mask: Optional[torch.Tensor] = None, temperature: float = 2.0, shared_weight: float = 1.0,
                        uld_weight: float = 1.0, loss: str = "forward_kl", beta: float = 0.5, alpha: float = 0.1,
-                       num_items: Optional[int] = None) -> torch.Tensor:
+                       uld_over: str = "full", num_items: Optional[int] = None) -> torch.Tensor:
     """KD_x from materialised logits: student (n, V_s), teacher (n, V_t) at aligned pairs; `mask` (n,) bool
     (False = padding pair, contributes 0). Mean over the kept pairs (or `num_items`); 0 when none is kept."""
     check_loss_args(loss, temperature, beta, alpha)
@@ -114,7 +123,7 @@ def cross_tokenizer_kd(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     keep = torch.arange(student_logits.shape[0], device=student_logits.device) if mask is None else \
         mask.reshape(-1).nonzero().squeeze(1)
     d = cross_tokenizer_divergence(student_logits.index_select(0, keep), teacher_logits.index_select(0, keep), shared,
-                                   temperature, shared_weight, uld_weight, loss, beta, alpha)
+                                   temperature, shared_weight, uld_weight, loss, beta, alpha, uld_over)
     return d.sum() / _denominator(keep.numel(), num_items)
 
 
@@ -137,10 +146,13 @@ class ChunkedCrossTokenizerKD:
     chunk_size: int = AlignmentConfig.chunk_size
     shared_weight: float = CrossTokenizerConfig.shared_weight
     uld_weight: float = CrossTokenizerConfig.uld_weight
+    uld_over: str = CrossTokenizerConfig.uld_over
 
     def __post_init__(self) -> None:
         check_loss_args(self.loss, self.temperature, self.beta, self.alpha)
         check_cross_args(self.shared_weight, self.uld_weight)
+        if self.uld_over not in ULD_OVER:
+            raise bad_value("strategy.alignment.cross_tokenizer.uld_over", self.uld_over, ", ".join(ULD_OVER))
 
     @classmethod
     def from_config(cls, alignment: Any) -> "ChunkedCrossTokenizerKD":
@@ -149,7 +161,7 @@ class ChunkedCrossTokenizerKD:
         x = CrossTokenizerConfig(**x) if isinstance(x, dict) else x
         return cls(loss=str(alignment.loss), temperature=float(alignment.temperature), beta=float(alignment.beta),
                    alpha=float(alignment.alpha), chunk_size=int(alignment.chunk_size),
-                   shared_weight=float(x.shared_weight), uld_weight=float(x.uld_weight))
+                   shared_weight=float(x.shared_weight), uld_weight=float(x.uld_weight), uld_over=str(x.uld_over))
 
     def __call__(self, student_hidden: torch.Tensor, student_weight: torch.Tensor, shared: SharedVocab, *,
                  teacher_logits: Optional[torch.Tensor] = None, teacher_hidden: Optional[torch.Tensor] = None,
@@ -175,7 +187,7 @@ class ChunkedCrossTokenizerKD:
             with torch.no_grad():
                 zt = t_rows.to(cdt) if t_w is None else F.linear(t_rows.to(cdt), t_w, t_b)  # (C, V_t)
             return cross_tokenizer_divergence(z, zt, shared, self.temperature, self.shared_weight, self.uld_weight,
-                                              self.loss, self.beta, self.alpha).sum()
+                                              self.loss, self.beta, self.alpha, self.uld_over).sum()
 
         total = torch.zeros((), dtype=cdt, device=student_hidden.device)
         with torch.autocast(device_type=student_hidden.device.type, enabled=False):

@@ -28,13 +28,33 @@ def partial() -> SharedVocab:
 
 
 @pytest.mark.parametrize("loss", ["forward_kl", "reverse_kl", "jsd", "tvd"])
-def test_identical_vocabularies_give_ordinary_kd_times_the_shared_weight(loss):
+def test_identical_vocabularies_give_ordinary_kd_times_the_shared_weight_plus_uld(loss):
     g = torch.Generator().manual_seed(0)
     s, t = torch.randn(9, VS, generator=g, dtype=torch.float64), torch.randn(9, VS, generator=g, dtype=torch.float64)
     labels = torch.arange(9)
     want = kd_loss(s, t, labels, loss, temperature=2.0)
-    got = cross_tokenizer_kd(s, t, identity(VS), temperature=2.0, shared_weight=0.7, uld_weight=1.0, loss=loss)
-    assert got.item() == pytest.approx(0.7 * want.item(), rel=1e-10)  # U is empty: no ULD term
+    kw = dict(temperature=2.0, shared_weight=0.7, loss=loss)
+    got = cross_tokenizer_kd(s, t, identity(VS), uld_weight=0.0, **kw)
+    assert got.item() == pytest.approx(0.7 * want.item(), rel=1e-10)
+    # unmatched-only ULD has nothing to compare; full ULD adds the sorted L1 of the two distributions
+    assert cross_tokenizer_kd(s, t, identity(VS), uld_weight=1.0, uld_over="unmatched", **kw).item() == \
+        pytest.approx(got.item(), rel=1e-10)
+    uld = uld_distance(torch.softmax(t / 2, -1), torch.softmax(s / 2, -1)).mean()
+    assert cross_tokenizer_kd(s, t, identity(VS), uld_weight=1.0, **kw).item() == pytest.approx((got + uld).item())
+
+
+def test_full_uld_lets_the_student_be_sure_of_a_token_the_teacher_lacks():
+    """A span the student keeps whole ("Ġ234m", student-only) and the teacher splits ("Ġ23" + ...): both are
+    90 % sure of their own first token. The full profiles agree; unmatched-only ULD pulls the student down."""
+    sv = partial()  # student id 1 is unmatched, teacher id 1 is shared
+    q = torch.full((1, VS), 0.1 / (VS - 1))
+    q[0, 1] = 0.9
+    p = torch.full((1, VT), 0.1 / (VT - 1))
+    p[0, 1] = 0.9
+    kw = dict(temperature=1.0, shared_weight=0.0, uld_weight=1.0)
+    full = cross_tokenizer_divergence(q.log(), p.log(), sv, **kw).item()
+    unmatched = cross_tokenizer_divergence(q.log(), p.log(), sv, uld_over="unmatched", **kw).item()
+    assert full < 0.05 and unmatched > 0.85  # full: only the tails differ (13 vs 10 entries)
 
 
 def test_uld_is_a_sorted_l1_invariant_to_permutations():
@@ -55,7 +75,7 @@ def test_the_shared_term_ignores_teacher_mass_outside_the_shared_vocabulary():
     kw = dict(temperature=1.0, shared_weight=1.0, uld_weight=0.0)
     assert torch.allclose(cross_tokenizer_divergence(s, t, sv, **kw), cross_tokenizer_divergence(s, t2, sv, **kw))
     # ... which the ULD term sees
-    kw["uld_weight"], kw["shared_weight"] = 1.0, 0.0
+    kw.update(uld_weight=1.0, shared_weight=0.0, uld_over="unmatched")
     assert (cross_tokenizer_divergence(s, t2, sv, **kw) > cross_tokenizer_divergence(s, t, sv, **kw)).all()
 
 
@@ -87,8 +107,8 @@ def test_masked_pairs_contribute_nothing_and_all_masked_is_zero_with_zero_grad()
     assert zero.item() == 0.0 and torch.isfinite(s.grad).all() and s.grad.abs().max() == 0
 
 
-@pytest.mark.parametrize("source", ["logits", "hidden"])
-def test_chunked_equals_plain_in_value_and_gradients(source):
+@pytest.mark.parametrize("source, uld_over", [("logits", "full"), ("hidden", "unmatched")])
+def test_chunked_equals_plain_in_value_and_gradients(source, uld_over):
     g = torch.Generator().manual_seed(3)
     n = 13
     h = torch.randn(n, H, generator=g, dtype=torch.float64, requires_grad=True)
@@ -97,7 +117,7 @@ def test_chunked_equals_plain_in_value_and_gradients(source):
     th = torch.randn(n, HT, generator=g, dtype=torch.float64, requires_grad=True)
     tw = torch.randn(VT, HT, generator=g, dtype=torch.float64, requires_grad=True)
     t_logits = th @ tw.T
-    kw = dict(temperature=2.0, shared_weight=0.6, uld_weight=1.5, loss="jsd", beta=0.3)
+    kw = dict(temperature=2.0, shared_weight=0.6, uld_weight=1.5, loss="jsd", beta=0.3, uld_over=uld_over)
     want = cross_tokenizer_kd(h @ w.T + b, t_logits, partial(), num_items=20, **kw)
     want_grads = torch.autograd.grad(want, (h, w, b))
     fn = ChunkedCrossTokenizerKD(chunk_size=4, **{k: v for k, v in kw.items()})
@@ -129,3 +149,5 @@ def test_bad_weights_are_one_line_user_errors():
         ChunkedCrossTokenizerKD(uld_weight=-1)
     with pytest.raises(UserError, match=r"one term must count"):
         ChunkedCrossTokenizerKD(shared_weight=0, uld_weight=0)
+    with pytest.raises(UserError, match=r"'strategy.alignment.cross_tokenizer.uld_over': 'rest' \(allowed: full, unm"):
+        ChunkedCrossTokenizerKD(uld_over="rest")

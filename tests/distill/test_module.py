@@ -95,7 +95,8 @@ def test_cross_tokenizer_mode_with_one_tokenizer_is_logit_kd(plain_head):
     student = _teacher_for(tok, seed=5).model.train()
     align = {"kd_weight": 0.5, "temperature": 2.0}
     logit = DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, teacher=teacher).losses(batch)
-    cross = DistillModule(student, "cross_tokenizer", align, 1e-3, 0.0, 1, 10, teacher=teacher,
+    no_uld = {**align, "cross_tokenizer": {"uld_weight": 0.0}}  # ULD(p, q) is the documented extra term
+    cross = DistillModule(student, "cross_tokenizer", no_uld, 1e-3, 0.0, 1, 10, teacher=teacher,
                           shared_vocab=shared_vocab(tok, tok)).losses(batch)
     for k in ("loss", "ce", "kd"):
         assert cross[k].item() == pytest.approx(logit[k].item(), rel=1e-5), k
