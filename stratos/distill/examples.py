@@ -11,6 +11,8 @@ What `target` is:
   alignment / sequence     the teacher's rationale, kept only if the task's verifier accepts it
                            (rejection sampling; counts recorded)
   alignment / logit|hidden the verified rationale; the teacher's distributions add the KD term
+  alignment / cross_tokenizer  the same, and each item also carries the teacher's own tokens of the same text
+                           and the aligned (student row, teacher row) pairs (stratos/distill/token_alignment.py)
   injection                reverse synthesis: rationale built from the verified answer (task engine),
                            or teacher-written given question + answer and verified
 `strategy.target=answer` trains on the answer line alone (shorter; no chain of thought).

@@ -125,6 +125,7 @@ class DistillModule(L.LightningModule):
         pairs = batch["xtok_pairs"]  # (B, P, 2) shifted rows; -1 = padding pair
         b, p = (pairs[..., 0] >= 0).nonzero(as_tuple=True)  # (n,), (n,)
         s_rows = hidden[b, pairs[b, p, 0]]  # (n, H): rows of the student's hidden[:, :-1]
+        targets = labels[b, pairs[b, p, 0]]  # (n,): the student's next token at each pair (gates the shared term)
         t_pos = pairs[b, p, 1]  # (n,): a shifted row r is input position r of the teacher's sequence
         t_ids, t_mask = batch["teacher_input_ids"], batch["teacher_attention_mask"]
         plan = batch_slices(t_mask, self.length_slices)
@@ -132,10 +133,10 @@ class DistillModule(L.LightningModule):
             t_hidden = sliced_forward(self.teacher.final_hidden, t_ids, t_mask, plan)  # (B, T_t, H_t)
             t_w, t_b = self.teacher.head
             kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_hidden=t_hidden[b, t_pos], teacher_weight=t_w,
-                              teacher_bias=t_b)
+                              teacher_bias=t_b, targets=targets)
         else:
             t_logits, _ = sliced_forward(self.teacher.logits_and_hidden, t_ids, t_mask, plan)  # (B, T_t, V_t)
-            kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_logits=t_logits[b, t_pos])
+            kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_logits=t_logits[b, t_pos], targets=targets)
         w = self.kd_weight
         return {"loss": (1 - w) * out["loss"] + w * kd, "ce": out["ce"], "kd": kd.detach()}
 

@@ -158,8 +158,10 @@ def cross_tokenizer_record(shared, train: ExampleDataset, val: ExampleDataset, a
         c["aligned_share"] = round(c.get("aligned", 0) / max(1, c.get("supervised", 0)), 4)
         return c
 
+    x = al.cross_tokenizer
     return {"method": "spans of equal text aligned by character offsets; shared_weight * T^2 * divergence on "
-                      "renormalised shared-token distributions + uld_weight * ULD (sorted L1) on the rest",
+                      f"renormalised shared-token distributions + uld_weight * ULD (sorted L1) over {x.uld_over} "
+                      "probabilities",
             "student_vocab": shared.student_size, "teacher_vocab": shared.teacher_size, "shared_tokens": len(shared),
-            "shared_weight": float(al.cross_tokenizer.shared_weight), "uld_weight": float(al.cross_tokenizer.uld_weight),
+            "shared_weight": float(x.shared_weight), "uld_weight": float(x.uld_weight), "uld_over": str(x.uld_over),
             "train": split(train), "val": split(val)}

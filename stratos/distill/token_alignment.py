@@ -186,10 +186,13 @@ class SharedVocab:
     teacher_size: int  # V_t
     student_rest: torch.Tensor = field(init=False)  # (V_s - M,) ids in no pair, ascending
     teacher_rest: torch.Tensor = field(init=False)  # (V_t - M,)
+    student_shared: torch.Tensor = field(init=False)  # (V_s,) bool: the student id has a teacher counterpart
 
     def __post_init__(self) -> None:
         self.student_rest = _complement(self.student, self.student_size)
         self.teacher_rest = _complement(self.teacher, self.teacher_size)
+        self.student_shared = torch.zeros(self.student_size, dtype=torch.bool)
+        self.student_shared[self.student] = True
 
     def __len__(self) -> int:
         return int(self.student.numel())

@@ -90,6 +90,20 @@ def test_equal_distributions_under_the_map_give_zero():
     assert d.abs().max().item() < 1e-6
 
 
+def test_the_shared_term_counts_only_where_the_students_next_token_has_a_teacher_counterpart():
+    g = torch.Generator().manual_seed(4)
+    s, t = torch.randn(4, VS, generator=g), torch.randn(4, VT, generator=g)
+    sv = partial()
+    targets = torch.tensor([0, 1, 2, 4])  # 1 and 4 are student-only tokens
+    kw = dict(temperature=2.0, uld_weight=0.5)
+    full = cross_tokenizer_divergence(s, t, sv, **kw)
+    uld_only = cross_tokenizer_divergence(s, t, sv, shared_weight=0.0, **kw)
+    gate = torch.tensor([True, False, True, False])
+    assert torch.allclose(cross_tokenizer_divergence(s, t, sv, gate=gate, **kw), torch.where(gate, full, uld_only))
+    got = cross_tokenizer_kd(s, t, sv, targets=targets, **kw)
+    assert got.item() == pytest.approx(torch.where(gate, full, uld_only).mean().item())
+
+
 def test_masked_pairs_contribute_nothing_and_all_masked_is_zero_with_zero_grad():
     g = torch.Generator().manual_seed(2)
     s = torch.randn(6, VS, generator=g, requires_grad=True)
@@ -118,11 +132,12 @@ def test_chunked_equals_plain_in_value_and_gradients(source, uld_over):
     tw = torch.randn(VT, HT, generator=g, dtype=torch.float64, requires_grad=True)
     t_logits = th @ tw.T
     kw = dict(temperature=2.0, shared_weight=0.6, uld_weight=1.5, loss="jsd", beta=0.3, uld_over=uld_over)
-    want = cross_tokenizer_kd(h @ w.T + b, t_logits, partial(), num_items=20, **kw)
+    targets = torch.randint(0, VS, (n,), generator=g)  # some shared, some student-only
+    want = cross_tokenizer_kd(h @ w.T + b, t_logits, partial(), num_items=20, targets=targets, **kw)
     want_grads = torch.autograd.grad(want, (h, w, b))
     fn = ChunkedCrossTokenizerKD(chunk_size=4, **{k: v for k, v in kw.items()})
     teacher = {"teacher_logits": t_logits} if source == "logits" else {"teacher_hidden": th, "teacher_weight": tw}
-    got = fn(h, w, partial(), student_bias=b, num_items=20, **teacher)
+    got = fn(h, w, partial(), student_bias=b, num_items=20, targets=targets, **teacher)
     grads = torch.autograd.grad(got, (h, w, b))
     assert got.item() == pytest.approx(want.item(), rel=1e-10)
     for a, e in zip(grads, want_grads):
