@@ -72,9 +72,17 @@ def slurm_story(job_id: str, sweep: Path) -> str:
 def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 180) -> str:
     """Wait until `job_id` is back in the queue and its old incarnation is cleaned up, then start it.
 
-    Slurm holds a requeued job for ~2 min (EligibleTime = now + 121 s, hard-wired in slurmctld) so
-    that the node finishes tearing down the old incarnation; an admin's "start now" keeps the tests
-    short, but only once the node is idle again (starting earlier makes the new batch step fail).
+    Slurm holds a requeued job for ~2 min (EligibleTime = now + 121 s: the job credential's lifetime
+    + 1, hard-wired in slurmctld); an admin's "start now" keeps the tests short, but two conditions
+    must hold first, or the new incarnation ends FAILED before running a line:
+      - the node is idle again (the old incarnation is torn down);
+      - the wall clock has entered a later second than the kill. slurmd revoked the old credential
+        at the kill's time, in whole seconds, and refuses any credential of the same job created at
+        or before it (`ctime <= revoked`): a restart within the same second is killed with
+        "Killing non-startable batch JobId=N: Job credential revoked" (slurmctld.log), exit 1:0,
+        and the job's error stream ends with the old incarnation's "srun: forcing job termination".
+        That was this test's flake: a bare requeue-and-start-now loop ended FAILED 5 times in 25,
+        and 0 in 15 once it waited for the next second.
     """
     deadline = time.time() + timeout
     while True:
@@ -83,9 +91,61 @@ def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 
         if "JobState=PENDING" in show and node and all(n == "idle" for n in node):
             break
         assert time.time() < deadline and alive.poll() is None, f"job was not requeued:\n{show}\nnode: {node}"
-        time.sleep(0.5)
+        time.sleep(0.05)  # poll fast: the restart comes as soon as Slurm allows, as in the race it guards
+    time.sleep(1.05 - time.time() % 1)  # into the next second: the new credential must postdate the revocation
     subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
     return show
+
+
+REQUEUE_ITSELF = """import os, signal, subprocess, sys, time
+life = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+print("life", life, flush=True)
+def requeue(signum, frame):  # what submitit does on USR1: requeue the job, then leave
+    subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)
+    sys.exit(255)
+signal.signal(signal.SIGUSR1, requeue)
+time.sleep(1 if life else 300)
+"""
+
+
+def test_a_requeued_job_restarted_at_once_runs_its_second_life(slurm_cluster, tmp_path):
+    """`start_requeued_now` itself, on a bare sbatch job that requeues itself on USR1, several times over.
+
+    Without the wait for the next second, 5 of 25 such restarts ended FAILED ("Job credential revoked"),
+    which is how the preemption test below flaked; this test without it failed in 1 of 2 runs (6 rounds each).
+    """
+    (tmp_path / "requeue_itself.py").write_text(REQUEUE_ITSELF)
+    script = tmp_path / "job.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH --requeue\n#SBATCH -o {tmp_path}/%j.out\n"
+                      f"srun {sys.executable} -u {tmp_path}/requeue_itself.py\n")
+
+    class Alive:  # start_requeued_now asks the submitter process whether it is still alive; here there is none
+        @staticmethod
+        def poll():
+            return None
+
+    for _ in range(6):
+        job_id = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        try:
+            out, deadline = tmp_path / f"{job_id}.out", time.time() + 120
+            while not out.exists() or "life 0" not in out.read_text():
+                assert time.time() < deadline, "the job never started"
+                time.sleep(0.1)
+            time.sleep(1)  # a job that has run a while: Slurm then restarts it at once (a fresh one waits ~3 s)
+            subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
+            start_requeued_now(job_id, Alive())
+            deadline = time.time() + 60
+            while re.search(r"JobState=(PENDING|RUNNING|COMPLETING|CONFIGURING)", state := subprocess.run(
+                    ["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout):
+                assert time.time() < deadline, state
+                time.sleep(0.2)
+            assert "JobState=COMPLETED" in state, state
+            assert "life 1" in out.read_text()
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{slurm_story(job_id, tmp_path)}") from None
+        finally:
+            subprocess.run(["scancel", job_id], capture_output=True)  # never leave a job holding the node
 
 
 def test_sweep_is_one_array_job(slurm_cluster, tmp_path):
