@@ -37,6 +37,9 @@ def validate(cfg: DictConfig) -> None:
     from stratos.models.teacher import validate_teacher
 
     validate_teacher(cfg.teacher)
+    from stratos.models.teachers import validate_teachers
+
+    validate_teachers(cfg)  # several teachers: each member, and the route naming them
     from stratos.models.student import validate_student
 
     validate_student(cfg.student)
@@ -68,5 +71,8 @@ def validate(cfg: DictConfig) -> None:
 
         check_logger_class(cfg.logger)
         check_obtainable("student.name_or_path", cfg.student.get("name_or_path"))
-        if cfg.teacher.kind == "hf":
+        if cfg.teacher.kind == "hf" and not cfg.get("teachers"):
             check_obtainable("teacher.name_or_path", cfg.teacher.name_or_path)
+        for tid, t in (cfg.get("teachers") or {}).items():
+            if t.kind == "hf":
+                check_obtainable(f"teachers.{tid}.name_or_path", t.name_or_path)

@@ -35,6 +35,7 @@ class StageSpec:
     needs: tuple[str, ...] = ()  # stages that must be done first
     uses: tuple[str, ...] = ()  # stages read when present (never forced to run)
     cached: bool = True  # report always re-runs (it is cheap and reflects the current state)
+    multi_teacher_keys: tuple[str, ...] = ()  # hashed only when `teachers` is set: single-teacher hashes unchanged
 
 
 SPECS: dict[str, StageSpec] = {
@@ -43,7 +44,8 @@ SPECS: dict[str, StageSpec] = {
                                              "planner", "task", "trainer.batch_size", "trainer.max_steps"),
                       cached=False),
     "data": StageSpec("stratos.data.stage", ("task",)),
-    "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",)),
+    "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",),
+                         multi_teacher_keys=("teachers", "route")),
     "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate",), ("data", "distill")),
     "export": StageSpec("stratos.export.stage", ("deploy", "servers.slurm", "serve.host", "serve.port",
                                                  "serve.api_key_env"), ("data", "distill"), ("plan",)),
@@ -75,7 +77,8 @@ def _select(cfg: DictConfig, key: str):
 
 def stage_hash(cfg: DictConfig, name: str, inputs: dict[str, Manifest]) -> str:
     spec = SPECS[name]
-    return artifacts.config_hash({k: _select(cfg, k) for k in spec.keys}, {k: m.config_hash for k, m in inputs.items()})
+    keys = spec.keys + (spec.multi_teacher_keys if _select(cfg, "teachers") else ())
+    return artifacts.config_hash({k: _select(cfg, k) for k in keys}, {k: m.config_hash for k, m in inputs.items()})
 
 
 def _prepare_dir(ctx: StageContext, resume: bool) -> None:

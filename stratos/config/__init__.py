@@ -40,6 +40,7 @@ from stratos.config.serve import ServeSettings  # noqa: F401
 from stratos.config.strategy import (  # noqa: F401
     AlignmentConfig, CrossTokenizerConfig, InjectionConfig, StrategyConfig)
 from stratos.config.task import MahjongTaskConfig, MathTaskConfig, TaskConfig  # noqa: F401
+from stratos.config.teachers import RouteConfig  # noqa: F401
 
 
 # ---------------------------------------------------------------- where the YAML lives
@@ -63,6 +64,8 @@ CloudConfig = ServersConfig  # deprecated name (one release): the `cloud` group 
 class StratosConfig:
     servers: ServersConfig = MISSING
     teacher: TeacherConfig = MISSING
+    teachers: dict[str, Any] = field(default_factory=dict)  # multi-teacher: id -> a teacher option (config/teachers.py)
+    route: RouteConfig = field(default_factory=RouteConfig)  # multi-teacher: which row goes to which teacher
     student: StudentConfig = MISSING
     strategy: StrategyConfig = MISSING
     deploy: DeployConfig = MISSING

@@ -110,3 +110,11 @@ class Backend(StrEnum):
     auto = "auto"  # the ONNX graph when exported, else the HF checkpoint
     onnx = "onnx"  # ONNX Runtime
     torch = "torch"  # transformers
+
+
+class RouteBy(StrEnum):
+    """How a multi-teacher run gives each training row its teacher (stratos/distill/routing.py)."""
+
+    auto = "auto"  # the probe measures every teacher per task slice; each slice goes to its best teacher
+    slice = "slice"  # `route.slices` maps task slices (e.g. Mahjong wait counts) to teacher ids
+    column = "column"  # each row names its teacher in `route.column` (e.g. teacher_id)

@@ -45,6 +45,7 @@ class TextExample:
     target: str
     teacher_logprobs: Any = None  # black-box teacher: (tokens, top) of its answer, as the server sent them
     teacher_topk: Any = None  # blackbox_kd.TeacherTopK: the target as the teacher's ids + its top-k rows
+    teacher: int = -1  # several teachers: the index of the row's own teacher (stratos/distill/routing.py)
 
 
 def supervised_texts(source, task: Task, rows: list[dict], teacher, rules_in_prompt: bool, verify: bool = True,
@@ -134,6 +135,7 @@ class Item(NamedTuple):
     index: int = -1
     topk: Any = None  # (ids (L, k), logprobs (L, k), tail (L,)); row p = the teacher at position p
     xtok: Any = None  # cross-tokenizer KD: (teacher input ids (L_t,), aligned (student row, teacher row) pairs)
+    teacher: int = -1  # several teachers: the row's own teacher (index into RoutedTeacher.ids); -1 = none
 
 
 def topk_rows(teacher: Any, n_prompt: int, length: int):
@@ -174,7 +176,7 @@ class ExampleDataset(torch.utils.data.Dataset):
             if e.teacher_topk is not None:
                 n_prompt = sum(1 for x in labels if x == IGNORE)
                 top = topk_rows(e.teacher_topk, n_prompt, len(ids))
-            items.append(Item(ids, labels, topk=top))
+            items.append(Item(ids, labels, topk=top, teacher=e.teacher))
         self.topk_k = next((int(x.topk[0].shape[1]) for x in items if x.topk is not None), 0)
         if corpus and corpus_weight > 0:
             # windows at the 90th percentile of SFT lengths: a batch's longest SFT row (about its 98th
@@ -249,7 +251,8 @@ class WithIndex(torch.utils.data.Dataset):
 def collate(pad_id: int, topk_k: int = 0):
     """Right-pad a batch of :class:`Item` (or (input_ids, labels) pairs): input_ids (B, T),
     attention_mask (B, T), labels (B, T) with -100 on padding, is_corpus (B,) bool, plus index (B,)
-    when the items carry their dataset index (see :class:`WithIndex`), and with `topk_k` > 0 the
+    when the items carry their dataset index (see :class:`WithIndex`), teacher_index (B,) when rows have
+    their own teachers (multi-teacher), and with `topk_k` > 0 the
     black-box teacher's rows topk_ids / topk_logprobs (B, T, k), topk_tail (B, T)."""
 
     def fn(batch: list[tuple]) -> dict[str, torch.Tensor]:
@@ -271,6 +274,8 @@ def collate(pad_id: int, topk_k: int = 0):
             out.update(_collate_topk(items, labels, topk_k))
         if any(item.xtok is not None for item in items):
             out.update(_collate_xtok(items))
+        if any(item.teacher >= 0 for item in items):  # several teachers: (B,) each row's own, -1 = none
+            out["teacher_index"] = torch.tensor([item.teacher for item in items], dtype=torch.long)
         return out
 
     return fn

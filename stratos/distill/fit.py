@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from stratos.distill.examples import collate
 from stratos.distill.module import DistillModule
 from stratos.distill.recipe import TeacherSource, TrainingRecipe
+from stratos.distill.routing import teacher_manifest
 from stratos.distill.slices import resolve_slices
 from stratos.distill.loggers import build_logger, run_params
 from stratos.distill.trainer import StepMetrics
@@ -42,7 +43,8 @@ def build_module(cfg: DictConfig, student, teacher, recipe: TrainingRecipe, leng
                          warmup_steps=int(tr.warmup_steps), max_steps=int(tr.max_steps), topk=recipe.topk,
                          teacher=teacher if recipe.teacher_source == TeacherSource.live else None,
                          corpus_weight=loss.corpus_weight, blackbox_topk=loss.blackbox_topk,
-                         length_slices=length_slices, shared_vocab=loss.shared_vocab)
+                         length_slices=length_slices, shared_vocab=loss.shared_vocab,
+                         teacher_manifest=teacher_manifest(teacher))
 
 
 def loaders(cfg: DictConfig, recipe: TrainingRecipe, pad_id: int):

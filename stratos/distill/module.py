@@ -16,6 +16,8 @@ Per batch (B sequences of T tokens, vocabulary V, student width H):
   cross_tokenizer: loss = (1 - w) * CE + w * KD_x, the teacher reading the batch's `teacher_input_ids` (its own
           tokens of the same text) and KD_x taken at the aligned pairs `xtok_pairs` (B, P, 2)
           (stratos/distill/cross_tokenizer_loss.py; the shared vocabulary comes with the module)
+  several teachers (logit): each row's KD from its own teacher (`teacher_index` (B,)), group losses weighted by
+          supervised tokens (stratos/distill/routing.py: routed_kd); the teacher manifest goes into checkpoints
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from stratos.config import AlignmentConfig
 from stratos.distill.cross_tokenizer_loss import ChunkedCrossTokenizerKD
 from stratos.distill.losses import ChunkedDistillLoss
+from stratos.distill.routing import check_resume, routed_kd
 from stratos.distill.slices import batch_slices, computed_positions, sliced_forward
 from stratos.models.hub import lm_parts
 
@@ -36,12 +39,14 @@ from stratos.models.hub import lm_parts
 class DistillModule(L.LightningModule):
     def __init__(self, student, mode: str, alignment: AlignmentConfig | dict, lr: float, weight_decay: float, warmup_steps: int,
                  max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0,
-                 blackbox_topk: bool = False, length_slices: int = 1, shared_vocab=None) -> None:
+                 blackbox_topk: bool = False, length_slices: int = 1, shared_vocab=None,
+                 teacher_manifest: list | None = None) -> None:
         super().__init__()
         # the typed `strategy.alignment` group; a plain dict (tests, benchmarks) fills in the dataclass defaults
         a = alignment if isinstance(alignment, AlignmentConfig) else AlignmentConfig(**dict(alignment))
         self.student = student
         self._teacher = [teacher]  # a list keeps the frozen teacher out of state_dict and checkpoints
+        self.teacher_manifest = teacher_manifest  # routing.teacher_manifest: saved in checkpoints, checked on resume
         self.topk = dict(topk or {})  # split ("train" | "val") -> TopKReader of the offline teacher
         self.mode = mode
         self.lr, self.weight_decay, self.warmup_steps, self.max_steps = lr, weight_decay, warmup_steps, max_steps
@@ -96,6 +101,9 @@ class DistillModule(L.LightningModule):
             T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
             rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)
             teacher["teacher_topk"] = tuple(x[:, :-1].to(hidden.device) for x in rows.as_tuple())
+        elif self.mode == "logit" and "teacher_index" in batch and hasattr(self.teacher, "members"):
+            # several teachers: each row's KD from its own teacher (stratos/distill/routing.py)
+            return routed_kd(self.loss_fn, hidden, head.weight, labels, ids, mask, batch["teacher_index"], self.teacher)
         elif self.mode in ("logit", "hidden") and self.teacher is not None:
             if getattr(self.teacher, "plain_head", False):
                 # hidden states only: the loss forms teacher logits for supervised rows, chunk by chunk,
@@ -159,12 +167,22 @@ class DistillModule(L.LightningModule):
         if isinstance(model, torch.nn.Module) and str(self.trainer.precision).startswith("bf16"):
             model.to(torch.bfloat16)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if self.teacher_manifest is not None:
+            checkpoint["stratos_teachers"] = self.teacher_manifest
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if self.teacher_manifest is not None:  # resuming with another teacher set: one-line refusal
+            check_resume(checkpoint.get("stratos_teachers"), self.teacher_manifest)
+
     def training_step(self, batch, batch_idx):
         out = self.losses(batch)
         self.log("train/loss", out["loss"], prog_bar=True)
         for k in ("ce", "kd", "hidden_mse", "corpus_ce"):
             if k in out:
                 self.log(f"train/{k}", out[k])
+        for k in (k for k in out if k.startswith("teacher_share/")):  # several teachers: supervised-token shares
+            self.log(f"train/{k}", out[k])
         return out  # "loss" is optimised; trainer.StepMetrics keeps the last one for the manifest
 
     def validation_step(self, batch, batch_idx):

@@ -18,6 +18,7 @@ PREFLIGHT_JSON = "preflight.json"  # vocab / context / memory checks
 TOKEN_KD_JSON = "token_kd.json"  # black-box teacher: whether its top-k logprobs became token-level KD targets
 TOPK_STORE_JSON = "topk_store.json"  # offline teacher: where its top-k log-probs live, bytes/token
 CROSS_TOKENIZER_JSON = "cross_tokenizer.json"  # cross-tokenizer KD: shared vocabulary, aligned share of tokens
+ROUTING_JSON = "routing.json"  # several teachers: route, reason, probe table (auto), rows + token shares per teacher
 # The `logger` group's directory is its `save_dir` (an output of its own name, `logs` by default). Lightning's
 # CSVLogger writes one version per launch there (a resumed run adds the next one):
 CSV_METRICS = "version_*/metrics.csv"

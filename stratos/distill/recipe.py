@@ -14,7 +14,8 @@ turns that into a typed `TrainingRecipe`:
                   example and the aligned pairs, stratos/distill/token_alignment.py)
 
 and the records the stage writes (strategy.json, preflight.json, token_kd.json, topk_store.json,
-cross_tokenizer.json).
+cross_tokenizer.json, and with several teachers routing.json: stratos/distill/routing.py routes each row to its
+own teacher before the decision, whose probe then measures the routed teachers).
 The distill stage then only fits and saves.
 """
 
@@ -32,6 +33,7 @@ from stratos.distill import outputs
 from stratos.distill.blackbox_kd import attach_teacher_topk
 from stratos.distill.examples import ExampleDataset, WithIndex, corpus_texts, supervised_texts
 from stratos.distill.preflight import run_preflight
+from stratos.distill.routing import route_teachers, routed_supervised, token_shares
 from stratos.distill.slices import resolve_slices
 from stratos.distill.strategy import Decision, Mode
 from stratos.distill.teacher_store import open_topk_store
@@ -92,15 +94,17 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     """Decide (probe the teacher) and build the datasets, loss and teacher source for that decision."""
     al: AlignmentConfig = OmegaConf.to_object(cfg.strategy.alignment)
     inj, tr = cfg.strategy.injection, cfg.trainer
+    routing = route_teachers(cfg, task, teacher, train_rows, val_rows)  # several teachers: each row's own
+    texts = routed_supervised if routing else supervised_texts
     pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
     decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason,
-                               cross_tokenizer=pf.logit_kd == "cross-tokenizer logit KD")
+                               cross_tokenizer=pf.logit_kd == "cross-tokenizer logit KD" and routing is None)
     records: dict[str, dict] = {outputs.STRATEGY_JSON: decision.as_dict()}
 
     source = text_source(decision.mode, strategy.target)
     rules_in_prompt = bool(inj.rules_in_prompt) and decision.name == "injection"
-    sup, stats = supervised_texts(source, task, train_rows, teacher, rules_in_prompt, verify=bool(al.verify),
-                                  n_samples=int(al.n_samples))
+    sup, stats = texts(source, task, train_rows, teacher, rules_in_prompt, verify=bool(al.verify),
+                       n_samples=int(al.n_samples))
     if not sup:
         raise UserError(f"the teacher produced no verified rationale for {len(train_rows)} training items "
                         f"(allowed: strategy=injection or strategy=labels_only, or a stronger teacher)")
@@ -120,7 +124,7 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
                            corpus_window=int(inj.corpus_window), **xtok)
     # validation: verified rationales also for sequence KD (teacher text may be missing for val rows)
     val_source = TextSource.verified if source == TextSource.teacher else source
-    val_sup, _ = supervised_texts(val_source, task, val_rows, teacher, rules_in_prompt)
+    val_sup, _ = texts(val_source, task, val_rows, teacher, rules_in_prompt)
     val = ExampleDataset(student.tokenizer, val_sup, [], 0.0, max_len, int(cfg.seed), **xtok)
     records[outputs.PREFLIGHT_JSON] = run_preflight(student, teacher, max_seq_len=train.max_len,
                                                     dtype=cfg.student.dtype).as_dict()
@@ -147,6 +151,10 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     elif int(al.top_k) > 0:
         log.warning("strategy.alignment.top_k=%d unused: the decided mode is %s, not logit KD", int(al.top_k),
                     decision.mode)
+    if routing:
+        routing.token_shares = token_shares(train, teacher.ids)
+        records[outputs.ROUTING_JSON] = routing.as_dict()
+        records[outputs.STRATEGY_JSON]["routing"] = {k: routing.as_dict()[k] for k in ("by", "reason", "assignment")}
     loss = LossSpec(decision.mode, al, float(inj.corpus_weight) if corpus else 0.0, blackbox, shared)
     return TrainingRecipe(decision, source, teacher_source, train, val, loss, topk, stats, records)
 

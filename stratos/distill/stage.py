@@ -13,6 +13,8 @@ Outputs (names in stratos/distill/outputs.py):
   token_kd.json     black-box teacher: whether its top-k logprobs became token-level KD targets, or why not
   cross_tokenizer.json  cross-tokenizer logit KD: shared tokens, aligned share of the supervised tokens,
                     spans by kind (1:1, 1:n, n:1, n:m, eos)
+  routing.json      several teachers (`teachers`, `route`): how rows were routed and why, the per-slice probe
+                    table (route.by=auto), rows and supervised-token shares per teacher
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ from stratos.tasks import build_task
 
 
 def build_teacher(cfg: DictConfig):
+    if cfg.get("teachers"):  # several teachers behind one (stratos/models/teachers.py); rows routed in the recipe
+        from stratos.models.teachers import RoutedTeacher, build_members
+
+        return RoutedTeacher(build_members(cfg))
     if cfg.teacher.kind == "engine" and cfg.teacher.name not in ("task_engine", f"{cfg.task.name}_engine"):
         raise UserError(f"invalid value for 'teacher': {cfg.teacher.name!r} is the rules engine of another task "
                         f"(allowed for +task={cfg.task.name}: task_engine, or an hf or openai teacher)")
@@ -111,6 +117,10 @@ def distill_metrics(recipe: TrainingRecipe, result: FitResult, student) -> dict:
     if xtok is not None:
         metrics["strategy/xtok_shared_tokens"] = xtok["shared_tokens"]
         metrics["strategy/xtok_aligned_share"] = xtok["train"]["aligned_share"]
+    routing = recipe.records.get(outputs.ROUTING_JSON)
+    if routing is not None:
+        metrics["strategy/route"] = routing["by"]
+        metrics.update({f"distill/teacher_share/{t}": s for t, s in routing["token_shares"].items()})
     topk = recipe.records.get(outputs.TOPK_STORE_JSON)
     if topk:
         metrics["distill/topk/bytes_per_token"] = topk["train"]["bytes_per_token"]

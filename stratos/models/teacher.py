@@ -117,8 +117,9 @@ def ask(teacher, task: Task, rows: list[dict], rules_in_prompt: bool = False) ->
     return [TeacherAnswer(o.text or "", o.error) for o in outs]
 
 
-def validate_teacher(t) -> None:
-    """Checks of the `teacher` group that its types cannot express (UserError, one line).
+def validate_teacher(t, key: str = "teacher") -> None:
+    """Checks of the `teacher` group that its types cannot express (UserError, one line); `key` names the node
+    (`teachers.<id>` for a member of several teachers, stratos/models/teachers.py).
 
     Each kind's required keys (hf: name_or_path; openai: base_url, model) are `???` in its schema
     (stratos/config/models.py), so a missing one is caught before this as a missing value.
@@ -127,8 +128,8 @@ def validate_teacher(t) -> None:
     from stratos.errors import bad_value
 
     if t.kind == "hf" and not local_path_exists(t.name_or_path):
-        raise bad_value("teacher.name_or_path", t.name_or_path, "an existing path, a hub id or an fsspec URL")
+        raise bad_value(f"{key}.name_or_path", t.name_or_path, "an existing path, a hub id or an fsspec URL")
     if t.kind == "openai" and not str(t.base_url).startswith(("http://", "https://")):
-        raise bad_value("teacher.base_url", t.base_url, "an http(s) URL ending in /v1")
+        raise bad_value(f"{key}.base_url", t.base_url, "an http(s) URL ending in /v1")
     if int(t.max_new_tokens) < 1:
-        raise bad_value("teacher.max_new_tokens", t.max_new_tokens, "an integer >= 1")
+        raise bad_value(f"{key}.max_new_tokens", t.max_new_tokens, "an integer >= 1")

@@ -63,6 +63,9 @@ class Task(Protocol):
         """Task-complexity features (e.g. answer-set size, rationale length) for strategy choice."""
         ...
 
+    # Optional: `slice_of(row) -> str`, the row's slice (e.g. Mahjong's number of winning tiles) for
+    # multi-teacher routing by slice (stratos/distill/routing.py); a task without it routes by column only.
+
     def corpus(self) -> str:
         """Domain knowledge as plain text (e.g. the rules), for knowledge injection."""
         ...

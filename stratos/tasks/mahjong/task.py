@@ -234,6 +234,10 @@ class MahjongTask:
         got = extract_tiles(text)
         return got is not None and got == frozenset(parse_tile(w) for w in row["winning_tiles"])
 
+    def slice_of(self, row: dict) -> str:
+        """The row's slice for multi-teacher routing (stratos/distill/routing.py): its number of winning tiles."""
+        return str(int(row["n_waits"]))
+
     def features(self, row: dict) -> dict[str, float]:
         counts = parse_hand(row["hand"])
         n = int(row["n_waits"])
