@@ -76,3 +76,6 @@ def validate(cfg: DictConfig) -> None:
         for tid, t in (cfg.get("teachers") or {}).items():
             if t.kind == "hf":
                 check_obtainable(f"teachers.{tid}.name_or_path", t.name_or_path)
+        from stratos.models.teachers import check_members_reachable
+
+        check_members_reachable(cfg)

@@ -12,7 +12,7 @@ stage's hash, so every existing run keeps its hashes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from stratos.config.choices import RouteBy
 
@@ -21,6 +21,6 @@ from stratos.config.choices import RouteBy
 class RouteConfig:
     by: RouteBy = RouteBy.auto
     column: str = "teacher_id"  # by=column: the row field naming the row's teacher id
-    slices: dict[str, str] = field(default_factory=dict)  # by=slice: task slice ("3" or range "0-2") -> teacher id
+    slices: dict[Any, str] = field(default_factory=dict)  # by=slice: task slice ("3" or range "0-2") -> teacher id
     default: Optional[str] = None  # by=slice|column: teacher id of rows no rule names (None: such a row is an error)
     probe_n: int = 16  # by=auto: held-out rows probed per slice and teacher

@@ -227,7 +227,7 @@ def check_resume(saved: list[dict] | None, current: list[dict]) -> None:
         return
 
     def show(m: list[dict]) -> str:
-        return ", ".join(f"{t['id']}={t['name']}@{t['fingerprint'] or t['source'] or t['kind']}" for t in m) or "none"
+        return ", ".join(f"{t['id']}={t['fingerprint'] or t['source'] or t['name']}" for t in m) or "none"
 
     raise UserError(f"invalid value for 'teachers': the checkpoint was distilled from [{show(saved)}], this run "
                     f"has [{show(current)}] (allowed: the same teachers, or a new paths.output_root / seed to start over)")

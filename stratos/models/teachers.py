@@ -104,6 +104,22 @@ def validate_teachers(cfg) -> None:
         raise bad_value("strategy.alignment.on_policy.enabled", True, "false with several teachers")
 
 
+def check_members_reachable(cfg, timeout_s: float = 3.0) -> None:
+    """Before training: every black-box member's server accepts a TCP connection (UserError, one line)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    for tid, t in (cfg.get("teachers") or {}).items():
+        if t.kind != "openai":
+            continue
+        u = urlsplit(str(t.base_url))
+        try:
+            socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout_s).close()
+        except OSError as e:
+            raise bad_value(f"teachers.{tid}.base_url", str(t.base_url),
+                            f"a reachable OpenAI-compatible server ({type(e).__name__}: {e})") from None
+
+
 def build_members(cfg) -> dict[str, Any]:
     """id -> teacher object, in the order the ids were composed."""
     from hydra.utils import instantiate

@@ -1,0 +1,109 @@
+"""Several teachers through `run_pipeline` on a tiny Mahjong config: routed logit KD (white-box members), routed
+sequence KD (engine + white-box), the records, the stage hash, and the refusal to resume with other teachers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from stratos.artifacts import config_hash
+from stratos.checks import validate
+from stratos.errors import UserError
+from stratos.pipeline import SPECS, _select, run_pipeline, stage_hash
+from tests.conftest import compose_cfg
+
+SMALL = ["+task=mahjong", "debug=fast", "task.n_train=64", "task.n_val=16", "task.n_test=8", "trainer.max_steps=4",
+         "trainer.batch_size=8", "trainer.val_every_n_steps=4", "trainer.checkpoint_every_n_steps=2",
+         "pipeline.stages=[data,distill]"]
+
+
+def run(tmp_path, overrides, name="run"):
+    cfg = compose_cfg([*SMALL, *overrides], tmp_path)
+    validate(cfg)
+    run_dir = tmp_path / name
+    run_pipeline(cfg, str(run_dir))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def teacher_dirs(tmp_path_factory):
+    """Two tiny white-box teachers with one tokenizer: one trained briefly, then a copy with perturbed weights."""
+    root = tmp_path_factory.mktemp("teachers")
+    a = run(root, ["strategy=injection"]) / "distill" / "model"
+    b = root / "teacher_b"
+    shutil.copytree(a, b)
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(b)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    m.save_pretrained(b)
+    return str(a), str(b)
+
+
+def two(dirs, *extra):
+    return ["+teacher@teachers.low=tiny_teacher", f"teachers.low.name_or_path={dirs[0]}",
+            "+teacher@teachers.high=tiny_teacher", f"teachers.high.name_or_path={dirs[1]}", "strategy=alignment", *extra]
+
+
+def test_routed_logit_kd_by_slice_writes_the_routing_the_shares_and_the_teacher_manifest(tmp_path, teacher_dirs):
+    run_dir = run(tmp_path, two(teacher_dirs, "route.by=slice", "++route.slices={0-1: low, 2+: high}"))
+    d = run_dir / "distill"
+    rows = [json.loads(x) for x in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+    want = {"low": sum(r["n_waits"] <= 1 for r in rows), "high": sum(r["n_waits"] >= 2 for r in rows)}
+    routing = json.loads((d / "routing.json").read_text())
+    assert routing["rows"] == {k: v for k, v in want.items() if v} and routing["by"] == "slice"
+    assert sum(routing["token_shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    strategy = json.loads((d / "strategy.json").read_text())
+    assert strategy["mode"] == "logit" and strategy["routing"]["assignment"] == {"0-1": "low", "2+": "high"}
+    metrics = json.loads((d / "manifest.json").read_text())["metrics"]
+    assert metrics["distill/teacher_share/low"] == routing["token_shares"]["low"]
+    ckpt = torch.load(d / "checkpoints" / "last.ckpt", weights_only=False)
+    assert [t["id"] for t in ckpt["stratos_teachers"]] == ["low", "high"]
+    assert [t["source"] for t in ckpt["stratos_teachers"]] == list(teacher_dirs)
+    header = next(iter((d / "logs").glob("version_*/metrics.csv"))).read_text().splitlines()[0]
+    assert "train/teacher_share/low" in header and "train/teacher_share/high" in header
+
+
+def test_resuming_with_other_teacher_weights_is_refused(tmp_path, teacher_dirs):
+    dirs = (teacher_dirs[0], str(tmp_path / "high"))
+    shutil.copytree(teacher_dirs[1], dirs[1])
+    over = two(dirs, "route.by=slice", "++route.slices={0-1: low, 2+: high}")
+    run_dir = run(tmp_path, over)
+    (run_dir / "distill" / "manifest.json").unlink()  # interrupted after its checkpoints: the re-run resumes
+    from transformers import AutoModelForCausalLM
+
+    m = AutoModelForCausalLM.from_pretrained(dirs[1])
+    with torch.no_grad():
+        next(m.parameters()).add_(0.1)
+    m.save_pretrained(dirs[1])  # same config (same stage hash), other weights behind `high`
+    with pytest.raises(UserError, match=r"the checkpoint was distilled from \[low=.*high=tiny_teacher-") as e:
+        run(tmp_path, over)
+    assert "\n" not in str(e.value)
+
+
+def test_routed_sequence_kd_takes_each_rows_text_from_its_own_teacher(tmp_path, teacher_dirs):
+    """An engine member and a white-box member share no logits: sequence KD, each row's rationale from its
+    own teacher, rejection-sampled per teacher."""
+    run_dir = run(tmp_path, ["+teacher@teachers.engine=task_engine", "+teacher@teachers.lm=tiny_teacher",
+                             f"teachers.lm.name_or_path={teacher_dirs[0]}", "teachers.lm.max_new_tokens=16",
+                             "strategy=alignment", "route.by=slice", "++route.slices={0: lm}", "route.default=engine"])
+    d = run_dir / "distill"
+    strategy = json.loads((d / "strategy.json").read_text())
+    assert strategy["mode"] == "sequence"
+    routing = json.loads((d / "routing.json").read_text())
+    assert set(routing["rows"]) <= {"engine", "lm"} and routing["rows"]["engine"] > 0
+    shares = routing["token_shares"]
+    assert shares["engine"] > 0.9  # the engine's verified rationales are kept, the 16-token lm answers are not
+
+
+def test_teachers_and_route_enter_the_distill_hash_only_with_several_teachers(tmp_path, teacher_dirs):
+    base = compose_cfg(SMALL, tmp_path)
+    assert stage_hash(base, "distill", {}) == config_hash({k: _select(base, k) for k in SPECS["distill"].keys}, {})
+    a = compose_cfg([*SMALL, *two(teacher_dirs, "route.by=auto")], tmp_path)
+    b = compose_cfg([*SMALL, *two(teacher_dirs, "route.by=auto", "route.probe_n=4")], tmp_path)
+    assert len({stage_hash(base, "distill", {}), stage_hash(a, "distill", {}), stage_hash(b, "distill", {})}) == 3
