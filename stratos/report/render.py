@@ -34,6 +34,9 @@ def _summary_rows(r: dict) -> list[tuple[str, str]]:
         ("executed here", ", ".join(f"{k}={v}" for k, v in r["plan"]["executed"].items())),
         ("strategy", f"{_fmt(st.get('name'))} ({_fmt(st.get('mode'))})"),
         ("teacher probe accuracy", _fmt(st.get("teacher_probe_accuracy"))),
+        *([("teachers: route", rt["reason"]),
+           ("teachers: token shares", ", ".join(f"{t} {_fmt(v)}" for t, v in rt["token_shares"].items()))]
+          if (rt := st.get("routing")) else []),
         *[(f"student accuracy ({_split_label(s, t)})", f"{_fmt(t.get('accuracy'))} on {_fmt(t.get('n'))} items")
           for s, t in _test_splits(r).items()],
         ("teacher accuracy (probe, val)", f"{_fmt(m['teacher'].get('accuracy'))} on {_fmt(m['teacher'].get('n'))} items"),
@@ -73,6 +76,24 @@ def _difficulty_table(splits: dict[str, dict]) -> list[str]:
     return out
 
 
+def _teachers_table(routing: dict | None) -> list[str]:
+    """Several teachers: rows and supervised-token share per teacher, and with route=auto the probe accuracy of
+    every teacher per slice (the routed teacher in bold)."""
+    if not routing:
+        return []
+    out = ["", "## Teachers", "", f"- route: {routing['reason']}", "", "| teacher | training rows | token share |",
+           "|---|---|---|"]
+    out += [f"| {t} | {_fmt(routing['rows'].get(t, 0))} | {_fmt(s)} |" for t, s in routing["token_shares"].items()]
+    table, ids = routing.get("table") or {}, list(routing["token_shares"])
+    if table:
+        out += ["", "| slice | " + " | ".join(f"{t} probe accuracy" for t in ids) + " |", "|---" * (len(ids) + 1) + "|"]
+        for label, row in table.items():
+            cells = [f"**{_fmt(row[t]['accuracy'])}**" if routing["assignment"].get(label) == t
+                     else _fmt(row[t]["accuracy"]) for t in ids]
+            out.append(f"| {label} (n={row[ids[0]]['n']}) | " + " | ".join(cells) + " |")
+    return out
+
+
 def markdown(r: dict, plot: str | None) -> str:
     out = [f"# Stratos report — {r['task']}", "", "| | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in _summary_rows(r)]
@@ -82,6 +103,7 @@ def markdown(r: dict, plot: str | None) -> str:
             f"- verified rationales kept / rejected: {_fmt(st.get('kept'))} / {_fmt(st.get('rejected'))}"]
     for ref in st.get("refused") or []:
         out.append(f"- refused: {ref}")
+    out += _teachers_table(st.get("routing"))
     out += _difficulty_table(_test_splits(r))
     plan = r["plan"]
     if plan.get("decisions"):

@@ -2,7 +2,8 @@
 and a short console table. Written into the stage directory and at the top of the run directory.
 
 report.json keys: task, plan {selected, candidates, pareto, baselines, improvement}, strategy {name, mode,
-reason, teacher_probe_accuracy, kept, rejected, refused}, metrics {student (the headline `test` split),
+reason, teacher_probe_accuracy, kept, rejected, refused, routing (several teachers: by, reason, assignment,
+probe table, rows and supervised-token shares per teacher; None with one)}, metrics {student (the headline `test` split),
 test_splits {split: accuracy, n, by_difficulty, n_by_difficulty, distribution} for `test` and every extra
 test split (e.g. Mahjong's test_natural), teacher}, curve (the distill
 stage's step metrics as its CSV logger wrote them: first, last and up to CURVE_POINTS rows), export, deploy,
@@ -18,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.outputs import STATS_JSON
-from stratos.distill.outputs import STRATEGY_JSON, read_train_metrics
+from stratos.distill.outputs import ROUTING_JSON, STRATEGY_JSON, read_train_metrics
 from stratos.plan.outputs import PARETO_PNG, PLAN_JSON
 from stratos.plan.record import preview
 from stratos.report.render import console_table, markdown
@@ -66,6 +67,7 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
     ev = inputs["evaluate"].metrics if "evaluate" in inputs else {}
     ex = inputs["export"].metrics if "export" in inputs else {}
     stats = _read(inputs.get("data"), STATS_JSON, {})
+    routing = _read(inputs.get("distill"), ROUTING_JSON)  # several teachers: route, reason, shares, probe table
     report = {
         "task": cfg.task.name,
         "data": {"synthetic": stats.get("synthetic"), "difficulty": stats.get("difficulty"),
@@ -76,7 +78,8 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
             "pareto": plan.get("pareto"),
             "baselines": plan.get("baselines"),
             "improvement": plan.get("improvement"),
-            "executed": {"teacher": cfg.teacher.name, "student": cfg.student.name, "strategy": cfg.strategy.name,
+            "executed": {"teacher": "+".join(cfg.teachers) if cfg.get("teachers") else cfg.teacher.name,
+                         "student": cfg.student.name, "strategy": cfg.strategy.name,
                          "server": cfg.servers.run_server},
             "decisions": plan.get("decisions"),
             "best_overall": plan.get("best_overall"),
@@ -90,6 +93,7 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
             "refused": strategy.get("refused"),
             "kept": dm.get("strategy/kept"),
             "rejected": dm.get("strategy/rejected"),
+            "routing": routing,  # None with one teacher
         },
         "metrics": {
             "student": {"accuracy": ev.get("evaluate/test/accuracy"), "n": ev.get("evaluate/test/n"),

@@ -69,3 +69,17 @@ def test_the_report_gathers_every_scored_test_split_headline_first():
     assert list(got) == ["test", "test_natural"] and got["test"]["distribution"] == "balanced"
     assert got["test"]["n_by_difficulty"] == {"waits=0": 20} and got["test_natural"]["by_difficulty"] is None
     assert list(held_out_splits({"evaluate/test/accuracy": 0.5}, None)) == ["test"]  # tasks with one test split
+
+
+def test_several_teachers_show_the_route_the_shares_and_the_probe_table():
+    routing = {"by": "auto", "reason": "route.by=auto: each slice to its best teacher", "assignment": {"0": "a", "5": "b"},
+               "table": {"0": {"a": {"accuracy": 0.9, "n": 4}, "b": {"accuracy": 0.2, "n": 4}},
+                         "5": {"a": {"accuracy": 0.1, "n": 4}, "b": {"accuracy": 0.6, "n": 4}}},
+               "rows": {"a": 30, "b": 10}, "token_shares": {"a": 0.7, "b": 0.3}}
+    r = {**REPORT, "strategy": {**REPORT["strategy"], "routing": routing}}
+    md = markdown(r, None)
+    for needle in ("## Teachers", "| a | 30 | 0.7 |", "| b | 10 | 0.3 |", "| slice | a probe accuracy | b probe accuracy |",
+                   "| 0 (n=4) | **0.9** | 0.2 |", "| 5 (n=4) | 0.1 | **0.6** |"):
+        assert needle in md, needle
+    assert "a 0.7, b 0.3" in console_table(r)
+    assert "## Teachers" not in markdown(REPORT, None)
