@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from stratos.config import AlignmentConfig
 from stratos.distill.cross_tokenizer_loss import ChunkedCrossTokenizerKD
 from stratos.distill.losses import ChunkedDistillLoss
-from stratos.distill.routing import check_resume, routed_kd
+from stratos.distill.routing import RoutedTopK, check_resume, live_signal, routed_kd
 from stratos.distill.slices import batch_slices, computed_positions, sliced_forward
 from stratos.models.hub import lm_parts
 
@@ -97,13 +97,19 @@ class DistillModule(L.LightningModule):
                                        batch["topk_tail"][:, :-1])
         elif self.kd_weight == 0 and self.hidden_proj is None:
             pass  # no term reads the teacher (e.g. kd_weight=0): skip its forward
+        elif self.mode == "logit" and isinstance(self.topk.get(split), RoutedTopK):
+            # several teachers, offline: each row's KD from its own teacher's top-k store (stratos/distill/routing.py)
+            store = self.topk[split]
+            return routed_kd(self.loss_fn, hidden, head.weight, labels, batch["teacher_index"], store.ids,
+                             store.signal(batch["index"], ids.shape[1], hidden.device))
+        elif self.mode == "logit" and "teacher_index" in batch and hasattr(self.teacher, "members"):
+            # several teachers, live: each row's KD from its own teacher's forward
+            return routed_kd(self.loss_fn, hidden, head.weight, labels, batch["teacher_index"], self.teacher.ids,
+                             live_signal(self.teacher, ids, mask))
         elif self.mode == "logit" and split in self.topk:
             T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
             rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)
             teacher["teacher_topk"] = tuple(x[:, :-1].to(hidden.device) for x in rows.as_tuple())
-        elif self.mode == "logit" and "teacher_index" in batch and hasattr(self.teacher, "members"):
-            # several teachers: each row's KD from its own teacher (stratos/distill/routing.py)
-            return routed_kd(self.loss_fn, hidden, head.weight, labels, ids, mask, batch["teacher_index"], self.teacher)
         elif self.mode in ("logit", "hidden") and self.teacher is not None:
             if getattr(self.teacher, "plain_head", False):
                 # hidden states only: the loss forms teacher logits for supervised rows, chunk by chunk,

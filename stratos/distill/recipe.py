@@ -33,7 +33,7 @@ from stratos.distill import outputs
 from stratos.distill.blackbox_kd import attach_teacher_topk
 from stratos.distill.examples import ExampleDataset, WithIndex, corpus_texts, supervised_texts
 from stratos.distill.preflight import run_preflight
-from stratos.distill.routing import route_teachers, routed_supervised, token_shares
+from stratos.distill.routing import open_routed_stores, route_teachers, routed_supervised, token_shares
 from stratos.distill.slices import resolve_slices
 from stratos.distill.strategy import Decision, Mode
 from stratos.distill.teacher_store import open_topk_store
@@ -134,27 +134,32 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
                               lm_parts(teacher.model)[1].weight.shape[0])
         records[outputs.CROSS_TOKENIZER_JSON] = cross_tokenizer_record(shared, train, val, al)
 
+    if routing:
+        routing.token_shares = token_shares(train, teacher.ids)
+        records[outputs.ROUTING_JSON] = routing.as_dict()
+        records[outputs.STRATEGY_JSON]["routing"] = {k: routing.as_dict()[k] for k in ("by", "reason", "assignment")}
     live = (Mode.logit, Mode.hidden, Mode.cross_tokenizer)
     teacher_source = TeacherSource.live if decision.mode in live else TeacherSource.none
     topk: dict = {}
     if int(al.top_k) > 0 and decision.mode == Mode.logit:
         # offline teacher: its top-k log-probs for these exact token sequences, computed once per
-        # (teacher weights, data, k, T) and shared by every run of a sweep; no teacher forward in training
+        # (teacher weights, data, k, T) and shared by every run of a sweep; no teacher forward in training.
+        # Several teachers: one store per teacher over its own rows (stratos/distill/routing.py)
         topk_stats = {}
         for split, ds in (("train", train), ("val", val)):
-            topk[split], topk_stats[split] = open_topk_store(
-                teacher, ds, cache_root=cfg.paths.cache, k=int(al.top_k), temperature=float(al.temperature),
-                pad_id=student.tokenizer.pad_token_id, batch_size=int(tr.batch_size), what=split,
-                length_slices=resolve_slices(int(tr.length_slices), str(teacher.model.dtype))[0])
+            model = teacher.members[teacher.ids[0]].model if routing else teacher.model
+            kw = dict(cache_root=cfg.paths.cache, k=int(al.top_k), temperature=float(al.temperature),
+                      pad_id=student.tokenizer.pad_token_id, batch_size=int(tr.batch_size),
+                      length_slices=resolve_slices(int(tr.length_slices), str(model.dtype))[0])
+            if routing:
+                topk[split], topk_stats[split] = open_routed_stores(teacher, ds, split, **kw)
+            else:
+                topk[split], topk_stats[split] = open_topk_store(teacher, ds, what=split, **kw)
         records[outputs.TOPK_STORE_JSON] = topk_stats
         train, val, teacher_source = WithIndex(train), WithIndex(val), TeacherSource.topk_store
     elif int(al.top_k) > 0:
         log.warning("strategy.alignment.top_k=%d unused: the decided mode is %s, not logit KD", int(al.top_k),
                     decision.mode)
-    if routing:
-        routing.token_shares = token_shares(train, teacher.ids)
-        records[outputs.ROUTING_JSON] = routing.as_dict()
-        records[outputs.STRATEGY_JSON]["routing"] = {k: routing.as_dict()[k] for k in ("by", "reason", "assignment")}
     loss = LossSpec(decision.mode, al, float(inj.corpus_weight) if corpus else 0.0, blackbox, shared)
     return TrainingRecipe(decision, source, teacher_source, train, val, loss, topk, stats, records)
 

@@ -14,8 +14,9 @@ Here:
                  table is recorded (routing.json and strategy.json's `routing`).
   routed_kd(...)  logit KD per row from its own teacher: the batch is split by `teacher_index`, each group's
                  student rows get the chunked fused loss against their teacher's hidden states (no (B, T, V)
-                 tensor), and the group means are weighted by supervised tokens, so the result is the batch's
-                 per-token mean, as with one teacher.
+                 tensor) or, with strategy.alignment.top_k > 0, its own top-k store over its own rows
+                 (open_routed_stores); the group means are weighted by supervised tokens, so the result is the
+                 batch's per-token mean, as with one teacher.
   teacher_manifest / check_resume  the teacher set a checkpoint was trained with; resuming with another set
                  (other ids, kinds, sources or weights) is refused in one line.
 """
@@ -161,24 +162,76 @@ def token_shares(dataset, ids: list[str]) -> dict[str, float]:
     return {t: round(c / total, 4) for t, c in counts.items()}
 
 
-def teacher_signal(member, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A white-box member's KD source for rows (b, T): hidden states + head when its head is plain (logits
-    formed chunk by chunk in the loss), else its logits; shifted so row t predicts token t + 1."""
-    if getattr(member, "plain_head", False):
-        w, b = member.head
-        return {"teacher_hidden": member.final_hidden(input_ids, attention_mask)[:, :-1], "teacher_weight": w,
-                "teacher_bias": b}
-    logits, _ = member.logits_and_hidden(input_ids, attention_mask)
-    return {"teacher_logits": logits[:, :-1]}
+def live_signal(teacher, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """(group g, rows (b,)) -> member g's KD source for those rows of the batch (a white-box forward): hidden
+    states + head when its head is plain (logits formed chunk by chunk in the loss), else its logits; shifted so
+    row t predicts token t + 1."""
+    def signal(g: int, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        member = teacher.members[teacher.ids[g]]
+        ids, mask = input_ids[rows], attention_mask[rows]
+        if getattr(member, "plain_head", False):
+            w, b = member.head
+            return {"teacher_hidden": member.final_hidden(ids, mask)[:, :-1], "teacher_weight": w, "teacher_bias": b}
+        logits, _ = member.logits_and_hidden(ids, mask)
+        return {"teacher_logits": logits[:, :-1]}
+    return signal
 
 
-def routed_kd(loss_fn, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, input_ids: torch.Tensor,
-              attention_mask: torch.Tensor, teacher_index: torch.Tensor, teacher) -> dict[str, torch.Tensor]:
+class RoutedTopK:
+    """Per-teacher offline top-k stores of one split: teacher g's store holds only the rows routed to g.
+
+    `readers[g]` is a logit_store.TopKReader; `local[i]` is dataset row i's position in its teacher's store."""
+
+    def __init__(self, ids: list[str], readers: dict[int, Any], local: list[int]) -> None:
+        self.ids, self.readers, self.local = ids, readers, local
+
+    def signal(self, index: torch.Tensor, length: int, device):
+        """(group g, rows (b,)) -> {"teacher_topk": (ids (b, T-1, k), logprobs (b, T-1, k), tail (b, T-1))}."""
+        def read(g: int, rows: torch.Tensor) -> dict:
+            local = [self.local[i] for i in index[rows].tolist()]
+            got = self.readers[g].read_batch(local, length=length)
+            return {"teacher_topk": tuple(x[:, :-1].to(device) for x in got.as_tuple())}
+        return read
+
+
+def subset(dataset, idx: list[int]):
+    """The ExampleDataset of rows `idx` of `dataset` (same tokens, same order): one teacher's share."""
+    sub = type(dataset).__new__(type(dataset))
+    sub.items, sub.topk_k, sub.xtok_counts = [dataset.items[i] for i in idx], 0, {}
+    return sub
+
+
+def open_routed_stores(teacher, dataset, split: str, **store_kw) -> tuple[RoutedTopK, dict]:
+    """Each white-box member's top-k store over its own rows of `dataset` (teacher_store.open_topk_store: computed
+    once per (weights, tokens, k, T) and shared across runs). Returns the reader and stats: the totals in
+    open_topk_store's keys plus `by_teacher`."""
+    from stratos.distill.teacher_store import open_topk_store
+
+    readers, local, by = {}, [-1] * len(dataset), {}
+    for g, tid in enumerate(teacher.ids):
+        idx = [i for i, item in enumerate(dataset.items) if item.teacher == g]
+        if not idx:
+            continue
+        for j, i in enumerate(idx):
+            local[i] = j
+        readers[g], by[tid] = open_topk_store(teacher.members[tid], subset(dataset, idx), what=f"{split}/{tid}",
+                                              **store_kw)
+    n = sum(s["n_tokens"] for s in by.values())
+    stats = {"url": [s["url"] for s in by.values()], "written": any(s["written"] for s in by.values()),
+             "seconds": round(sum(s["seconds"] for s in by.values()), 2), "k": store_kw["k"], "n_tokens": n,
+             "bytes_per_token": round(sum(s["bytes_per_token"] * s["n_tokens"] for s in by.values()) / max(1, n), 2),
+             "by_teacher": by}
+    return RoutedTopK(teacher.ids, readers, local), stats
+
+
+def routed_kd(loss_fn, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher_index: torch.Tensor,
+              ids: list[str], signal) -> dict[str, torch.Tensor]:
     r"""Logit KD of each row from its own teacher.
 
     hidden (B, T-1, H) student states, weight (V, H) its head, labels (B, T-1) with -100 unsupervised,
-    input_ids / attention_mask (B, T), teacher_index (B,) the row's member (`teacher.ids` order; -1 = none).
-    With $G_g$ the rows of member $g$ and $n_g$ their supervised tokens ($N = \sum_g n_g$):
+    teacher_index (B,) each row's teacher (its position in `ids`; -1 = none), `signal(g, rows)` teacher g's KD
+    source for `rows` (`live_signal`: a white-box forward; `RoutedTopK.signal`: its top-k store).
+    With $G_g$ the rows of teacher $g$ and $n_g$ their supervised tokens ($N = \sum_g n_g$):
 
     $$ \mathcal{L} = \sum_g \frac{n_g}{N}\, \mathcal{L}_{\text{chunked}}(h_{G_g}, W, y_{G_g}; \text{teacher}_g) $$
 
@@ -191,14 +244,13 @@ def routed_kd(loss_fn, hidden: torch.Tensor, weight: torch.Tensor, labels: torch
         raise ValueError("a supervised row has no teacher (teacher_index -1) in multi-teacher logit KD")
     zero = hidden.sum() * 0.0  # keeps the graph when the batch has no supervised token
     out = {"loss": zero, "ce": zero.detach(), "kd": zero.detach()}
-    for g, tid in enumerate(teacher.ids):
+    for g, tid in enumerate(ids):
         rows = (teacher_index == g).nonzero(as_tuple=True)[0]  # (b_g,)
         n = sup[rows].sum()
         out[f"teacher_share/{tid}"] = (n / n_all).detach().float()
         if rows.numel() == 0 or int(n) == 0:
             continue
-        src = teacher_signal(teacher.members[tid], input_ids[rows], attention_mask[rows])
-        part = loss_fn(hidden[rows], weight, labels[rows], **src)
+        part = loss_fn(hidden[rows], weight, labels[rows], **signal(g, rows))
         w = n / n_all
         out["loss"] = out["loss"] + w * part["loss"]
         out["ce"] = out["ce"] + w * part["ce"]

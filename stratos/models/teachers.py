@@ -95,9 +95,6 @@ def validate_teachers(cfg) -> None:
     if str(al.mode) in ("hidden", "cross_tokenizer"):
         raise bad_value("strategy.alignment.mode", str(al.mode), "auto, logit or sequence with several teachers "
                         "(each row's KD comes from its own teacher)")
-    if int(al.top_k) > 0:
-        raise bad_value("strategy.alignment.top_k", al.top_k, "0 with several teachers (live teachers; per-teacher "
-                        "top-k stores are not built yet)")
     if float(al.hidden_weight) > 0:
         raise bad_value("strategy.alignment.hidden_weight", al.hidden_weight, "0 with several teachers")
     if al.get("on_policy") and al.on_policy.get("enabled", False):  # the on-policy mode, where it exists

@@ -107,3 +107,43 @@ def test_teachers_and_route_enter_the_distill_hash_only_with_several_teachers(tm
     a = compose_cfg([*SMALL, *two(teacher_dirs, "route.by=auto")], tmp_path)
     b = compose_cfg([*SMALL, *two(teacher_dirs, "route.by=auto", "route.probe_n=4")], tmp_path)
     assert len({stage_hash(base, "distill", {}), stage_hash(a, "distill", {}), stage_hash(b, "distill", {})}) == 3
+
+
+def test_per_teacher_stores_at_full_k_give_the_live_routed_kd(tmp_path, teacher_dirs):
+    """Each teacher's top-k store over its own rows: at k = V the routed store KD is the routed live KD."""
+    from stratos.distill.examples import ExampleDataset, TextExample, WithIndex, collate
+    from stratos.distill.module import DistillModule
+    from stratos.distill.routing import open_routed_stores
+    from stratos.models.teacher import HFTeacher
+    from stratos.models.teachers import RoutedTeacher
+
+    routed = RoutedTeacher({"low": HFTeacher("tiny_teacher", teacher_dirs[0]),
+                            "high": HFTeacher("tiny_teacher", teacher_dirs[1])})
+    tok = routed.tokenizer
+    examples = [TextExample(f"1m 2m 3m 4m 5m {n}p", f"Answer: {n}p", teacher=n % 2) for n in range(1, 9)]
+    ds = ExampleDataset(tok, examples, [], 0.0, 64, 0)
+    batch = collate(tok.pad_token_id)([WithIndex(ds)[i] for i in (5, 0, 3, 6)])
+    assert batch["teacher_index"].tolist() == [0, 1, 0, 1]
+    student = HFTeacher("s", teacher_dirs[0]).model.train()
+    for p in student.parameters():
+        p.requires_grad_(True)
+    align = {"kd_weight": 1.0, "temperature": 2.0}
+    want = DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, teacher=routed).losses(batch)["kd"].item()
+    V = student.get_output_embeddings().weight.shape[0]
+    reader, stats = open_routed_stores(routed, ds, "train", cache_root=str(tmp_path), k=V, temperature=2.0,
+                                       pad_id=tok.pad_token_id, batch_size=3)
+    assert set(stats["by_teacher"]) == {"low", "high"} and stats["written"]
+    assert stats["n_tokens"] == sum(s["n_tokens"] for s in stats["by_teacher"].values())
+    stored = DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, topk={"train": reader}).losses(batch)
+    assert stored["kd"].item() == pytest.approx(want, rel=2e-3, abs=1e-4)
+    assert abs(want - DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, teacher=routed.members["low"])
+               .losses(batch)["kd"].item()) > 1e-4  # one teacher for every row would differ
+
+
+def test_routed_store_kd_runs_through_the_pipeline(tmp_path, teacher_dirs):
+    run_dir = run(tmp_path, two(teacher_dirs, "route.by=slice", "++route.slices={0: low}", "route.default=high",
+                                "strategy.alignment.top_k=8"))
+    store = json.loads((run_dir / "distill" / "topk_store.json").read_text())
+    routing = json.loads((run_dir / "distill" / "routing.json").read_text())
+    assert set(store["train"]["by_teacher"]) == set(routing["rows"])
+    assert json.loads((run_dir / "distill" / "strategy.json").read_text())["mode"] == "logit"

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 from stratos.config import RouteConfig
 from stratos.distill.examples import ExampleDataset, TextExample, collate
 from stratos.distill.losses import ChunkedDistillLoss
-from stratos.distill.routing import (best_per_slice, check_resume, route, routed_kd, slice_matches, teacher_manifest,
-                                     token_shares)
+from stratos.distill.routing import (best_per_slice, check_resume, live_signal, route, routed_kd, slice_matches,
+                                     teacher_manifest, token_shares)
 from stratos.errors import UserError
 from stratos.models.teacher import HFTeacher, TeacherAnswer
 from stratos.models.teachers import RoutedTeacher
@@ -134,7 +134,8 @@ def test_routed_kd_with_one_teacher_behind_every_id_is_the_single_teacher_loss()
     loss_fn = ChunkedDistillLoss(kd_weight=0.5, temperature=2.0)
     w, b = t.head
     want = loss_fn(hidden, weight, labels, teacher_hidden=t.final_hidden(ids, mask)[:, :-1], teacher_weight=w)
-    got = routed_kd(loss_fn, hidden, weight, labels, ids, mask, torch.tensor([0, 1, 1, 0, 1]), routed)
+    got = routed_kd(loss_fn, hidden, weight, labels, torch.tensor([0, 1, 1, 0, 1]), routed.ids,
+                    live_signal(routed, ids, mask))
     for k in ("loss", "ce", "kd"):
         assert got[k].item() == pytest.approx(want[k].item(), rel=1e-5), k
     n = (labels != -100).sum(1).float()
@@ -147,7 +148,7 @@ def test_routed_kd_takes_each_rows_kd_from_its_own_teacher_weighted_by_tokens():
     routed = RoutedTeacher({"a": ta, "b": tb})
     loss_fn = ChunkedDistillLoss(kd_weight=0.5, temperature=2.0)
     index = torch.tensor([0, 1, 1, 0, 1])
-    got = routed_kd(loss_fn, hidden, weight, labels, ids, mask, index, routed)
+    got = routed_kd(loss_fn, hidden, weight, labels, index, routed.ids, live_signal(routed, ids, mask))
     n_all = (labels != -100).sum()
     want = 0.0
     for g, t in enumerate((ta, tb)):  # each group alone against its own teacher, by hand
@@ -156,12 +157,14 @@ def test_routed_kd_takes_each_rows_kd_from_its_own_teacher_weighted_by_tokens():
                        teacher_weight=t.head[0])
         want = want + part["kd"] * (labels[rows] != -100).sum() / n_all
     assert got["kd"].item() == pytest.approx(want.item(), rel=1e-5)
-    only_a = routed_kd(loss_fn, hidden, weight, labels, ids, mask, torch.zeros(5, dtype=torch.long), routed)
+    only_a = routed_kd(loss_fn, hidden, weight, labels, torch.zeros(5, dtype=torch.long), routed.ids,
+                       live_signal(routed, ids, mask))
     assert abs(only_a["kd"].item() - got["kd"].item()) > 1e-4  # the route matters
     got["loss"].backward()
     assert hidden.grad is not None and weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="no teacher"):
-        routed_kd(loss_fn, hidden, weight, labels, ids, mask, torch.tensor([0, -1, 1, 0, 1]), routed)
+        routed_kd(loss_fn, hidden, weight, labels, torch.tensor([0, -1, 1, 0, 1]), routed.ids,
+                  live_signal(routed, ids, mask))
 
 
 def test_the_module_routes_a_collated_batch_by_its_teacher_index():
