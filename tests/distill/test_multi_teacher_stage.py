@@ -147,3 +147,23 @@ def test_routed_store_kd_runs_through_the_pipeline(tmp_path, teacher_dirs):
     routing = json.loads((run_dir / "distill" / "routing.json").read_text())
     assert set(store["train"]["by_teacher"]) == set(routing["rows"])
     assert json.loads((run_dir / "distill" / "strategy.json").read_text())["mode"] == "logit"
+
+
+def test_column_routing_reads_teacher_id_from_the_users_data_file(tmp_path, teacher_dirs):
+    """A `task.source` JSONL whose rows name their teacher: the field reaches the rows, each goes to its teacher."""
+    from stratos.tasks.mahjong.jsonl import benchmark_record
+    from stratos.tasks.mahjong.task import MahjongTask
+
+    rows = MahjongTask(name="mahjong", n_train=60, n_val=10, n_test=10, seed=3).build_splits()["train"]
+    src = tmp_path / "hands.jsonl"
+    with open(src, "w") as f:
+        for i, r in enumerate(rows):
+            rec = benchmark_record(r["hand"], r["winning_tiles"])
+            f.write(json.dumps({**rec, "teacher_id": "low" if i % 3 else "high"}) + "\n")
+    run_dir = run(tmp_path, [f"task.source={src}", "task.n_train=40", "task.n_val=8", "task.n_test=8",
+                             *two(teacher_dirs, "route.by=column")])
+    train = [json.loads(x) for x in (run_dir / "data" / "train.jsonl").read_text().splitlines()]
+    routing = json.loads((run_dir / "distill" / "routing.json").read_text())
+    assert routing["by"] == "column"
+    assert routing["rows"] == {t: sum(r["teacher_id"] == t for r in train) for t in ("low", "high")}
+    assert json.loads((run_dir / "distill" / "strategy.json").read_text())["mode"] == "logit"

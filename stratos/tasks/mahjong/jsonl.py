@@ -33,7 +33,8 @@ def _tile_list(value: object, what: str, where: str) -> list[int]:
 
 
 def read_benchmark(path: str, variant: str = "riichi", verify: bool = True) -> list[dict]:
-    """Rows `{"counts": 34-count hand, "winning_tiles": sorted kinds, "line": n}` from a JSONL file."""
+    """Rows `{"counts": 34-count hand, "winning_tiles": sorted kinds, "line": n, "extra": the object's other keys}`
+    from a JSONL file (`extra` reaches the task's rows, e.g. a `teacher_id` for multi-teacher routing)."""
     try:
         with fsspec.open(path, "r", encoding="utf-8") as f:
             lines = f.read().split("\n")
@@ -70,7 +71,8 @@ def read_benchmark(path: str, variant: str = "riichi", verify: bool = True) -> l
                     f"{where}: winning_tiles {' '.join(NAMES[k] for k in wins) or 'none'} disagree with the rules "
                     f"engine ({variant}: {' '.join(NAMES[k] for k in truth) or 'none'}){hint}"
                 )
-        rows.append({"counts": counts, "winning_tiles": wins, "line": i})
+        extra = {k: v for k, v in obj.items() if k not in ("hand", "winning_tiles")}  # e.g. teacher_id (routing)
+        rows.append({"counts": counts, "winning_tiles": wins, "line": i, "extra": extra})
     if not rows:
         raise UserError(f"invalid value for 'task.source': {path!r} (no rows)")
     return rows

@@ -196,12 +196,13 @@ class MahjongTask:
     def _splits_from_source(self) -> dict[str, list[dict]]:
         """Read, engine-check, dedupe, shuffle by seed, then fill test, val, train (in that order)."""
         rows = read_benchmark(self.source, self.variant)
-        exs, seen = [], set()
+        exs, seen, extra = [], set(), {}
         for r in rows:
             key = bytes(r["counts"])
             if key in seen:
                 continue  # a repeated hand may not land in two splits
             seen.add(key)
+            extra[key] = r.get("extra") or {}  # the file's other fields (e.g. teacher_id), kept on the row
             exs.append(Example(r["counts"], r["winning_tiles"]))
         if len(exs) < 3:
             raise UserError(f"invalid value for 'task.source': {self.source!r} (needs >= 3 distinct hands, "
@@ -210,9 +211,15 @@ class MahjongTask:
         out, i = {}, 0
         for split, reserve in (("test", 2), ("val", 1), ("train", 0)):
             k = min(self.sizes[split], len(exs) - i - reserve)
-            out[split] = [self.make_row(e.counts, solve(e.counts, self.variant), e.tiles) for e in exs[i:i + k]]
+            out[split] = [self._with_extra(self.make_row(e.counts, solve(e.counts, self.variant), e.tiles),
+                                           extra[bytes(e.counts)]) for e in exs[i:i + k]]
             i += k
         return {s: out[s] for s in ("train", "val", "test")}
+
+    @staticmethod
+    def _with_extra(row: dict, extra: dict) -> dict:
+        """The row plus a source file's own fields that the row does not define (e.g. teacher_id)."""
+        return {**row, **{k: v for k, v in extra.items() if k not in row}}
 
     # ------------------------------------------------------------ Task protocol
     def rationale(self, row: dict) -> str:
