@@ -82,6 +82,16 @@ class StratosConfig:
     exp_name: str = "default"
 
 
+def teacher_label(name: Any, teachers: Any) -> str:
+    """`exp_name`'s teacher part: the teacher's name, or with several teachers their ids joined by `+` (so a
+    multi-teacher run never lands in the directory of the single-teacher run it would otherwise be named after)."""
+    return "+".join(str(k) for k in teachers) if teachers else str(name)
+
+
+# registered on import: every process that reads a Stratos config (CLI, tests, submitit jobs) imports this package
+OmegaConf.register_new_resolver("teacher_label", teacher_label, replace=True)
+
+
 def register_configs() -> None:
     """Store every schema as `base_<group>[_<kind>]`; YAML options list one first in their defaults."""
     cs = ConfigStore.instance()
