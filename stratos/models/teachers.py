@@ -150,6 +150,10 @@ class RoutedTeacher:
         self.capabilities = common if self.same_vocab else common - {"logits", "hidden"}
         self.tokenizer = toks[0] if self.same_vocab else None
         self.max_new_tokens = min(int(getattr(m, "max_new_tokens", 1 << 30)) for m in self.members.values())
+        # black-box members' top-k logprobs become token-level KD on their own rows (the others' rows: CE);
+        # one k for all, the smallest any member returns
+        tops = [int(getattr(m, "top_logprobs", 0) or 0) for m in self.members.values()]
+        self.top_logprobs = min((t for t in tops if t > 0), default=0)
 
     def index(self, tid: str) -> int:
         return self.ids.index(tid)

@@ -167,3 +167,30 @@ def test_column_routing_reads_teacher_id_from_the_users_data_file(tmp_path, teac
     assert routing["by"] == "column"
     assert routing["rows"] == {t: sum(r["teacher_id"] == t for r in train) for t in ("low", "high")}
     assert json.loads((run_dir / "distill" / "strategy.json").read_text())["mode"] == "logit"
+
+
+def test_a_black_box_members_topk_logprobs_give_token_kd_on_its_own_rows(tmp_path, monkeypatch):
+    """The rules engine for most rows and `stratos serve` (OpenAI-compatible, top_logprobs=4) for the rest: the
+    served teacher's rationales carry its top-k log-probs (token-level KD), the engine's rows train on CE."""
+    from stratos.serve.engine import load_engine
+    from stratos.serve.server import running
+    from stratos.serve.settings import ServeSettings
+    from tests.helpers.tiny_export import build_tiny_export
+
+    exp = build_tiny_export(str(tmp_path / "tiny"), heads=2, kv_heads=2)
+    monkeypatch.setenv("STRATOS_TEST_KEY", "k")
+    engine = load_engine(exp["hf"], "torch", threads=1)
+    with running(engine, ServeSettings(port=0, api_key="k")) as url:
+        run_dir = run(tmp_path, ["+teacher@teachers.engine=task_engine", "+teacher@teachers.api=openai_endpoint",
+                                 f"teachers.api.base_url={url}", "teachers.api.model=tiny",
+                                 "teachers.api.api_key_env=STRATOS_TEST_KEY", "teachers.api.top_logprobs=4",
+                                 "teachers.api.max_new_tokens=16", f"student.name_or_path={exp['hf']}",
+                                 "strategy=alignment", "strategy.alignment.verify=false", "route.by=slice",
+                                 "++route.slices={0-1: api}", "route.default=engine", "trainer.max_steps=3"])
+    d = run_dir / "distill"
+    routing = json.loads((d / "routing.json").read_text())
+    rep = json.loads((d / "token_kd.json").read_text())
+    assert json.loads((d / "strategy.json").read_text())["mode"] == "sequence"
+    assert rep["used"] and rep["k"] == 4 and rep["rationales"] == routing["rows"]["api"] > 0, rep  # only api rows
+    assert rep["aligned"] >= 0.9 * rep["rationales"], rep
+    assert routing["rows"]["engine"] > 0 and routing["token_shares"]["engine"] > 0
