@@ -89,6 +89,8 @@ def validate_teachers(cfg) -> None:
                         "'++route.slices={0-2: low, 3-9: high}'")
     if route.by == "column" and not str(route.column).strip():
         raise bad_value("route.column", route.column, "the row field naming each row's teacher id")
+    if route.by == "column" and cfg.task.get("source"):
+        check_source_ids(str(cfg.task.source), str(route.column), teachers, route.default)
     if int(route.probe_n) < 1:
         raise bad_value("route.probe_n", route.probe_n, "an integer >= 1 (held-out rows per slice and teacher)")
     al = cfg.strategy.alignment
@@ -99,6 +101,31 @@ def validate_teachers(cfg) -> None:
         raise bad_value("strategy.alignment.hidden_weight", al.hidden_weight, "0 with several teachers")
     if al.get("on_policy") and al.on_policy.get("enabled", False):  # the on-policy mode, where it exists
         raise bad_value("strategy.alignment.on_policy.enabled", True, "false with several teachers")
+
+
+def check_source_ids(source: str, column: str, teachers, default) -> None:
+    """route.by=column with a user JSONL (`task.source`): every teacher id the file names is in `teachers`, and a row
+    without one has `route.default` (read before any work; a file that does not open is the task's check)."""
+    import json
+
+    import fsspec
+
+    try:
+        with fsspec.open(source, "r", encoding="utf-8") as f:
+            for i, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    tid = json.loads(line).get(column)
+                except (json.JSONDecodeError, AttributeError):
+                    return  # not this check's business: the task's reader refuses the line
+                if tid in (None, "") and default is None:
+                    raise bad_value("route.default", None, f"a teacher id: {source}:{i} names no {column}")
+                if tid not in (None, "") and str(tid) not in teachers:
+                    raise bad_value("route.column", column, f"{source}:{i} names teacher {tid!r}, not in teachers: "
+                                    f"{', '.join(sorted(teachers))}")
+    except FileNotFoundError:
+        return
 
 
 def check_members_reachable(cfg, timeout_s: float = 3.0) -> None:

@@ -194,3 +194,30 @@ def test_a_black_box_members_topk_logprobs_give_token_kd_on_its_own_rows(tmp_pat
     assert rep["used"] and rep["k"] == 4 and rep["rationales"] == routing["rows"]["api"] > 0, rep  # only api rows
     assert rep["aligned"] >= 0.9 * rep["rationales"], rep
     assert routing["rows"]["engine"] > 0 and routing["token_shares"]["engine"] > 0
+
+
+@pytest.mark.parametrize("ids,extra,needle", [
+    (["low", "mid"], [], "invalid value for 'route.column': 'teacher_id' (allowed: {src}:2 names teacher 'mid'"),
+    (["low", None], [], "invalid value for 'route.default': None (allowed: a teacher id: {src}:2 names no teacher_id)"),
+    (["low", None], ["route.default=low"], None),
+])
+def test_a_source_file_naming_an_unknown_teacher_is_refused_before_any_work(tmp_path, ids, extra, needle):
+    import subprocess
+    import sys
+
+    src = tmp_path / "hands.jsonl"
+    recs = [{"hand": "1m 2m 3m 4m 5m 6m 7m 8m 9m 1p 2p 3p 5s", "winning_tiles": ["5s"]},
+            {"hand": "1m 1m 1m 2m 3m 4m 5m 6m 7m 8m 9m 9m 9m", "winning_tiles": ["1m", "2m", "3m", "4m", "5m", "6m",
+                                                                                  "7m", "8m", "9m"]}]
+    src.write_text("".join(json.dumps({**r, **({"teacher_id": t} if t else {})}) + "\n" for r, t in zip(recs, ids)))
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "stratos", "+task=mahjong", f"task.source={src}", "pipeline.stages=[plan]",
+                        "+teacher@teachers.low=task_engine", "route.by=column", *extra, f"paths.output_root={out}"],
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    if needle is None:  # every row names a listed teacher or falls to route.default
+        assert r.returncode == 0, r.stderr[-800:]
+        return
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("stratos: error: "), r.stderr[-800:]
+    assert needle.format(src=src) in lines[0], lines[0]
+    assert not out.exists() or not any(out.rglob("*"))
