@@ -54,8 +54,9 @@ CASES = [  # (overrides, text the one line must contain)
     (["+teacher@teachers.low=task_engine", "route.by=slice"], "invalid value for 'route.slices': '{}'"),
     (["route.by=slice"], "invalid value for 'route.by': 'slice' (allowed: route settings only with several teachers"),
     (["+teacher@teachers.low=task_engine", "route.by=random"], "invalid value for 'route.by': 'random'"),
-    (["+teacher@teachers.low=task_engine", "strategy.alignment.top_k=8"],
-     "invalid value for 'strategy.alignment.top_k': 8 (allowed: 0 with several teachers"),
+    (["+teacher@teachers.low=task_engine", "route.tolerance=2"], "invalid value for 'route.tolerance': 2.0"),
+    (["+teacher@teachers.low=task_engine", "strategy.alignment.hidden_weight=0.5"],
+     "invalid value for 'strategy.alignment.hidden_weight': 0.5 (allowed: 0 with several teachers)"),
     (["+teacher@teachers.low=task_engine", "strategy.alignment.mode=hidden"],
      "invalid value for 'strategy.alignment.mode': 'hidden' (allowed: auto, logit or sequence with several teachers"),
     # student

@@ -24,3 +24,4 @@ class RouteConfig:
     slices: dict[Any, str] = field(default_factory=dict)  # by=slice: task slice ("3" or range "0-2") -> teacher id
     default: Optional[str] = None  # by=slice|column: teacher id of rows no rule names (None: such a row is an error)
     probe_n: int = 16  # by=auto: held-out rows probed per slice and teacher
+    tolerance: float = 0.0  # by=auto: a slice goes to the cheapest teacher (card.params_b) within this of the best

@@ -112,13 +112,25 @@ def probe_table(teacher, task, probe_rows: list[dict], probe_n: int) -> dict[str
     return table
 
 
-def best_per_slice(table: dict[str, dict[str, dict]], ids: list[str]) -> dict[str, str]:
-    """slice -> the id with the highest accuracy (ties: the one listed first in `ids`)."""
-    return {label: max(ids, key=lambda t: (row[t]["accuracy"], -ids.index(t))) for label, row in table.items()}
+def best_per_slice(table: dict[str, dict[str, dict]], ids: list[str], tolerance: float = 0.0,
+                   costs: dict[str, float] | None = None) -> dict[str, str]:
+    """slice -> the id with the highest accuracy (ties: the one listed first in `ids`); with `tolerance` > 0, the
+    cheapest (`costs`, e.g. card.params_b) of those within `tolerance` of that accuracy (ties: listed first)."""
+    costs = costs or {}
+    out = {}
+    for label, row in table.items():
+        top = max(row[t]["accuracy"] for t in ids)
+        near = [t for t in ids if row[t]["accuracy"] >= top - tolerance - 1e-12]
+        if tolerance <= 0:
+            near = [t for t in near if row[t]["accuracy"] == top][:1]
+        out[label] = min(near, key=lambda t: (costs.get(t, 0.0), ids.index(t)))
+    return out
 
 
-def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dict]) -> Routing:
-    """Decide each row's teacher; sets `teacher.route_of` and returns the record (rows per teacher filled)."""
+def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dict],
+          costs: dict[str, float] | None = None) -> Routing:
+    """Decide each row's teacher; sets `teacher.route_of` and returns the record (rows per teacher filled).
+    `costs`: teacher id -> cost (card.params_b), for route.tolerance > 0."""
     by, ids, default = str(route_cfg.by), teacher.ids, route_cfg.default
     default = None if default is None else str(default)
     if by == "column":
@@ -135,14 +147,16 @@ def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dic
         if not table:
             raise UserError("invalid value for 'route.by': 'auto' needs held-out rows to probe, the val split is empty "
                             "(allowed: task.n_val >= 1, or route.by=slice|column)")
-        best = best_per_slice(table, ids)
+        tol = float(route_cfg.get("tolerance", 0.0) or 0.0)
+        best = best_per_slice(table, ids, tol, costs)
         n_all = sum(next(iter(row.values()))["n"] for row in table.values())
         overall = {t: sum(row[t]["accuracy"] * row[t]["n"] for row in table.values()) / n_all for t in ids}
         fallback = default or max(ids, key=lambda t: (overall[t], -ids.index(t)))
         teacher.route_of = _slice_rule(best, fallback, task)
         routed = sum(table[s][best[s]]["accuracy"] * table[s][best[s]]["n"] for s in table) / n_all
         alone = ", ".join(f"{t} {overall[t]:.2f}" for t in ids)
-        routing = Routing(by, f"route.by=auto: each slice to the teacher most accurate on its probed held-out rows "
+        rule = (f"the cheapest teacher within {tol:.2f} of the most accurate" if tol > 0 else "the teacher most accurate")
+        routing = Routing(by, f"route.by=auto: each slice to {rule} on its probed held-out rows "
                           f"(routed {routed:.2f} vs alone {alone} on {n_all} rows; unprobed slices: {fallback})",
                           assignment=best, table=table, probe_accuracy=round(routed, 4))
     for r in train_rows:
@@ -289,7 +303,8 @@ def route_teachers(cfg, task, teacher, train_rows: list[dict], probe_rows: list[
     """The routing of a multi-teacher run (None with one teacher): `route` over `cfg.route`."""
     if not hasattr(teacher, "members"):
         return None
-    return route(cfg.route, task, teacher, train_rows, probe_rows)
+    costs = {str(t): float(c.card.params_b) for t, c in cfg.teachers.items()}
+    return route(cfg.route, task, teacher, train_rows, probe_rows, costs)
 
 
 def routed_supervised(source, task, rows: list[dict], teacher, rules_in_prompt: bool, verify: bool = True,

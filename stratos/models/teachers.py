@@ -24,7 +24,8 @@ the `teachers` node (a dict id -> teacher config, schema in stratos/config/teach
   - `route` (RouteConfig): by=column reads each row's `route.column`; by=slice maps the task's slices
     (`Task.slice_of`, for Mahjong the number of winning tiles) to ids, keys a label ("3"), a range ("0-2") or
     an open range ("7+"); by=auto probes every member per slice on held-out rows and gives each slice its best
-    teacher (stratos/distill/routing.py); `route.default` takes rows no rule names.
+    teacher, or with `route.tolerance` > 0 the cheapest (smallest `card.params_b`) within that accuracy margin of
+    the best (stratos/distill/routing.py); `route.default` takes rows no rule names.
 `validate_teachers` (called by stratos/checks.py before any work) refuses, in one line: a member with a
 missing or bad value (keys `teachers.<id>.*`), an id that is not an identifier, a route naming an id not in
 `teachers`, a bad slice key, route settings without teachers, and the modes several teachers cannot share
@@ -63,7 +64,7 @@ def validate_teachers(cfg) -> None:
     teachers, route = cfg.get("teachers") or {}, cfg.route
     if not teachers:
         default = RouteConfig()
-        for k in ("by", "column", "slices", "default", "probe_n"):
+        for k in ("by", "column", "slices", "default", "probe_n", "tolerance"):
             if route[k] != getattr(default, k):
                 raise bad_value(f"route.{k}", str(route[k]) if k == "by" else route[k], "route settings only with several teachers: "
                                 "+teacher@teachers.<id>=<option> for each")
@@ -93,6 +94,8 @@ def validate_teachers(cfg) -> None:
         check_source_ids(str(cfg.task.source), str(route.column), teachers, route.default)
     if int(route.probe_n) < 1:
         raise bad_value("route.probe_n", route.probe_n, "an integer >= 1 (held-out rows per slice and teacher)")
+    if not 0.0 <= float(route.tolerance) <= 1.0:
+        raise bad_value("route.tolerance", route.tolerance, "0 <= accuracy margin <= 1")
     al = cfg.strategy.alignment
     if str(al.mode) in ("hidden", "cross_tokenizer"):
         raise bad_value("strategy.alignment.mode", str(al.mode), "auto, logit or sequence with several teachers "

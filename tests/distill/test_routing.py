@@ -212,3 +212,16 @@ def test_a_single_teacher_manifest_names_it_teacher():
     m = teacher_manifest(tiny_teacher(1))
     assert [x["id"] for x in m] == ["teacher"] and m[0]["source"] == "/teachers/1" and m[0]["fingerprint"]
     assert teacher_manifest(None) == []
+
+
+def test_a_tolerance_sends_a_slice_to_the_cheapest_teacher_near_the_best():
+    table = {"0": {"big": {"accuracy": 0.9}, "small": {"accuracy": 0.85}, "mid": {"accuracy": 0.5}},
+             "1": {"big": {"accuracy": 0.9}, "small": {"accuracy": 0.2}, "mid": {"accuracy": 0.88}}}
+    ids, costs = ["big", "small", "mid"], {"big": 70.0, "small": 7.0, "mid": 14.0}
+    assert best_per_slice(table, ids) == {"0": "big", "1": "big"}
+    assert best_per_slice(table, ids, 0.1, costs) == {"0": "small", "1": "mid"}
+    assert best_per_slice(table, ids, 1.0, costs) == {"0": "small", "1": "small"}
+    t = RoutedTeacher({"big": Oracle("big", {0, 1}), "small": Oracle("small", {0})})
+    r = route(cfg(by="auto", probe_n=2, tolerance=0.5), SliceTask(), t, rows([0, 1]), rows([0, 1], k=2),
+              costs={"big": 70.0, "small": 7.0})
+    assert r.assignment == {"0": "small", "1": "big"} and "cheapest teacher within 0.50" in r.reason
