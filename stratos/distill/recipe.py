@@ -136,6 +136,7 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
 
     if routing:
         routing.token_shares = token_shares(train, teacher.ids)
+        routing.kept = stats.get("by_teacher", {})  # sequence KD: each teacher's kept / rejected rationales
         records[outputs.ROUTING_JSON] = routing.as_dict()
         records[outputs.STRATEGY_JSON]["routing"] = {k: routing.as_dict()[k] for k in ("by", "reason", "assignment")}
     live = (Mode.logit, Mode.hidden, Mode.cross_tokenizer)

@@ -64,6 +64,7 @@ class Routing:
     rows: dict[str, int] = field(default_factory=dict)  # teacher id -> training rows
     token_shares: dict[str, float] = field(default_factory=dict)  # teacher id -> share of supervised tokens
     probe_accuracy: float | None = None  # auto: the routed teacher's accuracy over all probed rows
+    kept: dict[str, dict] = field(default_factory=dict)  # sequence KD: teacher id -> kept / rejected rationales
 
     def as_dict(self) -> dict:
         return asdict(self)

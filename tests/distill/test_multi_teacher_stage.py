@@ -98,6 +98,9 @@ def test_routed_sequence_kd_takes_each_rows_text_from_its_own_teacher(tmp_path, 
     routing = json.loads((d / "routing.json").read_text())
     assert set(routing["rows"]) <= {"engine", "lm"} and routing["rows"]["engine"] > 0
     shares = routing["token_shares"]
+    assert set(routing["kept"]) == set(routing["rows"]) and routing["kept"]["engine"]["rejected"] == 0
+    assert sum(k["kept"] for k in routing["kept"].values()) == json.loads((d / "manifest.json").read_text())[
+        "metrics"]["strategy/kept"]
     assert shares["engine"] > 0.9  # the engine's verified rationales are kept, the 16-token lm answers are not
 
 
