@@ -169,9 +169,14 @@ class DistillModule(L.LightningModule):
         # re-casts weights that need no grad on every call (its cast cache keeps trainable leaves only).
         # Storing them in bf16 once halves the teacher's memory and cut its forward from ~54 to ~31 ms
         # on the KD benchmark pair. Not for fp16 (narrow range: a teacher's residual stream can overflow).
-        model = getattr(self.teacher, "model", None)
-        if isinstance(model, torch.nn.Module) and str(self.trainer.precision).startswith("bf16"):
-            model.to(torch.bfloat16)
+        # Teachers sit outside the module's children (no state_dict entry), so Lightning does not move them: each
+        # white-box teacher (every member of several) goes to the student's device here.
+        for t in (getattr(self.teacher, "members", None) or {"teacher": self.teacher}).values():
+            model = getattr(t, "model", None)
+            if isinstance(model, torch.nn.Module):
+                model.to(self.device)
+                if str(self.trainer.precision).startswith("bf16"):
+                    model.to(torch.bfloat16)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         if self.teacher_manifest is not None:
