@@ -80,5 +80,7 @@ def build_logger(lg: DictConfig, save_dir: str | None):
 def run_params(cfg: DictConfig) -> dict:
     """What the logger records as the run's hyperparameters: the config keys the distill stage hashes, + task."""
     keys = ("task", "teacher", "student", "strategy", "trainer", "seed", "exp_name")
+    if cfg.get("teachers"):  # several teachers: they and their route enter the distill hash too
+        keys += ("teachers", "route")
     return {k: OmegaConf.to_container(cfg[k], resolve=True) if isinstance(cfg[k], DictConfig) else cfg[k]
             for k in keys if k in cfg}

@@ -67,6 +67,8 @@ def test_routed_logit_kd_by_slice_writes_the_routing_the_shares_and_the_teacher_
     assert [t["source"] for t in ckpt["stratos_teachers"]] == list(teacher_dirs)
     header = next(iter((d / "logs").glob("version_*/metrics.csv"))).read_text().splitlines()[0]
     assert "train/teacher_share/low" in header and "train/teacher_share/high" in header
+    hparams = next(iter((d / "logs").glob("version_*/hparams.yaml"))).read_text()
+    assert "teachers:" in hparams and "route:" in hparams
 
 
 def test_resuming_with_other_teacher_weights_is_refused(tmp_path, teacher_dirs):
