@@ -182,13 +182,15 @@ class DistillModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         if self.on_policy is not None:  # in place: trainer.StepMetrics then counts the tokens trained on
             batch.update(self.on_policy(self.student, batch, self.global_step))
-            for k, v in self.on_policy.stats.as_metrics().items():
-                self.log(f"train/{k}", float(v))
         out = self.losses(batch)
         self.log("train/loss", out["loss"], prog_bar=True)
         for k in ("ce", "kd", "hidden_mse", "corpus_ce", "rollout_kd"):
             if k in out:
                 self.log(f"train/{k}", out[k])
+        if self.on_policy is not None:  # in the output too: StepMetrics logs the last step's train/* keys
+            for k, v in self.on_policy.stats.as_metrics().items():
+                self.log(f"train/{k}", float(v))
+                out[k] = torch.tensor(float(v))
         return out  # "loss" is optimised; trainer.StepMetrics keeps the last one for the manifest
 
     def validation_step(self, batch, batch_idx):
