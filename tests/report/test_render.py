@@ -69,3 +69,13 @@ def test_the_report_gathers_every_scored_test_split_headline_first():
     assert list(got) == ["test", "test_natural"] and got["test"]["distribution"] == "balanced"
     assert got["test"]["n_by_difficulty"] == {"waits=0": 20} and got["test_natural"]["by_difficulty"] is None
     assert list(held_out_splits({"evaluate/test/accuracy": 0.5}, None)) == ["test"]  # tasks with one test split
+
+
+def test_on_policy_kd_gets_its_line_in_the_strategy_section():
+    off = markdown(REPORT, None)
+    assert "on-policy KD" not in off
+    st = {**REPORT["strategy"], "on_policy": {"rate": 0.5, "scorer": "verifier", "sampled_tokens": 1200,
+                                              "tokens_per_s": 850.5, "lines_ok_share": 0.25}}
+    md = markdown({**REPORT, "strategy": st}, None)
+    assert ("- on-policy KD: lambda 0.5, scored by verifier; 1200 tokens sampled at 850.5 tokens/s, 0.25 of the "
+            "judged lines right") in md
