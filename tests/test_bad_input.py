@@ -79,7 +79,7 @@ CASES = [  # (overrides, text the one line must contain)
       "strategy.alignment.on_policy.rate=0.5"],
      "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with teacher=openai_endpoint: an openai "
      "teacher cannot score given tokens"),
-    (["+task=gsm8k", "strategy.alignment.on_policy.rate=0.5"],
+    (["+task=gsm8k", "task.hf_dataset=openai/gsm8k", "task.hf_config=main", "strategy.alignment.on_policy.rate=0.5"],
      "invalid value for 'strategy.alignment.on_policy.scorer': 'auto' (allowed: logits with a white-box teacher: "
      "task gsm8k has no line judge"),
     (["strategy.alignment.on_policy.rate=0.5", "strategy.alignment.on_policy.scorer=logits"],

@@ -14,7 +14,7 @@ own mistakes, which training on data sequences alone never shows it. The scorer 
   auto      logits for a white-box teacher, verifier for the engine teacher
 
 A teacher that cannot score given tokens -- an OpenAI-compatible endpoint (text only here), or the engine of a
-task without a line judge -- is refused before any work (`validate_on_policy`, one line, exit 2).
+task without a line judge (math from a dataset's prose solutions) -- is refused before any work (`validate_on_policy`, one line, exit 2).
 
 This module imports no torch: the checks run on every CLI start.
 """
@@ -49,7 +49,8 @@ def scorer_for(op: Any, teacher_kind: str) -> str | None:
 
 
 def task_has_judge(task: Any) -> bool:
-    return callable(getattr(task, "judge", None))
+    """The task can judge a rationale line by line (Mahjong; math on generated, step-by-step rationales)."""
+    return callable(getattr(task, "judge", None)) and bool(getattr(task, "has_line_judge", True))
 
 
 def validate_on_policy(cfg: Any) -> None:
@@ -86,7 +87,8 @@ def validate_on_policy(cfg: Any) -> None:
         task = build_task(cfg.task)
         if not task_has_judge(task):
             raise bad_value(f"{KEY}.scorer", str(op.scorer), f"logits with a white-box teacher: task {task.name} has "
-                                                             "no line judge for the engine to verify samples with")
+                                                             "no line judge for these rationales (Mahjong and generated "
+                                                             "math rationales have one; dataset prose has not)")
 
 
 def describe(op: Any, scorer: str, max_new_tokens: int) -> str:

@@ -54,7 +54,8 @@ def test_the_decision_says_when_on_policy_applies_and_why_not():
 def test_validate_refuses_teachers_that_cannot_score_samples(tmp_path):
     ok = compose_cfg(["+task=mahjong", f"{ON}.rate=0.5"], tmp_path)  # the engine verifies Mahjong rollouts
     validate_on_policy(ok)
-    bad = compose_cfg(["+task=gsm8k", f"{ON}.rate=0.5"], tmp_path)  # no line judge for math rationales
+    validate_on_policy(compose_cfg(["+task=gsm8k", f"{ON}.rate=0.5"], tmp_path))  # generated steps: judged
+    bad = compose_cfg(["+task=gsm8k", "task.hf_dataset=openai/gsm8k", f"{ON}.rate=0.5"], tmp_path)  # prose solutions
     with pytest.raises(UserError, match="no line judge"):
         validate_on_policy(bad)
     validate_on_policy(compose_cfg(["+task=gsm8k", f"{ON}.rate=0"], tmp_path))  # off: nothing to check
