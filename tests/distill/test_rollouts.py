@@ -6,16 +6,13 @@ run resumed from a checkpoint draws the samples an uninterrupted run draws.
 
 from __future__ import annotations
 
-import lightning as L
 import pytest
 import torch
 
-from stratos.distill.losses import ce_loss, kd_loss
+from stratos.distill.losses import ChunkedDistillLoss, ce_loss, kd_loss
 from stratos.distill.module import DistillModule, on_policy_losses
-from stratos.distill.losses import ChunkedDistillLoss
 from stratos.distill.rollouts import RolloutSampler, prompt_lengths, rollout_seed, sample
 from stratos.distill.trainer import build_trainer
-from stratos.models.hub import lm_parts
 from stratos.resilience.checkpoints import latest_checkpoint
 from stratos.resilience.loader import ResumableLoader
 from tests.distill.test_module import in_memory_teacher
