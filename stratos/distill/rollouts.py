@@ -4,8 +4,7 @@ Per training step, with B rows of which the data made right-padded (input_ids, l
 
   1. choose rows    row r is replaced with probability `rate` (lambda); corpus rows never are
   2. sample         the student completes each chosen row's prompt (the tokens before its first supervised
-                    label) with its KV cache (HF `generate`), at `temperature`, up to `max_new_tokens`,
-                    cut after the first <eos>
+                    label) with its KV cache, at `temperature`, up to `max_new_tokens`, cut after the first <eos>
   3. score          `logits`: the row becomes prompt + sample with the loss on the sample's tokens; the
                     module's live teacher then scores exactly those tokens (KD only on these rows)
                     `verifier`: the task judges the sample's text line by line (`Task.judge`); the row becomes
@@ -47,37 +46,57 @@ def sample(model, prompts: list[list[int]], *, max_new_tokens: int, temperature:
            eos_id: int) -> list[list[int]]:
     """The student's sampled completions of `prompts` (token ids, each cut after its first <eos>, which it keeps).
 
-    Prompts are left-padded so the new tokens line up, and `generate` runs with its KV cache, sampling from the
-    full distribution at `temperature` (no top-k / top-p). The global RNG is forked and seeded with `seed`, so
-    the draw depends on `seed` alone and the caller's RNG state is left as it was.
+    Prompts are left-padded so the new tokens line up (position ids count real tokens only); one prefill, then one
+    cached step per token, sampling from the full distribution at `temperature` (no top-k / top-p) with a
+    generator seeded by `seed`: the draw depends on `seed` alone and the global RNG is not touched. A plain loop
+    rather than HF `generate`: on a 2-core CPU (tiny_llama, 16 rows x 192 tokens) `generate`'s per-step overhead
+    made it 2.7x slower (17.6 s vs 6.5 s, measured).
     """
     if not prompts:
         return []
-    width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)  # (B, T_p) left-padded
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    B, width = len(prompts), max(len(p) for p in prompts)
+    device = next(model.parameters()).device
+    ids = torch.full((B, width), pad_id, dtype=torch.long)  # (B, T_p) left-padded
+    mask = torch.zeros((B, width), dtype=torch.long)
     for r, p in enumerate(prompts):
         ids[r, width - len(p):] = torch.tensor(p)
         mask[r, width - len(p):] = 1
-    device = next(model.parameters()).device
     ids, mask = ids.to(device), mask.to(device)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T_p)
+    g = torch.Generator(device=device).manual_seed(int(seed))
     was_training = model.training
     model.eval()
-    devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
-            torch.manual_seed(seed)
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=True,
-                                 temperature=float(temperature), top_k=0, top_p=1.0, pad_token_id=pad_id,
-                                 eos_token_id=eos_id, use_cache=True)
+        out = _forward(model, ids, mask, pos, None)
+        nxt = pos[:, -1:] + 1  # (B, 1)
+        done = torch.zeros(B, dtype=torch.bool, device=device)
+        new = []
+        for i in range(max_new_tokens):
+            probs = torch.softmax(out.logits[:, -1].float() / float(temperature), -1)  # (B, V)
+            tok = torch.multinomial(probs, 1, generator=g)  # (B, 1)
+            new.append(tok)
+            done |= tok[:, 0] == eos_id
+            if bool(done.all()) or i == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones_like(tok)], 1)
+            out = _forward(model, tok, mask, nxt, out.past_key_values)
+            nxt = nxt + 1
     finally:
         model.train(was_training)
-    new = out[:, width:].tolist()  # (B, <= max_new_tokens)
     cut = []
-    for row in new:
+    for row in torch.cat(new, 1).tolist():  # (B, <= max_new_tokens)
         end = row.index(eos_id) + 1 if eos_id in row else len(row)
         cut.append(row[:end])
     return cut
+
+
+def _forward(model, ids, mask, pos, past):
+    """One cached forward; only the last position's logits (no (B, T, V) prefill logits where the model allows)."""
+    kw = dict(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=past, use_cache=True)
+    try:
+        return model(**kw, logits_to_keep=1)
+    except TypeError:  # a model without `logits_to_keep`
+        return model(**kw)
 
 
 @dataclass
@@ -156,11 +175,14 @@ class RolloutSampler:
             self.stats.sampled_tokens += sum(len(x) for x in new)
             self.stats.rows += len(chosen)
             index = batch.get("index")
+            if self.scorer == "verifier" and index is None:
+                raise ValueError("the verifier scorer needs the batch's dataset indices (examples.WithIndex)")
+            limit = self.max_positions or None
             for r, p, completion in zip(chosen, prompts, new):
                 target = completion
                 if self.scorer == "verifier":
-                    target = self._corrected(int(index[r]) if index is not None else -1, completion)
-                rows[r] = (p + target, [IGNORE] * len(p) + target)
+                    target = self._corrected(int(index[r]), completion)
+                rows[r] = ((p + target)[:limit], ([IGNORE] * len(p) + target)[:limit])
         return self._rebuild(batch, rows, pick)
 
     def _corrected(self, index: int, completion: list[int]) -> list[int]:

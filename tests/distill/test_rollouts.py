@@ -44,14 +44,24 @@ def test_sampling_depends_on_its_seed_alone_and_leaves_the_global_rng_alone():
         assert 1 <= len(row) <= 10 and (EOS not in row or row.index(EOS) == len(row) - 1)
 
 
-def test_greedy_limit_low_temperature_matches_greedy_generation():
-    model = tiny_llama(seed=5).eval()
-    prompts = [[5, 6, 7], [9, 10, 11]]
+def tiny_gpt2(seed=5):  # absolute position embeddings: wrong position ids under left padding would show
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=48, n_embd=32, n_layer=2, n_head=2, n_positions=64))
+
+
+@pytest.mark.parametrize("build", [tiny_llama, tiny_gpt2], ids=["llama", "gpt2"])
+def test_greedy_limit_low_temperature_matches_greedy_generation_row_by_row(build):
+    """Left padding and the KV cache change nothing: each row equals HF's greedy decoding of its prompt alone."""
+    model = build(seed=5).eval()
+    prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15], [20]]
     got = sample(model, prompts, max_new_tokens=8, temperature=1e-4, seed=0, pad_id=PAD, eos_id=EOS)
-    ids = torch.tensor(prompts)
-    greedy = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
-                            pad_token_id=PAD, eos_token_id=EOS)[:, 3:].tolist()
-    assert got == [g[: g.index(EOS) + 1] if EOS in g else g for g in greedy]
+    for p, row in zip(prompts, got):
+        ids = torch.tensor([p])
+        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+                           pad_token_id=PAD, eos_token_id=EOS)[0, len(p):].tolist()
+        assert row == (g[: g.index(EOS) + 1] if EOS in g else g)
 
 
 def test_rows_are_chosen_by_seed_and_step_and_corpus_rows_never():
