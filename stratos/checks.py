@@ -46,6 +46,9 @@ def validate(cfg: DictConfig) -> None:
     from stratos.distill.strategy import validate_strategy
 
     validate_strategy(cfg.strategy)
+    from stratos.distill.on_policy import validate_on_policy
+
+    validate_on_policy(cfg)  # strategy x teacher x task: can the teacher score the student's samples?
     will_train = "distill" in stage_order(cfg)
     from stratos.distill.loggers import validate_logger
 

@@ -40,6 +40,8 @@ CASES = [  # (overrides, text the one line must contain)
     (["teacher.base_url=http://x/v1"], "unknown key 'teacher.base_url'"),
     # several teachers (teachers + route)
     (["+teacher@teachers.low=gpt5"], "Could not find 'teacher/gpt5'"),
+    (["+teacher@teachers.low=task_engine", "+teacher@teachers.high=task_engine", "strategy.alignment.on_policy.rate=0.5"],
+     "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with several teachers)"),
     (["+teacher@teachers.low=tiny_teacher"], "missing value for 'teachers.low.name_or_path'"),
     (["+teacher@teachers.low=task_engine", "+teacher@teachers.high=tiny_teacher",
       "teachers.high.name_or_path=/no/such/teacher"], "invalid value for 'teachers.high.name_or_path': '/no/such/teacher'"),
@@ -87,6 +89,30 @@ CASES = [  # (overrides, text the one line must contain)
      "invalid value for 'strategy.alignment.cross_tokenizer.uld_over': 'rest' (allowed: full, unmatched)"),
     (["strategy.alignment.top_k=8", "strategy.alignment.mode=cross_tokenizer"],
      "invalid value for 'strategy.alignment.mode': 'cross_tokenizer' (allowed: auto or logit when top_k > 0"),
+    # on-policy KD: the teacher must be able to score the student's own tokens
+    (["strategy.alignment.on_policy.rate=1.5"], "invalid value for 'strategy.alignment.on_policy.rate': 1.5 (allowed: "
+                                                "0 <= rate <= 1"),
+    (["strategy.alignment.on_policy.temperature=0"],
+     "invalid value for 'strategy.alignment.on_policy.temperature': 0.0 (allowed: a finite number > 0)"),
+    (["strategy.alignment.on_policy.max_new_tokens=-1"],
+     "invalid value for 'strategy.alignment.on_policy.max_new_tokens': -1"),
+    (["strategy.alignment.on_policy.scorer=judge"],
+     "invalid value for 'strategy.alignment.on_policy.scorer': 'judge' (allowed: auto, logits, verifier)"),
+    (["teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.model=m",
+      "strategy.alignment.on_policy.rate=0.5"],
+     "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with teacher=openai_endpoint: an openai "
+     "teacher cannot score given tokens"),
+    (["+task=gsm8k", "task.hf_dataset=openai/gsm8k", "task.hf_config=main", "strategy.alignment.on_policy.rate=0.5"],
+     "invalid value for 'strategy.alignment.on_policy.scorer': 'auto' (allowed: logits with a white-box teacher: "
+     "task gsm8k has no line judge"),
+    (["strategy.alignment.on_policy.rate=0.5", "strategy.alignment.on_policy.scorer=logits"],
+     "invalid value for 'strategy.alignment.on_policy.scorer': 'logits' (allowed: verifier or auto with "
+     "teacher=task_engine"),
+    (["strategy=injection", "strategy.alignment.on_policy.rate=0.5"],
+     "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with strategy=injection"),
+    (["teacher=tiny_teacher", "teacher.name_or_path=/", "strategy.alignment.top_k=8",
+      "strategy.alignment.on_policy.rate=0.5"],
+     "invalid value for 'strategy.alignment.top_k': 8 (allowed: 0 with on-policy KD"),
     (["strategy.target=essay"], "invalid value for 'strategy.target': 'essay' (allowed: rationale, answer)"),
     (["strategy.probe_threshold=1.5"], "invalid value for 'strategy.probe_threshold': 1.5"),
     (["strategy.injection.corpus_weight=1"], "invalid value for 'strategy.injection.corpus_weight': 1.0"),

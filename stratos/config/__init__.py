@@ -38,7 +38,7 @@ from stratos.config.models import (  # noqa: F401
 from stratos.config.planner import ConstraintsConfig, PlannerConfig  # noqa: F401
 from stratos.config.serve import ServeSettings  # noqa: F401
 from stratos.config.strategy import (  # noqa: F401
-    AlignmentConfig, CrossTokenizerConfig, InjectionConfig, StrategyConfig)
+    AlignmentConfig, CrossTokenizerConfig, InjectionConfig, OnPolicyConfig, StrategyConfig)
 from stratos.config.task import MahjongTaskConfig, MathTaskConfig, TaskConfig  # noqa: F401
 from stratos.config.teachers import RouteConfig  # noqa: F401
 

@@ -48,6 +48,14 @@ class UldOver(StrEnum):
     unmatched = "unmatched"  # only tokens outside the shared vocabulary (TRL GOLD's hybrid)
 
 
+class OnPolicyScorer(StrEnum):
+    """Who scores the student's own samples in on-policy KD (stratos/distill/on_policy.py)."""
+
+    auto = "auto"  # logits when the teacher has them (white box), verifier when the teacher is the task engine
+    logits = "logits"  # the live white-box teacher's distributions at every sampled token (GKD)
+    verifier = "verifier"  # the task judges each sample line by line and supplies the corrected continuation
+
+
 class KDLoss(StrEnum):
     forward_kl = "forward_kl"
     reverse_kl = "reverse_kl"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from stratos.config.choices import AlignmentMode, KDLoss, TrainTarget, UldOver
+from stratos.config.choices import AlignmentMode, KDLoss, OnPolicyScorer, TrainTarget, UldOver
 
 
 @dataclass
@@ -17,6 +17,19 @@ class CrossTokenizerConfig:
     shared_weight: float = 1.0  # the divergence on tokens both vocabularies hold (identical bytes)
     uld_weight: float = 1.0  # L1 between the sorted probability vectors (ULD)
     uld_over: UldOver = UldOver.full  # full: whole distributions; unmatched: tokens outside the shared vocabulary
+
+
+@dataclass
+class OnPolicyConfig:
+    """On-policy (student-rollout) KD, GKD-style (stratos/distill/on_policy.py, rollouts.py): each training row is,
+    with probability `rate`, replaced by the student's own sampled completion of its prompt, which the scorer then
+    grades: the live teacher's distributions at every sampled token (KD only, no CE on the student's own tokens),
+    or the task's line judge (CE on the sample's correct leading lines + the engine's continuation)."""
+
+    rate: float = 0.0  # lambda: share of training rows replaced by student samples (0 = off, 1 = fully on-policy)
+    temperature: float = 1.0  # sampling temperature of the student's rollouts (not the KD temperature)
+    max_new_tokens: int = 0  # rollout length limit; 0 = the task's generation budget
+    scorer: OnPolicyScorer = OnPolicyScorer.auto  # which teacher scores the rollouts
 
 
 @dataclass
@@ -34,6 +47,7 @@ class AlignmentConfig:
     n_samples: int = 4  # sequence KD: draws per item for rejection sampling (greedy teachers get 1)
     blackbox_kd: bool = True  # sequence KD: add token-level KD from the server's top-k logprobs when they map
     cross_tokenizer: CrossTokenizerConfig = field(default_factory=CrossTokenizerConfig)
+    on_policy: OnPolicyConfig = field(default_factory=OnPolicyConfig)
 
 
 @dataclass

@@ -44,7 +44,9 @@ def build_module(cfg: DictConfig, student, teacher, recipe: TrainingRecipe, leng
                          teacher=teacher if recipe.teacher_source == TeacherSource.live else None,
                          corpus_weight=loss.corpus_weight, blackbox_topk=loss.blackbox_topk,
                          length_slices=length_slices, shared_vocab=loss.shared_vocab,
-                         teacher_manifest=teacher_manifest(teacher))
+                         teacher_manifest=teacher_manifest(teacher),
+                         on_policy=recipe.on_policy and recipe.on_policy.sampler(
+                             int(cfg.seed), student.tokenizer, getattr(student.model.config, "max_position_embeddings", 0)))
 
 
 def loaders(cfg: DictConfig, recipe: TrainingRecipe, pad_id: int):

@@ -18,6 +18,10 @@ Per batch (B sequences of T tokens, vocabulary V, student width H):
           (stratos/distill/cross_tokenizer_loss.py; the shared vocabulary comes with the module)
   several teachers (logit): each row's KD from its own teacher (`teacher_index` (B,)), group losses weighted by
           supervised tokens (stratos/distill/routing.py: routed_kd); the teacher manifest goes into checkpoints
+  on-policy (`on_policy`, a rollouts.RolloutSampler): before the loss, a share of the rows is replaced by the
+          student's own samples (marked by batch["on_policy"]); with the live teacher those rows take KD only,
+          the rest (1 - w) * CE + w * KD, all as one per-token mean; with the verifier their labels are already
+          the corrected text (CE)
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ class DistillModule(L.LightningModule):
     def __init__(self, student, mode: str, alignment: AlignmentConfig | dict, lr: float, weight_decay: float, warmup_steps: int,
                  max_steps: int, teacher=None, topk: dict | None = None, corpus_weight: float = 0.0,
                  blackbox_topk: bool = False, length_slices: int = 1, shared_vocab=None,
-                 teacher_manifest: list | None = None) -> None:
+                 teacher_manifest: list | None = None, on_policy=None) -> None:
         super().__init__()
         # the typed `strategy.alignment` group; a plain dict (tests, benchmarks) fills in the dataclass defaults
         a = alignment if isinstance(alignment, AlignmentConfig) else AlignmentConfig(**dict(alignment))
@@ -67,6 +71,11 @@ class DistillModule(L.LightningModule):
         self.ce_fn = ChunkedDistillLoss(kd_weight=0.0, chunk_size=int(a.chunk_size))
         self.shared_vocab = shared_vocab  # token_alignment.SharedVocab (cross_tokenizer mode)
         self.xtok_fn = ChunkedCrossTokenizerKD.from_config(a) if mode == "cross_tokenizer" else None
+        self.on_policy = on_policy  # rollouts.RolloutSampler, or None (off-policy)
+        self.rollout_kd_fn = None  # KD only on the student's samples (GKD): CE on its own tokens teaches nothing
+        if on_policy is not None and on_policy.scorer == "logits":
+            self.rollout_kd_fn = ChunkedDistillLoss(loss=str(a.loss), temperature=float(a.temperature), kd_weight=1.0,
+                                                    beta=float(a.beta), alpha=float(a.alpha), chunk_size=int(a.chunk_size))
         self.hidden_proj = None
         if self.hidden_weight > 0 and teacher is not None:
             # learned projection teacher width -> student width, so widths may differ
@@ -95,8 +104,8 @@ class DistillModule(L.LightningModule):
                 return self.ce_fn(hidden, head.weight, labels)
             teacher["teacher_topk"] = (batch["topk_ids"][:, :-1], batch["topk_logprobs"][:, :-1],
                                        batch["topk_tail"][:, :-1])
-        elif self.kd_weight == 0 and self.hidden_proj is None:
-            pass  # no term reads the teacher (e.g. kd_weight=0): skip its forward
+        elif self.kd_weight == 0 and self.hidden_proj is None and not self._rolled(batch):
+            pass  # no term reads the teacher (e.g. kd_weight=0, no rollout rows): skip its forward
         elif self.mode == "logit" and isinstance(self.topk.get(split), RoutedTopK):
             # several teachers, offline: each row's KD from its own teacher's top-k store (stratos/distill/routing.py)
             store = self.topk[split]
@@ -123,13 +132,22 @@ class DistillModule(L.LightningModule):
         is_corpus = batch.get("is_corpus")
         if self.corpus_weight > 0 and is_corpus is not None and bool(is_corpus.any()):
             return self._mixed_losses(hidden, head.weight, labels, is_corpus)
-        out = self.loss_fn(hidden, head.weight, labels, **teacher)
+        if self._rolled(batch) and teacher:
+            out = on_policy_losses(self.loss_fn, self.rollout_kd_fn, hidden, head.weight, labels, batch["on_policy"],
+                                   teacher)
+        else:
+            out = self.loss_fn(hidden, head.weight, labels, **teacher)
         if self.hidden_proj is not None and t_hidden is not None:
             mask = (labels != -100).unsqueeze(-1).to(hidden.dtype)  # (B, T-1, 1)
             mse = ((self.hidden_proj(t_hidden) - hidden) ** 2 * mask).sum() / (mask.sum() * hidden.shape[-1]).clamp(min=1)
             out["loss"] = out["loss"] + self.hidden_weight * mse
             out["hidden_mse"] = mse.detach()
         return out
+
+    def _rolled(self, batch) -> bool:
+        """The batch holds student samples the live teacher must score (on-policy KD)."""
+        rolled = batch.get("on_policy")
+        return self.rollout_kd_fn is not None and rolled is not None and bool(rolled.any())
 
     def _cross_tokenizer_losses(self, batch, hidden, weight, labels) -> dict[str, torch.Tensor]:
         """CE on every supervised student token + KD_x at the aligned pairs, the teacher on its own tokens."""
@@ -165,6 +183,8 @@ class DistillModule(L.LightningModule):
         return {"loss": (1 - w) * sft["loss"] + w * corpus["loss"], "ce": sft["ce"], "corpus_ce": corpus["ce"]}
 
     def on_fit_start(self) -> None:
+        if self.on_policy is not None:
+            self.on_policy.rank = self.global_rank  # rollouts seeded by (seed, step, rank)
         # A frozen white-box teacher under bf16 precision: its matmuls run in bf16 anyway, but autocast
         # re-casts weights that need no grad on every call (its cast cache keeps trainable leaves only).
         # Storing them in bf16 once halves the teacher's memory and cut its forward from ~54 to ~31 ms
@@ -187,13 +207,19 @@ class DistillModule(L.LightningModule):
             check_resume(checkpoint.get("stratos_teachers"), self.teacher_manifest)
 
     def training_step(self, batch, batch_idx):
+        if self.on_policy is not None:  # in place: trainer.StepMetrics then counts the tokens trained on
+            batch.update(self.on_policy(self.student, batch, self.global_step))
         out = self.losses(batch)
         self.log("train/loss", out["loss"], prog_bar=True)
-        for k in ("ce", "kd", "hidden_mse", "corpus_ce"):
+        for k in ("ce", "kd", "hidden_mse", "corpus_ce", "rollout_kd"):
             if k in out:
                 self.log(f"train/{k}", out[k])
         for k in (k for k in out if k.startswith("teacher_share/")):  # several teachers: supervised-token shares
             self.log(f"train/{k}", out[k])
+        if self.on_policy is not None:  # in the output too: StepMetrics logs the last step's train/* keys
+            for k, v in self.on_policy.stats.as_metrics().items():
+                self.log(f"train/{k}", float(v))
+                out[k] = torch.tensor(float(v))
         return out  # "loss" is optimised; trainer.StepMetrics keeps the last one for the manifest
 
     def validation_step(self, batch, batch_idx):
@@ -216,6 +242,23 @@ class DistillModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def on_policy_losses(loss_fn, rollout_fn, hidden, weight, labels, rolled, teacher) -> dict[str, torch.Tensor]:
+    """One per-token mean over every supervised token: data rows (1 - w) * CE + w * KD, rollout rows KD alone.
+
+    hidden (B, T-1, H), labels (B, T-1), rolled (B,) bool; each part is summed over its own tokens and divided
+    by the batch's token count n, so the two add up to the mean. Logged: "ce" per data token, "rollout_kd" per
+    sampled token, "kd" over all tokens.
+    """
+    rolled = rolled.to(labels.device)[:, None]  # (B, 1)
+    data_labels, roll_labels = labels.masked_fill(rolled, -100), labels.masked_fill(~rolled, -100)
+    n_data, n_roll = int((data_labels != -100).sum()), int((roll_labels != -100).sum())
+    n = max(1, n_data + n_roll)
+    data = loss_fn(hidden, weight, data_labels, num_items=n, **teacher)
+    roll = rollout_fn(hidden, weight, roll_labels, num_items=n, **teacher)
+    return {"loss": data["loss"] + roll["loss"], "ce": data["ce"] * n / max(1, n_data),
+            "kd": data["kd"] + roll["kd"], "rollout_kd": roll["kd"] * n / max(1, n_roll)}
 
 
 def shifted_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from stratos.config import AlignmentConfig
 from stratos.distill import outputs
 from stratos.distill.blackbox_kd import attach_teacher_topk
 from stratos.distill.examples import ExampleDataset, WithIndex, corpus_texts, supervised_texts
+from stratos.distill.on_policy import RowJudge, decide_on_policy
 from stratos.distill.preflight import run_preflight
 from stratos.distill.routing import open_routed_stores, route_teachers, routed_supervised, token_shares
 from stratos.distill.slices import resolve_slices
@@ -83,6 +84,7 @@ class TrainingRecipe:
     topk: dict = field(default_factory=dict)  # split -> TopKReader (teacher_source == topk_store)
     stats: dict = field(default_factory=dict)  # kept / rejected teacher rationales
     records: dict[str, dict] = field(default_factory=dict)  # file name -> JSON the stage writes
+    on_policy: Any = None  # on_policy.OnPolicyPlan: a share of the rows sampled by the student (None = off-policy)
 
     @property
     def base_train(self) -> ExampleDataset:
@@ -99,6 +101,7 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
     decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason,
                                cross_tokenizer=pf.logit_kd == "cross-tokenizer logit KD" and routing is None)
+    on_policy = decide_on_policy(decision, al.on_policy, teacher, task)  # before the record: reason + settings
     records: dict[str, dict] = {outputs.STRATEGY_JSON: decision.as_dict()}
 
     source = text_source(decision.mode, strategy.target)
@@ -161,8 +164,12 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     elif int(al.top_k) > 0:
         log.warning("strategy.alignment.top_k=%d unused: the decided mode is %s, not logit KD", int(al.top_k),
                     decision.mode)
+    if on_policy is not None and on_policy.scorer == "verifier":  # the judge finds each row by its dataset index
+        by_question = {r["question"]: r for r in train_rows}
+        on_policy.judge = RowJudge(task, [by_question[e.prompt] for e in sup])
+        train = train if isinstance(train, WithIndex) else WithIndex(train)
     loss = LossSpec(decision.mode, al, float(inj.corpus_weight) if corpus else 0.0, blackbox, shared)
-    return TrainingRecipe(decision, source, teacher_source, train, val, loss, topk, stats, records)
+    return TrainingRecipe(decision, source, teacher_source, train, val, loss, topk, stats, records, on_policy)
 
 
 def cross_tokenizer_record(shared, train: ExampleDataset, val: ExampleDataset, al: AlignmentConfig) -> dict:

@@ -121,6 +121,9 @@ def distill_metrics(recipe: TrainingRecipe, result: FitResult, student) -> dict:
     if routing is not None:
         metrics["strategy/route"] = routing["by"]
         metrics.update({f"distill/teacher_share/{t}": s for t, s in routing["token_shares"].items()})
+    sampler = getattr(trainer.lightning_module, "on_policy", None)  # on-policy KD: rollouts of this launch
+    if sampler is not None:
+        metrics.update({f"distill/{k}": v for k, v in sampler.stats.as_metrics().items()})
     topk = recipe.records.get(outputs.TOPK_STORE_JSON)
     if topk:
         metrics["distill/topk/bytes_per_token"] = topk["train"]["bytes_per_token"]

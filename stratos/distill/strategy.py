@@ -48,6 +48,7 @@ class Decision:
     probe_n: int
     features: dict[str, float] = field(default_factory=dict)
     refused: list[str] = field(default_factory=list)  # e.g. logit KD refused: different vocabularies
+    on_policy: dict = field(default_factory=dict)  # on-policy KD as applied: rate, scorer, ... ({} = off-policy)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -162,3 +163,6 @@ def validate_strategy(s) -> None:
          "an integer >= 0 (0 = the 90th percentile of supervised lengths)"),
     ]
     check_values(checks)
+    from stratos.distill.on_policy import check_on_policy_values
+
+    check_on_policy_values(al.on_policy)

@@ -102,8 +102,8 @@ def validate_teachers(cfg) -> None:
                         "(each row's KD comes from its own teacher)")
     if float(al.hidden_weight) > 0:
         raise bad_value("strategy.alignment.hidden_weight", al.hidden_weight, "0 with several teachers")
-    if al.get("on_policy") and al.on_policy.get("enabled", False):  # the on-policy mode, where it exists
-        raise bad_value("strategy.alignment.on_policy.enabled", True, "false with several teachers")
+    if float(al.on_policy.rate) > 0:  # rollouts are scored by one teacher (stratos/distill/on_policy.py)
+        raise bad_value("strategy.alignment.on_policy.rate", al.on_policy.rate, "0 with several teachers")
 
 
 def check_source_ids(source: str, column: str, teachers, default) -> None:

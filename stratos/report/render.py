@@ -104,6 +104,11 @@ def markdown(r: dict, plot: str | None) -> str:
     for ref in st.get("refused") or []:
         out.append(f"- refused: {ref}")
     out += _teachers_table(st.get("routing"))
+    op = st.get("on_policy") or {}
+    if op.get("scorer"):
+        out.append(f"- on-policy KD: lambda {_fmt(op.get('rate'))}, scored by {op['scorer']}; "
+                   f"{_fmt(op.get('sampled_tokens'))} tokens sampled at {_fmt(op.get('tokens_per_s'))} tokens/s"
+                   + (f", {_fmt(op.get('lines_ok_share'))} of the judged lines right" if "lines_ok_share" in op else ""))
     out += _difficulty_table(_test_splits(r))
     plan = r["plan"]
     if plan.get("decisions"):

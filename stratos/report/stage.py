@@ -91,6 +91,8 @@ def build_report(cfg: DictConfig, inputs: dict[str, Manifest]) -> dict:
             "teacher_probe_accuracy": strategy.get("teacher_probe_accuracy"),
             "features": strategy.get("features"),
             "refused": strategy.get("refused"),
+            "on_policy": {**(strategy.get("on_policy") or {}),
+                          **{k.split("/")[-1]: v for k, v in dm.items() if k.startswith("distill/on_policy/")}},
             "kept": dm.get("strategy/kept"),
             "rejected": dm.get("strategy/rejected"),
             "routing": routing,  # None with one teacher

@@ -23,9 +23,21 @@ stage writes each as `test_<label>.jsonl` and the evaluate stage scores it like 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, runtime_checkable
 
 ANSWER_PREFIX = "Answer:"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A task's line-by-line verdict on a model's rationale (`judge`, optional in the protocol): the verifier
+    teacher of on-policy KD (stratos/distill/on_policy.py) trains the student on `corrected`."""
+
+    correct_lines: int  # leading lines of the text that are right (each one checked against the engine)
+    judged_lines: int  # lines read: the right ones, plus the first wrong one if any
+    corrected: str  # the text's right leading lines + the engine's continuation from the first wrong line
+    all_correct: bool  # the text is a verified rationale, line for line, with nothing after its answer line
 
 
 def bucket_order(buckets: Iterable[str]) -> list[str]:
@@ -69,3 +81,7 @@ class Task(Protocol):
     def corpus(self) -> str:
         """Domain knowledge as plain text (e.g. the rules), for knowledge injection."""
         ...
+
+    # Optional: `judge(row, text) -> Judgement`, for tasks whose rationale can be checked line by line against
+    # the engine (Mahjong). Sound: `corrected` always passes the task's own verifier and is correct. A task
+    # without it cannot be the verifier teacher of on-policy KD (refused before any work).

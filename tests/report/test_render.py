@@ -83,3 +83,13 @@ def test_several_teachers_show_the_route_the_shares_and_the_probe_table():
         assert needle in md, needle
     assert "a 0.7, b 0.3" in console_table(r)
     assert "## Teachers" not in markdown(REPORT, None)
+
+
+def test_on_policy_kd_gets_its_line_in_the_strategy_section():
+    off = markdown(REPORT, None)
+    assert "on-policy KD" not in off
+    st = {**REPORT["strategy"], "on_policy": {"rate": 0.5, "scorer": "verifier", "sampled_tokens": 1200,
+                                              "tokens_per_s": 850.5, "lines_ok_share": 0.25}}
+    md = markdown({**REPORT, "strategy": st}, None)
+    assert ("- on-policy KD: lambda 0.5, scored by verifier; 1200 tokens sampled at 850.5 tokens/s, 0.25 of the "
+            "judged lines right") in md

@@ -37,13 +37,15 @@ from typing import Mapping, Optional, Sequence
 
 from stratos.tasks.mahjong.answer import extract_tiles
 from stratos.tasks.mahjong.jsonl import read_benchmark
-from stratos.tasks.mahjong.rationale import answer_text, format_rationale, verify_rationale
+from stratos.tasks.mahjong.rationale import (RationaleError, answer_text, format_rationale, read_answer_line,
+                                             verify_line, verify_rationale)
 from stratos.tasks.mahjong.rules import rules_text
-from stratos.tasks.mahjong.search import format_search, verify_search
+from stratos.tasks.mahjong.search import NO, OPEN, format_search, verify_search
 from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthesize_balanced, synthesize_split
-from stratos.tasks.mahjong.tiles import NAMES, format_compact, format_tiles, parse_hand, parse_tile, to_kinds
+from stratos.tasks.mahjong.tiles import (NAMES, TileError, format_compact, format_tiles, parse_hand, parse_tile,
+                                        to_kinds)
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
-from stratos.tasks.base import ANSWER_PREFIX
+from stratos.tasks.base import ANSWER_PREFIX, Judgement
 from stratos.config import MahjongTaskConfig
 from stratos.errors import UserError, bad_value
 
@@ -260,6 +262,42 @@ class MahjongTask:
 
     def corpus(self) -> str:
         return rules_text(self.variant)
+
+    # ------------------------------------------------------------ line judge (verifier teacher, on-policy KD)
+    def judge(self, row: dict, text: str) -> Judgement:
+        """Judge `text` line by line against the engine's rationale for the row, in `rationale_format`.
+
+        Line i is right when it settles the i-th step the engine's rationale settles: the same tile (and, for a
+        winning tile, groups that are hand + tile in a winning shape, any grouping; for a losing candidate `no`),
+        the same `Open:` line, an answer line naming the same tiles. `corrected` keeps the text's right leading
+        lines and continues with the engine's lines from the first wrong one, so it passes `verify`.
+        """
+        counts = parse_hand(row["hand"])
+        ref = self.rationale(row).split("\n")
+        lines = text.split("\n") if text.strip() else []
+        k = 0
+        while k < min(len(lines), len(ref)) and self._line_right(counts, ref[k], lines[k]):
+            k += 1
+        wrong = k < len(lines)  # a wrong line, or anything after the answer line
+        return Judgement(k, k + int(wrong), "\n".join(lines[:k] + ref[k:]), k == len(ref) and not wrong)
+
+    def _line_right(self, counts: Sequence[int], ref: str, line: str) -> bool:
+        try:
+            if ref.startswith(ANSWER_PREFIX):
+                # the verifier's reading and the grader's must both agree ("Answer: " reads as none to the first)
+                return (line.startswith(ANSWER_PREFIX) and read_answer_line(line)[1] == read_answer_line(ref)[1]
+                        and extract_tiles(line) == extract_tiles(ref))
+            if ref.startswith(OPEN):
+                return line == ref
+            tile = parse_tile(ref.partition(":")[0])
+            head, sep, rest = line.partition(":")
+            if not sep or parse_tile(head) != tile:
+                return False
+            if ref.partition(":")[2].strip() == NO:
+                return rest.strip() == NO
+            return verify_line(counts, line, self.variant) == tile
+        except (RationaleError, TileError):
+            return False
 
     def __repr__(self) -> str:  # shows up in logs
         return (f"MahjongTask(variant={self.variant}, notation={self.notation}, n={self.n_train}/{self.n_val}/"

@@ -27,7 +27,8 @@ from stratos.tasks.math.generator import generate_problem
 from stratos.tasks.math.grading import is_correct as _is_correct
 from stratos.tasks.math.loaders import load_hf, load_source, split_pools
 from stratos.tasks.math.numbers import fmt
-from stratos.tasks.base import ANSWER_PREFIX
+from stratos.tasks.base import ANSWER_PREFIX, Judgement
+from stratos.tasks.math.verify import check_step, grounded_numbers, verify
 from stratos.errors import UserError, bad_value
 from stratos.config import MathTaskConfig
 
@@ -161,6 +162,44 @@ class MathTask:
 
     def corpus(self) -> str:
         return knowledge.corpus()
+
+    # ------------------------------------------------------------ line judge (verifier teacher, on-policy KD)
+    @property
+    def has_line_judge(self) -> bool:
+        """Generated rationales are `label: expr = result` steps the judge can check; dataset solutions are prose."""
+        return self.synthetic
+
+    def judge(self, row: dict, text: str) -> Judgement:
+        """Judge `text` step by step against the row's verified rationale.
+
+        Step i is right when it is a verified step (its expression evaluates to its result, every operand stated in
+        the question or an earlier result) whose result is the reference's i-th result; any label and wording of the
+        expression are fine. The answer line must be the reference's. `corrected` keeps the right leading lines and
+        continues with the reference's from the first wrong one: its operands are the same numbers, so it verifies.
+        A reference that does not verify itself (dataset prose) is returned whole, with no line judged right.
+        """
+        ref = row["rationale"].strip().split("\n")
+        lines = text.split("\n") if text.strip() else []
+        if verify(row["question"], row["rationale"], row["answer"]):
+            return Judgement(0, int(bool(lines)), row["rationale"], False)
+        known = grounded_numbers(row["question"])
+        k = 0
+        while k < min(len(lines), len(ref)):
+            if k == len(ref) - 1:  # the answer line
+                if lines[k].strip() != ref[k].strip():
+                    break
+            else:
+                want = check_step(ref[k], known)[0]
+                try:
+                    got, problems, _ = check_step(lines[k], known)
+                except (ValueError, ZeroDivisionError, ArithmeticError):
+                    break
+                if problems or got != want:
+                    break
+                known.add(want)
+            k += 1
+        wrong = k < len(lines)
+        return Judgement(k, k + int(wrong), "\n".join(lines[:k] + ref[k:]), k == len(ref) and not wrong)
 
 
 class GSM8KTask(MathTask):

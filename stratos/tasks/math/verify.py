@@ -29,6 +29,28 @@ def grounded_numbers(question: str) -> set[Fraction]:
     return known
 
 
+def check_step(line: str, known: set[Fraction]) -> tuple[Fraction | None, list[str], bool]:
+    """(result, problems, evaluated) of one `label: expr = result` line; `known` = the numbers it may use.
+
+    The result is None when the line is no step at all; `evaluated` is False when its expression does not
+    evaluate; problems are empty when it is a verified step: safe_eval(expr) == result and every operand of
+    expr is in `known`.
+    """
+    m = _STEP.match(line.strip())
+    if m is None:
+        return None, [f"{line!r} is not 'label: expression = result'"], False
+    result = to_fraction(m["result"])
+    try:
+        value = safe_eval(m["expr"])
+    except ValueError as e:
+        return result, [str(e)], False
+    problems = [] if value == result else [f"{m['expr']} = {value}, not {m['result']}"]
+    for operand in map(Fraction, re.findall(r"\d+(?:\.\d+)?", m["expr"])):
+        if operand not in known:
+            problems.append(f"operand {operand} appears nowhere before")
+    return result, problems, True
+
+
 def verify(question: str, rationale: str, answer: str) -> list[str]:
     """Re-evaluate every step of `rationale`; return the list of problems found (empty = verified).
 
@@ -42,22 +64,12 @@ def verify(question: str, rationale: str, answer: str) -> list[str]:
         errors.append(f"last line {last!r} is not 'Answer: {answer}'")
     known, result = grounded_numbers(question), None
     for i, line in enumerate(steps, 1):
-        m = _STEP.match(line.strip())
-        if m is None:
-            errors.append(f"step {i} {line!r} is not 'label: expression = result'")
-            continue
-        result = to_fraction(m["result"])
-        try:
-            value = safe_eval(m["expr"])
-        except ValueError as e:
-            errors.append(f"step {i}: {e}")
-            continue
-        if value != result:
-            errors.append(f"step {i}: {m['expr']} = {value}, not {m['result']}")
-        for operand in map(Fraction, re.findall(r"\d+(?:\.\d+)?", m["expr"])):
-            if operand not in known:
-                errors.append(f"step {i}: operand {operand} appears nowhere before")
-        known.add(result)
+        step, problems, evaluated = check_step(line, known)
+        errors += [f"step {i}: {p}" if step is not None else f"step {i} {p}" for p in problems]
+        if step is not None:
+            result = step
+        if evaluated:
+            known.add(result)
     if not steps:
         errors.append("no steps")
     elif result != to_fraction(answer):

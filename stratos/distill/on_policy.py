@@ -1,0 +1,156 @@
+"""On-policy (student-rollout) KD: who may score the student's samples, and the sampler a run trains with.
+
+`strategy.alignment.on_policy` (OnPolicyConfig): with `rate` lambda > 0, each training row is replaced, with
+probability lambda, by the student's own sample of its prompt (stratos/distill/rollouts.py), GKD-style
+(Agarwal et al. 2024): the student learns from the states it reaches itself, so it learns to recover from its
+own mistakes, which training on data sequences alone never shows it. The scorer (`on_policy.scorer`):
+
+  logits    a white-box teacher (kind hf, same vocabulary): its live distributions at every sampled token,
+            KD only on those rows (the loss and temperature of `strategy.alignment`), through the chunked
+            fused loss (never a (B, T, V) tensor)
+  verifier  the task engine as teacher (no logits): the task judges the sample line by line (`Task.judge`)
+            and the row becomes the sample's correct leading lines + the engine's continuation from the first
+            wrong line (CE on all of it): on-policy correction without logits
+  auto      logits for a white-box teacher, verifier for the engine teacher
+
+A teacher that cannot score given tokens -- an OpenAI-compatible endpoint (text only here), or the engine of a
+task without a line judge (math from a dataset's prose solutions) -- is refused before any work (`validate_on_policy`, one line, exit 2).
+
+This module imports no torch: the checks run on every CLI start.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from stratos.errors import bad_value, check_values
+
+KEY = "strategy.alignment.on_policy"
+
+
+def check_on_policy_values(op: Any) -> None:
+    """Range checks of `strategy.alignment.on_policy` (UserError, one line)."""
+    t = float(op.temperature)
+    check_values([
+        (f"{KEY}.rate", op.rate, 0.0 <= float(op.rate) <= 1.0, "0 <= rate <= 1 (the share of rows sampled by the "
+                                                               "student; 0 = off)"),
+        (f"{KEY}.temperature", op.temperature, t > 0 and math.isfinite(t), "a finite number > 0"),
+        (f"{KEY}.max_new_tokens", op.max_new_tokens, int(op.max_new_tokens) >= 0,
+         "an integer >= 0 (0 = the task's generation budget)"),
+    ])
+
+
+def scorer_for(op: Any, teacher_kind: str) -> str | None:
+    """The scorer `op.scorer` resolves to for a teacher of `teacher_kind`; None when auto finds none."""
+    if op.scorer != "auto":
+        return str(op.scorer)
+    return {"hf": "logits", "engine": "verifier"}.get(str(teacher_kind))
+
+
+def task_has_judge(task: Any) -> bool:
+    """The task can judge a rationale line by line (Mahjong; math on generated, step-by-step rationales)."""
+    return callable(getattr(task, "judge", None)) and bool(getattr(task, "has_line_judge", True))
+
+
+def validate_on_policy(cfg: Any) -> None:
+    """Cross-group checks of on-policy KD (strategy x teacher x task), before any work. No-op when rate is 0."""
+    al = cfg.strategy.alignment
+    op = al.on_policy
+    if float(op.rate) == 0:
+        return
+    kind, name = str(cfg.teacher.kind), str(cfg.teacher.name)
+    if cfg.strategy.name in ("injection", "labels_only"):
+        raise bad_value(f"{KEY}.rate", op.rate, f"0 with strategy={cfg.strategy.name} (on-policy KD needs a teacher "
+                                                "signal: strategy=alignment or auto)")
+    scorer = scorer_for(op, kind)
+    if scorer is None:
+        raise bad_value(f"{KEY}.rate", op.rate, f"0 with teacher={name}: an {kind} teacher cannot score given tokens "
+                                                "(on-policy KD needs a white-box teacher, kind hf, or the task engine "
+                                                "as verifier)")
+    if scorer == "logits" and kind != "hf":
+        raise bad_value(f"{KEY}.scorer", str(op.scorer), f"verifier or auto with teacher={name} (kind {kind} gives no "
+                                                         "logits of given tokens)")
+    if scorer == "verifier" and kind != "engine":
+        raise bad_value(f"{KEY}.scorer", str(op.scorer), f"logits or auto with teacher={name} (the verifier is the "
+                                                         "task engine: teacher=task_engine)")
+    if scorer == "logits":
+        if int(al.top_k) > 0:
+            raise bad_value("strategy.alignment.top_k", al.top_k, "0 with on-policy KD (the offline store holds the "
+                                                                  "teacher on the data sequences, not on the samples)")
+        if str(al.mode) not in ("auto", "logit"):
+            raise bad_value("strategy.alignment.mode", str(al.mode), "auto or logit with on-policy KD scored by "
+                                                                     "teacher logits")
+    if scorer == "verifier":
+        from stratos.tasks import build_task
+
+        task = build_task(cfg.task)
+        if not task_has_judge(task):
+            raise bad_value(f"{KEY}.scorer", str(op.scorer), f"logits with a white-box teacher: task {task.name} has "
+                                                             "no line judge for these rationales (Mahjong and generated "
+                                                             "math rationales have one; dataset prose has not)")
+
+
+def describe(op: Any, scorer: str, max_new_tokens: int) -> str:
+    """The clause the decision's reason gets."""
+    who = ("the live teacher's logits score the student's tokens (KD only on those rows)" if scorer == "logits" else
+           "the task judges each sample line by line; CE on its correct lines + the engine's continuation")
+    return (f"on-policy KD on lambda={float(op.rate):g} of the rows: the student samples (T={float(op.temperature):g}, "
+            f"up to {max_new_tokens} new tokens), {who}")
+
+
+class RowJudge:
+    """The verifier scorer's judge: (dataset index, sampled text) -> (corrected text, lines right, lines judged,
+    sample right to the end), with the row of each dataset index given up front."""
+
+    def __init__(self, task: Any, rows: list[dict]) -> None:
+        self.task, self.rows = task, rows
+
+    def __call__(self, index: int, text: str) -> tuple[str, int, int, bool]:
+        j = self.task.judge(self.rows[index], text)
+        return j.corrected, j.correct_lines, j.judged_lines, j.all_correct
+
+
+class OnPolicyPlan:
+    """On-policy KD as the recipe decided it: the sampler's settings, without the run's seed and tokenizer."""
+
+    def __init__(self, scorer: str, rate: float, temperature: float, max_new_tokens: int, judge: Any = None) -> None:
+        self.scorer, self.rate, self.temperature, self.max_new_tokens = scorer, rate, temperature, max_new_tokens
+        self.judge = judge  # RowJudge (verifier) or None
+
+    def as_dict(self) -> dict:
+        return {"rate": self.rate, "scorer": self.scorer, "temperature": self.temperature,
+                "max_new_tokens": self.max_new_tokens}
+
+    def sampler(self, seed: int, tokenizer: Any, max_positions: int = 0):
+        """The rollouts.RolloutSampler a training run uses (imports torch)."""
+        from stratos.distill.rollouts import RolloutSampler
+
+        return RolloutSampler(rate=self.rate, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
+                              seed=int(seed), pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
+                              scorer=self.scorer, max_positions=int(max_positions), tokenizer=tokenizer,
+                              judge=self.judge)
+
+
+def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolicyPlan | None:
+    """Whether on-policy KD applies to the decided mode; the decision's reason (or refusals) and `on_policy`
+    record say so. Logits need logit KD (a white-box teacher sharing the vocabulary); the verifier needs the
+    engine teacher's sequence KD and a task with a line judge. None: off-policy (rate 0, or refused)."""
+    if float(op.rate) == 0:
+        return None
+    scorer = scorer_for(op, getattr(teacher, "kind", ""))
+    mode = str(decision.mode)
+    fits = (scorer == "logits" and mode == "logit") or (scorer == "verifier" and mode == "sequence"
+                                                        and task_has_judge(task))
+    if not fits:
+        why = {"injection": "knowledge injection has no teacher to score samples",
+               "cross_tokenizer": "the teacher reads another vocabulary than the student samples in",
+               "hidden": "hidden-state KD pairs positions of the data sequences",
+               "labels": "labels only"}.get(mode, f"scorer {scorer} does not fit mode {mode}")
+        decision.refused.append(f"on-policy KD refused: {why}; training off-policy")
+        return None
+    max_new = int(op.max_new_tokens) or int(task.max_new_tokens)
+    plan = OnPolicyPlan(scorer, float(op.rate), float(op.temperature), max_new)
+    decision.on_policy = plan.as_dict()
+    decision.reason = f"{decision.reason}; {describe(op, scorer, max_new)}"
+    return plan

@@ -1,0 +1,90 @@
+"""On-policy KD through the distill stage: which teacher scores the student's samples, the decision that
+says so (strategy.json), and the rollouts' metrics; the live-teacher and the verifier runs end to end."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from stratos.checks import validate
+from stratos.config import OnPolicyConfig
+from stratos.distill.on_policy import decide_on_policy, scorer_for, validate_on_policy
+from stratos.distill.outputs import read_train_metrics
+from stratos.distill.strategy import Decision, Mode
+from stratos.errors import UserError
+from stratos.tasks.mahjong.task import MahjongTask
+from tests.conftest import compose_cfg
+from tests.distill.test_stage import kd, run, teacher_dir  # noqa: F401  (the module-scoped teacher fixture)
+
+ON = "strategy.alignment.on_policy"
+
+
+def decision(mode):
+    return Decision("alignment", Mode(mode), "why", 1.0, 4)
+
+
+@pytest.mark.parametrize("kind,scorer,want", [("hf", "auto", "logits"), ("engine", "auto", "verifier"),
+                                              ("openai", "auto", None), ("hf", "verifier", "verifier")])
+def test_auto_scorer_follows_the_teacher(kind, scorer, want):
+    assert scorer_for(OnPolicyConfig(rate=0.5, scorer=scorer), kind) == want
+
+
+def test_the_decision_says_when_on_policy_applies_and_why_not():
+    task = MahjongTask(n_train=4, n_val=2, n_test=2)
+    hf, engine = SimpleNamespace(kind="hf"), SimpleNamespace(kind="engine")
+    op = OnPolicyConfig(rate=0.25, temperature=0.7)
+    d = decision("logit")
+    plan = decide_on_policy(d, op, hf, task)
+    assert plan.scorer == "logits" and plan.max_new_tokens == task.max_new_tokens  # 0 = the task's budget
+    assert d.on_policy == {"rate": 0.25, "scorer": "logits", "temperature": 0.7, "max_new_tokens": 192}
+    assert "on-policy KD on lambda=0.25" in d.reason and not d.refused
+    d = decision("sequence")
+    assert decide_on_policy(d, OnPolicyConfig(rate=1.0, max_new_tokens=40), engine, task).max_new_tokens == 40
+    assert d.on_policy["scorer"] == "verifier" and "line by line" in d.reason
+    for mode, why in (("cross_tokenizer", "another vocabulary"), ("injection", "no teacher"), ("hidden", "hidden")):
+        d = decision(mode)
+        assert decide_on_policy(d, op, hf, task) is None and d.on_policy == {}
+        assert d.refused and d.refused[0].startswith("on-policy KD refused") and why in d.refused[0]
+    d = decision("logit")
+    assert decide_on_policy(d, OnPolicyConfig(rate=0.0), hf, task) is None and not d.refused and d.on_policy == {}
+
+
+def test_validate_refuses_teachers_that_cannot_score_samples(tmp_path):
+    ok = compose_cfg(["+task=mahjong", f"{ON}.rate=0.5"], tmp_path)  # the engine verifies Mahjong rollouts
+    validate_on_policy(ok)
+    validate_on_policy(compose_cfg(["+task=gsm8k", f"{ON}.rate=0.5"], tmp_path))  # generated steps: judged
+    bad = compose_cfg(["+task=gsm8k", "task.hf_dataset=openai/gsm8k", f"{ON}.rate=0.5"], tmp_path)  # prose solutions
+    with pytest.raises(UserError, match="no line judge"):
+        validate_on_policy(bad)
+    validate_on_policy(compose_cfg(["+task=gsm8k", f"{ON}.rate=0"], tmp_path))  # off: nothing to check
+
+
+def test_on_policy_logit_kd_runs_the_pipeline_with_a_live_teacher(tmp_path, teacher_dir):  # noqa: F811
+    run_dir, done = run(tmp_path, kd(teacher_dir, f"{ON}.rate=0.5", f"{ON}.max_new_tokens=24", f"{ON}.temperature=0.8"))
+    strategy = json.loads((run_dir / "distill" / "strategy.json").read_text())
+    assert strategy["mode"] == "logit" and not strategy["refused"]
+    assert strategy["on_policy"] == {"rate": 0.5, "scorer": "logits", "temperature": 0.8, "max_new_tokens": 24}
+    m = done["distill"].metrics
+    assert 0 < m["distill/on_policy/share"] < 1 and m["distill/on_policy/sampled_tokens"] > 0
+    assert m["distill/on_policy/tokens_per_s"] > 0
+    logged = read_train_metrics(done["distill"])
+    assert any(r.get("train/rollout_kd", 0) > 0 for r in logged)
+    assert any(r.get("train/on_policy/tokens_per_s", 0) > 0 for r in logged)
+
+
+def test_the_verifier_teacher_runs_the_pipeline_under_strategy_auto(tmp_path):
+    cfg_over = ["pipeline.stages=[data,distill]", f"{ON}.rate=1.0", f"{ON}.max_new_tokens=32"]
+    cfg = compose_cfg(["+task=mahjong", "debug=fast", "task.n_train=64", "task.n_val=8", "task.n_test=8",
+                       "trainer.max_steps=3", "trainer.batch_size=8", *cfg_over], tmp_path)
+    validate(cfg)
+    from stratos.pipeline import run_pipeline
+
+    done = run_pipeline(cfg, str(tmp_path / "run"))
+    strategy = json.loads((tmp_path / "run" / "distill" / "strategy.json").read_text())
+    assert strategy["name"] == "alignment" and strategy["mode"] == "sequence"  # auto: the engine knows the task
+    assert strategy["on_policy"]["scorer"] == "verifier" and "line by line" in strategy["reason"]
+    m = done["distill"].metrics
+    assert m["distill/on_policy/share"] == 1.0 and m["distill/on_policy/sampled_tokens"] > 0
+    assert 0 <= m["distill/on_policy/lines_ok_share"] <= 1 and "distill/on_policy/correct_share" in m

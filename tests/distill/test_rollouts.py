@@ -1,0 +1,204 @@
+"""On-policy KD: the student's rollouts (stratos/distill/rollouts.py) and the loss the module puts on them.
+
+Sampling is a pure function of (seed, step, rank): the global RNG neither moves it nor is moved by it, and a
+run resumed from a checkpoint draws the samples an uninterrupted run draws.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from stratos.distill.losses import ChunkedDistillLoss, ce_loss, kd_loss
+from stratos.distill.module import DistillModule, on_policy_losses
+from stratos.distill.rollouts import RolloutSampler, prompt_lengths, rollout_seed, sample
+from stratos.distill.trainer import build_trainer
+from stratos.resilience.checkpoints import latest_checkpoint
+from stratos.resilience.loader import ResumableLoader
+from tests.distill.test_module import in_memory_teacher
+from tests.distill.test_slices import LENGTHS, right_padded_batch, tiny_llama
+
+EOS, PAD = 2, 0
+
+
+def sampler(rate=1.0, **kw):
+    return RolloutSampler(rate=rate, temperature=1.0, max_new_tokens=12, seed=7, pad_id=PAD, eos_id=EOS, **kw)
+
+
+def test_sampling_depends_on_its_seed_alone_and_leaves_the_global_rng_alone():
+    model = tiny_llama(seed=5)
+    prompts = [[5, 6, 7], [9, 10], [11, 12, 13, 14]]
+    torch.manual_seed(123)
+    a = sample(model, prompts, max_new_tokens=10, temperature=1.0, seed=42, pad_id=PAD, eos_id=EOS)
+    torch.manual_seed(999)  # another global state: same draw
+    b = sample(model, prompts, max_new_tokens=10, temperature=1.0, seed=42, pad_id=PAD, eos_id=EOS)
+    c = sample(model, prompts, max_new_tokens=10, temperature=1.0, seed=43, pad_id=PAD, eos_id=EOS)
+    assert a == b and a != c
+    torch.manual_seed(5)
+    want = torch.rand(4)
+    torch.manual_seed(5)
+    sample(model, prompts, max_new_tokens=10, temperature=1.0, seed=1, pad_id=PAD, eos_id=EOS)
+    assert torch.equal(torch.rand(4), want)  # the caller's RNG state is restored
+    assert model.training  # train mode restored after sampling in eval mode
+    for row in a:
+        assert 1 <= len(row) <= 10 and (EOS not in row or row.index(EOS) == len(row) - 1)
+
+
+def tiny_gpt2(seed=5):  # absolute position embeddings: wrong position ids under left padding would show
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=48, n_embd=32, n_layer=2, n_head=2, n_positions=64))
+
+
+@pytest.mark.parametrize("build", [tiny_llama, tiny_gpt2], ids=["llama", "gpt2"])
+def test_greedy_limit_low_temperature_matches_greedy_generation_row_by_row(build):
+    """Left padding and the KV cache change nothing: each row equals HF's greedy decoding of its prompt alone."""
+    model = build(seed=5).eval()
+    prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15], [20]]
+    got = sample(model, prompts, max_new_tokens=8, temperature=1e-4, seed=0, pad_id=PAD, eos_id=EOS)
+    for p, row in zip(prompts, got):
+        ids = torch.tensor([p])
+        g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
+                           pad_token_id=PAD, eos_token_id=EOS)[0, len(p):].tolist()
+        assert row == (g[: g.index(EOS) + 1] if EOS in g else g)
+
+
+def test_rows_are_chosen_by_seed_and_step_and_corpus_rows_never():
+    batch = right_padded_batch(LENGTHS)
+    s = sampler(rate=0.5)
+    picks = [s.choose(batch, step) for step in range(20)]
+    assert all(torch.equal(p, s.choose(batch, i)) for i, p in enumerate(picks))
+    share = torch.stack(picks).float().mean().item()
+    assert 0.3 < share < 0.7 and len({tuple(p.tolist()) for p in picks}) > 5
+    batch["is_corpus"] = torch.ones(len(LENGTHS), dtype=torch.bool)
+    assert not sampler(rate=1.0).choose(batch, 0).any()
+    assert rollout_seed(0, 1) != rollout_seed(0, 2) != rollout_seed(1, 1) and rollout_seed(0, 1, 1) != rollout_seed(0, 1)
+
+
+def test_rollout_rows_keep_their_prompt_and_train_on_the_sample_only():
+    model = tiny_llama(seed=5)
+    batch = right_padded_batch(LENGTHS)
+    n_prompt = prompt_lengths(batch["labels"], batch["attention_mask"])
+    s = sampler(rate=0.5)
+    out = s(model, batch, step=3)
+    pick = out["on_policy"]
+    assert pick.any() and not pick.all()
+    for r in range(len(LENGTHS)):
+        n = int(out["attention_mask"][r].sum())
+        ids, labels = out["input_ids"][r, :n], out["labels"][r, :n]
+        p = n_prompt[r]
+        assert torch.equal(ids[:p], batch["input_ids"][r, :p])  # same prompt
+        assert (out["labels"][r, n:] == -100).all() and (out["input_ids"][r, n:] == PAD).all()  # right-padded
+        if pick[r]:
+            assert (labels[:p] == -100).all() and torch.equal(labels[p:], ids[p:]) and 1 <= n - p <= 12
+        else:
+            assert n == LENGTHS[r] and torch.equal(labels, batch["labels"][r, :n])
+    assert s.stats.rows == int(pick.sum()) and s.stats.sampled_tokens == int((out["labels"][pick] != -100).sum())
+    assert s.stats.tokens_per_s > 0
+    again = sampler(rate=0.5)(model, batch, step=3)
+    assert all(torch.equal(out[k], again[k]) for k in ("input_ids", "labels", "on_policy"))
+
+
+def test_the_verifier_row_is_the_prompt_plus_the_judged_text():
+    from stratos.models.tokenizer import train_tokenizer
+
+    tok = train_tokenizer(["1m: 111m 23m\nAnswer: 1m 4m", "Hand: 1m 2m 3m\nWinning tiles?"] * 20, 300)
+    model = tiny_llama(seed=5)
+    model.resize_token_embeddings(len(tok))
+    seen = []
+
+    def judge(index, text):
+        seen.append((index, text))
+        return "1m: 111m 23m\nAnswer: 1m", 1, 2, False
+
+    s = RolloutSampler(rate=1.0, temperature=1.0, max_new_tokens=6, seed=0, pad_id=tok.pad_token_id,
+                       eos_id=tok.eos_token_id, scorer="verifier", tokenizer=tok, judge=judge)
+    prompt = [tok.bos_token_id] + tok("Hand: 1m 2m 3m\nWinning tiles?\n", add_special_tokens=False)["input_ids"]
+    tgt = tok("Answer: none", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    ids = torch.tensor([prompt + tgt])
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+             "labels": torch.tensor([[-100] * len(prompt) + tgt]), "index": torch.tensor([17])}
+    out = s(model, batch, step=0)
+    fixed = tok("1m: 111m 23m\nAnswer: 1m", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert out["input_ids"][0].tolist() == prompt + fixed
+    assert out["labels"][0].tolist() == [-100] * len(prompt) + fixed
+    assert [i for i, _ in seen] == [17] and (s.stats.lines_ok, s.stats.lines) == (1, 2)
+
+
+def test_on_policy_loss_is_one_token_mean_kd_alone_on_rollout_rows():
+    """(sum over data tokens of (1-w) CE + w KD + sum over rollout tokens of KD) / all tokens, vs full logits."""
+    torch.manual_seed(0)
+    B, T, H, V = 4, 9, 16, 40
+    h = torch.randn(B, T, H, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(V, H, dtype=torch.float64) * 0.3
+    t_logits = torch.randn(B, T, V, dtype=torch.float64)
+    labels = torch.randint(0, V, (B, T))
+    labels[:, :2] = -100
+    rolled = torch.tensor([True, False, True, False])
+    w, temp = 0.3, 2.0
+    data_fn = ChunkedDistillLoss(kd_weight=w, temperature=temp, chunk_size=5)
+    roll_fn = ChunkedDistillLoss(kd_weight=1.0, temperature=temp, chunk_size=5)
+    out = on_policy_losses(data_fn, roll_fn, h, W, labels, rolled, {"teacher_logits": t_logits})
+    z = h @ W.T
+    n = int((labels != -100).sum())
+    dl, rl = labels.clone(), labels.clone()
+    dl[rolled], rl[~rolled] = -100, -100
+    want = ((1 - w) * ce_loss(z, dl, n) + w * kd_loss(z, t_logits, dl, temperature=temp, num_items=n)
+            + kd_loss(z, t_logits, rl, temperature=temp, num_items=n))
+    assert out["loss"].item() == pytest.approx(want.item(), rel=1e-9)
+    g_want, = torch.autograd.grad(want, h)
+    g_got, = torch.autograd.grad(out["loss"], h)
+    assert torch.allclose(g_got, g_want, atol=1e-10)
+    n_roll = int((rl != -100).sum())
+    assert out["rollout_kd"].item() == pytest.approx(kd_loss(z, t_logits, rl, temperature=temp).item(), rel=1e-9)
+    assert n_roll > 0
+
+
+def test_module_scores_rollouts_with_the_teacher_even_at_kd_weight_zero():
+    teacher = in_memory_teacher()
+    student = tiny_llama(seed=5)
+    module = DistillModule(student, "logit", {"kd_weight": 0.0, "temperature": 1.0}, 1e-3, 0.0, 1, 10,
+                           teacher=teacher, on_policy=sampler(rate=1.0))
+    batch = right_padded_batch(LENGTHS)
+    batch.update(module.on_policy(student, batch, 0))
+    out = module.losses(batch)
+    assert out["rollout_kd"] > 0 and out["loss"].item() == pytest.approx(out["kd"].item())  # no data rows: KD only
+
+
+class Recording(RolloutSampler):
+    """Keeps every step's rollout rows (ids) to compare runs."""
+
+    def __call__(self, model, batch, step):
+        out = super().__call__(model, batch, step)
+        self.seen = getattr(self, "seen", {})
+        self.seen[step] = out["input_ids"][out["on_policy"]].tolist()
+        return out
+
+
+def _fit(tmp_path, max_steps, torch_seed):
+    torch.manual_seed(0)
+    data = [(b["input_ids"][r, : LENGTHS[r]].tolist(), b["labels"][r, : LENGTHS[r]].tolist())
+            for b in [right_padded_batch(LENGTHS)] for r in range(len(LENGTHS))]
+    from stratos.distill.examples import ExampleDataset, collate
+
+    ds = ExampleDataset.from_items(data)
+    rec = Recording(rate=0.5, temperature=1.0, max_new_tokens=6, seed=3, pad_id=PAD, eos_id=EOS)
+    module = DistillModule(tiny_llama(seed=5), "logit", {"kd_weight": 0.5}, 1e-2, 0.0, 1, 6,
+                           teacher=in_memory_teacher(), on_policy=rec)
+    trainer, _ = build_trainer(ckpt_dir=str(tmp_path), accelerator="cpu", devices=1, distributed="auto",
+                               precision="32-true", max_steps=max_steps, max_minutes=0, val_every_n_steps=1000,
+                               checkpoint_every_n_steps=2, grad_clip=1.0, progress_bar=False)
+    loader = ResumableLoader(ds, 4, shuffle=True, seed=0, drop_last=True, collate_fn=collate(PAD))
+    torch.manual_seed(torch_seed)  # the global RNG differs between launches: the samples must not
+    trainer.fit(module, loader, ckpt_path=latest_checkpoint(str(tmp_path)))
+    return rec.seen
+
+
+def test_a_resumed_run_draws_the_samples_of_an_uninterrupted_one(tmp_path):
+    whole = _fit(tmp_path / "a", 5, torch_seed=1)
+    first = _fit(tmp_path / "b", 2, torch_seed=2)
+    resumed = _fit(tmp_path / "b", 5, torch_seed=3)  # from step_000002.ckpt
+    assert sorted(whole) == [0, 1, 2, 3, 4] and sorted(first) == [0, 1] and sorted(resumed) == [2, 3, 4]
+    assert {**first, **resumed} == whole
+    assert sum(len(v) for v in whole.values()) > 0
