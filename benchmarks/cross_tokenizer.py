@@ -8,8 +8,7 @@ its runs (`<out>/runs/<condition>/seed<N>/`), so `python -m stratos.distill.evid
 sequence` prints the same table.
 
 The teacher: the default student recipe (tiny_llama h128/L4, its own byte-level BPE of 384 tokens) trained
-`--teacher-steps` steps at batch `--teacher-batch` on the verified rationales (`strategy=injection` without a corpus: no teacher;
-and without the rules in its prompt, so that it reads the same prompts as the students it teaches).
+`--teacher-steps` steps at batch `--teacher-batch` on the verified rationales (`strategy=injection` without a corpus: no teacher).
 Every student: a Llama h64/L2 whose byte-level BPE is trained on the same text at `--student-vocab` tokens
 (`student.tokenizer_from=train`): another vocabulary, so before cross-tokenizer KD Stratos refused logit KD
 for it. Same data, `--steps` steps at batch `--batch`, one seed per pair of runs. Conditions:
@@ -87,8 +86,7 @@ def train_teacher(a) -> str:
     run_dir = os.path.join(a.out, "teacher")
     if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
         os.makedirs(a.out, exist_ok=True)
-        cli([*common(a, a.teacher_steps, a.teacher_batch), "strategy=injection", "strategy.injection.corpus_weight=0",
-             "strategy.injection.rules_in_prompt=false"], run_dir)
+        cli([*common(a, a.teacher_steps, a.teacher_batch), "strategy=injection", "strategy.injection.corpus_weight=0"], run_dir)
     return os.path.join(run_dir, "distill", "model")
 
 
