@@ -252,6 +252,11 @@ cmd_status() {
   else
     echo "partition '$PARTITION': not up"; rc=3
   fi
+  # Accounting: slurmdbd outlives a dead mariadbd and only logs "Can't connect"; sacct then fails, job states
+  # read UNKNOWN and submitit cannot tell a finished job. Check the whole chain, not just the daemons.
+  if alive "$(pid_of slurmdbd)" && ! sacct -n -X -S now >/dev/null 2>&1; then
+    echo "accounting: sacct fails (is mariadbd running?)"; rc=3
+  fi
   return $rc
 }
 
