@@ -17,6 +17,8 @@ Splits are drawn in the order test, val, train, each from its own RNG (`Random(f
 and all against one `seen` set of canonical hands (the 34-count vector): no hand is in two splits
 or twice in one, and the test split does not change when `n_train` does.
 
+Wait counts of `TAIL` or more asked by `wait_distribution` come from the same exact list (below).
+
 A *balanced* split (`task.test_distribution=balanced`) holds equally many hands per number of
 winning tiles, 0 up to the variant's largest (`WAIT_COUNTS`). Counts below `TAIL` come from the
 sampler above; hands with `TAIL` or more waits are too rare to sample (about 1 draw in 600 even in
@@ -265,10 +267,35 @@ def synthesize_split(
     seen: set[bytes],
     split: str = "train",
 ) -> list[Example]:
-    """Draw n distinct examples (not in `seen`, which is updated) matching the bucket quotas."""
-    out = _draw(gen, quotas(n, nontenpai_rate, distribution), rng, seen, bool(distribution),
-                "task.wait_distribution/nontenpai_rate", split)
+    """Draw n distinct examples (not in `seen`, which is updated) matching the bucket quotas.
+
+    Buckets of `TAIL` or more winning tiles are filled from the exact list `tail_hands`, as balanced splits are:
+    sampling finds them about once in 600 draws even in `flush` mode, so a share of 7-wait hands in a training
+    split of a few thousand rows ran out of draws before it was met."""
+    what = "task.wait_distribution/nontenpai_rate"
+    want = quotas(n, nontenpai_rate, distribution)
+    tail = {b: q for b, q in want.items() if q and b not in (NONE_BUCKET, "*") and int(b.rstrip("+")) >= TAIL}
+    out = _draw(gen, {b: q for b, q in want.items() if b not in tail}, rng, seen, bool(distribution), what, split)
+    out += _from_tail(gen, tail, rng, seen, what, split)
     rng.shuffle(out)
+    return out
+
+
+def _from_tail(gen: Generator, want: dict[str, int], rng: random.Random, seen: set[bytes], what: str,
+               split: str) -> list[Example]:
+    """Distinct examples for the buckets of `TAIL` or more waits (`want`: bucket -> count), drawn without
+    replacement from the hands of `tail_hands` that no earlier split took (`seen`, which is updated)."""
+    out: list[Example] = []
+    pool = tail_hands(gen.variant)
+    for b, q in want.items():
+        hands = [c for k, cs in pool.items() if bucket(k) == b for c in cs if bytes(c) not in seen]
+        if len(hands) < q:
+            raise UserError(f"{what} cannot be met for split '{split}': it asks {q} hands with {b} waits and only "
+                            f"{len(hands)} distinct ones exist beside the earlier splits; lower that share or the "
+                            "split size")
+        for c in rng.sample(hands, q):
+            seen.add(bytes(c))
+            out.append(Example(list(c), gen.winning(list(c), gen.variant)))
     return out
 
 

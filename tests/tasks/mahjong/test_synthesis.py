@@ -138,3 +138,23 @@ def test_balanced_split_avoids_seen_hands():
     exs = synthesize_balanced(Generator("basic"), 100, random.Random(0), seen)
     got = Counter(len(e.tiles) for e in exs)
     assert got[9] == 2 and got[8] == 0 and sum(got.values()) == 100  # the others share what 8 and 9 lack
+
+
+def test_a_training_share_of_seven_or_more_waits_comes_from_the_exact_list():
+    # 300 hands with 7 waits and 120 with 8 in 3,000 rows: sampling alone ran out of draws at 140 of the 300
+    dist = {"3": 0.3, "4": 0.3, "5": 0.2, "6": 0.1, "7": 0.1}
+    seen = {bytes(c) for c in tail_hands("basic")[7][:50]}  # taken by an earlier split
+    exs = synthesize_split(Generator("basic"), 3000, random.Random("t"), 0.0, dist, seen)
+    got = Counter(len(e.tiles) for e in exs)
+    assert got[7] == 300 and got[3] == 900 and sum(got.values()) == 3000
+    assert all(e.tiles == winning_tiles(e.counts, "basic") for e in exs)
+    assert len({bytes(e.counts) for e in exs}) == 3000 and len(seen) == 3050
+    assert not {bytes(c) for c in tail_hands("basic")[7][:50]} & {bytes(e.counts) for e in exs}
+    again = synthesize_split(Generator("basic"), 3000, random.Random("t"), 0.0, dist,
+                             {bytes(c) for c in tail_hands("basic")[7][:50]})
+    assert [e.counts for e in again] == [e.counts for e in exs]
+
+
+def test_a_tail_share_larger_than_the_hands_that_exist_is_refused_in_one_line():
+    with pytest.raises(UserError, match=r"asks 300 hands with 9\+ waits and only 3 distinct ones exist"):
+        synthesize_split(Generator("basic"), 3000, random.Random(0), 0.0, {"1": 0.9, "9+": 0.1}, set())
