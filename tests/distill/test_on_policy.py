@@ -120,19 +120,16 @@ def test_the_verifier_teacher_runs_the_pipeline_under_strategy_auto(tmp_path):
     assert 0 <= m["distill/on_policy/lines_ok_share"] <= 1 and "distill/on_policy/correct_share" in m
 
 
-def test_on_policy_with_a_served_teacher_runs_the_cli(tmp_path):
+def test_on_policy_with_a_served_teacher_runs_the_cli(tmp_path, torch_one_thread):
     """`python -m stratos ... teacher=openai_endpoint` at a local stratos.serve of a tiny teacher: the student (its
     tokenizer is the teacher's) samples half the rows and the server scores them (scorer auto -> logprobs). A random
     tiny teacher verifies nothing, so its rationales are kept unverified (verify=false)."""
-    import torch
-
     from stratos.artifacts import Manifest
     from stratos.serve.engine import load_engine
     from stratos.serve.server import running
     from stratos.serve.settings import ServeSettings
     from tests.helpers.tiny_export import build_tiny_checkpoint
 
-    torch.set_num_threads(1)
     teacher = build_tiny_checkpoint(str(tmp_path / "teacher"), hidden=64, layers=2)
     student = build_tiny_checkpoint(str(tmp_path / "student"), hidden=32, layers=2)  # the same tokenizer (seed 0)
     engine = load_engine(teacher, "torch", threads=1)

@@ -30,12 +30,7 @@ from stratos.serve.settings import ServeSettings
 from tests.distill.test_slices import LENGTHS, right_padded_batch
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    prev = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(prev)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
