@@ -121,7 +121,8 @@ CASES = [  # (overrides, text the one line must contain)
      "scores no given tokens; on-policy KD needs /v1/completions with echo + logprobs or vLLM's prompt_logprobs"),
     (["pipeline.stages=[data,distill]", "teacher=openai_endpoint", "teacher.base_url=@ECHO_ONLY@", "teacher.model=m",
       "teacher.score_api=prompt_logprobs", "strategy.alignment.on_policy.rate=0.5", "student.name_or_path=@STUDENT@"],
-     "invalid value for 'teacher.score_api': 'prompt_logprobs' (allowed: auto or echo: the server at http://127.0.0.1:"),
+     "invalid value for 'teacher.score_api': 'prompt_logprobs' (allowed: auto or echo: the server at "
+     "http://127.0.0.1:"),
     (["+task=gsm8k", "task.hf_dataset=openai/gsm8k", "task.hf_config=main", "strategy.alignment.on_policy.rate=0.5"],
      "invalid value for 'strategy.alignment.on_policy.scorer': 'auto' (allowed: logits with a white-box teacher: "
      "task gsm8k has no line judge"),

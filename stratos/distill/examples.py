@@ -302,7 +302,8 @@ def _collate_xtok(items: list[Item]) -> dict[str, torch.Tensor]:
 def collate_topk(topks: list, labels: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
     """(B, T, k) teacher rows from each row's (ids (L, k), logprobs (L, k), tail (L,)) or None; a supervised row
     without one (None, or a NaN tail) gets a one-hot teacher at its label (the bucketed KL is then the CE of
-    that token), so every row the loss reads is a distribution. Also the rollouts' (stratos/distill/served_scores.py)."""
+    that token), so every row the loss reads is a distribution. The rollouts' rows are built here too
+    (stratos/distill/served_scores.py)."""
     B, T = labels.shape
     ids = torch.zeros(B, T, k, dtype=torch.long)
     lp = torch.full((B, T, k), float("nan"))

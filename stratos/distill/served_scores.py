@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import torch
 
@@ -48,7 +47,6 @@ class ServedScores:
         self.width = min(int(teacher.score_top_logprobs) + 1, self.vocab)
         self.token_ids = TokenIds(tokenizer)
         self.special = {tokenizer.decode([i]): i for i in (getattr(tokenizer, "all_special_ids", None) or [])}
-        self.seconds, self.tokens = 0.0, 0
 
     # ------------------------------------------------------------------ one vocabulary
     def _same_token(self, text: str, i: int) -> bool:
@@ -95,7 +93,8 @@ class ServedScores:
         tail = torch.empty(m, dtype=torch.float32)
         for r in range(m):
             entries = sorted(self._entries(seq, start + r).items(), key=lambda x: -x[1])[:w]
-            pad = (j for j in range(self.vocab) if j not in dict(entries))  # distinct ids for the FILL entries
+            seen = {i for i, _ in entries}
+            pad = (j for j in range(self.vocab) if j not in seen)  # distinct ids for the FILL entries
             ids[r] = torch.tensor([i for i, _ in entries] + [next(pad) for _ in range(w - len(entries))])
             lp[r, : len(entries)] = torch.tensor([v for _, v in entries])
             mass = sum(math.exp(v) for _, v in entries)
@@ -103,12 +102,8 @@ class ServedScores:
         return ids, lp, tail
 
     def __call__(self, seqs: list[list[int]], starts: list[int]) -> list[tuple | None]:
-        """Rows (`rows`) per sequence; None where the server failed after its retries."""
-        t0 = time.perf_counter()
-        scored = self.teacher.score(seqs)
-        self.seconds += time.perf_counter() - t0
-        self.tokens += sum(len(x) - s for x, s, got in zip(seqs, starts, scored) if got is not None)
-        return [None if got is None else self.rows(got, s) for got, s in zip(scored, starts)]
+        """Rows (`rows`) per sequence; None where the server failed after its retries (the sampler counts both)."""
+        return [None if got is None else self.rows(got, s) for got, s in zip(self.teacher.score(seqs), starts)]
 
 
 def widen(ids: torch.Tensor, lp: torch.Tensor, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,7 +134,8 @@ def rollout_topk(batch: dict, rows: list[tuple[list[int], list[int]]], scored: d
             ids, lp = widen(ids, lp, w)
             n = len(x)
             at = slice(start - 1, start - 1 + len(tail))  # the rows predicting the sampled tokens
-            full = (torch.zeros(n, w, dtype=torch.long), torch.full((n, w), float("nan")), torch.full((n,), float("nan")))
+            nan = float("nan")  # rows of no sampled token: left to collate_topk
+            full = (torch.zeros(n, w, dtype=torch.long), torch.full((n, w), nan), torch.full((n,), nan))
             full[0][at], full[1][at], full[2][at] = ids, lp, tail
             tops.append(full)
         elif k_data:

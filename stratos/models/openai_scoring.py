@@ -179,7 +179,8 @@ def probe_scoring(teacher) -> ScoreSupport:
 
 @dataclass
 class ScoreStats:
-    """Totals of this process: scored sequences and tokens, and the wall seconds spent waiting on the server."""
+    """Totals of this process: scored sequences, the positions scored in them (all but each first token), the
+    sequences that failed, and the wall seconds spent waiting on the server."""
 
     sequences: int = 0
     tokens: int = 0
