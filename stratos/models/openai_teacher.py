@@ -179,11 +179,13 @@ class OpenAITeacher:
     # ------------------------------------------------------------------ capabilities
     @property
     def capabilities(self) -> frozenset[str]:
-        """{"text"} [+ "logprobs"] [+ "score"], from the probe requests (made on first access)."""
+        """{"text"} [+ "logprobs"], from one probe request (made on first access). Whether the server scores
+        given tokens is `scoring`, probed apart and only when on-policy KD asks: a run that never scores sends no
+        scoring requests."""
         with self._probe_lock:
             if self._capabilities is None:
                 self._capabilities = self._probe()
-        return self._capabilities | ({"score"} if self.scoring.api else set())
+        return self._capabilities
 
     @property
     def scoring(self) -> ScoreSupport:

@@ -70,7 +70,7 @@ def echo_only(body, attempt):  # OpenAI's legacy API: unknown parameters are a 4
 def test_auto_probes_prompt_logprobs_first_and_scores_in_order(script, api):
     with ChatServer(completions=script) as srv:
         t = make(srv.url, score_top_logprobs=3)
-        assert t.scoring.api == api and "score" in t.capabilities
+        assert t.scoring.api == api and "score" not in t.capabilities
         seqs = [IDS, IDS[:3], [7, 8, 9, 10]]
         out = t.score(seqs)
     assert [o.ids for o in out] == seqs
@@ -90,7 +90,7 @@ def test_an_explicit_score_api_the_server_lacks_is_reported_with_what_works():
         sup = t.scoring
         assert sup.api is None and sup.works == ["echo"] and "Unrecognized request argument" in sup.failures[
             "prompt_logprobs"]
-        assert "score" not in t.capabilities
+        assert not t.scoring.api
         with pytest.raises(UserError, match="does not score given tokens"):
             t.score([IDS])
 
@@ -147,3 +147,13 @@ def test_failed_scoring_requests_are_retried_then_reported_as_none():
         assert t.score_stats.failed == 1 and srv.max_in_flight <= 2
         with pytest.raises(UserError, match="all 1 scoring requests to http://127.0.0.1"):
             t.score([[7, 7]])
+
+
+def test_capabilities_alone_send_no_scoring_request():
+    # a run that never scores (no on-policy KD) must not pay for the scoring probe
+    with ChatServer(completions=vllm) as srv:
+        t = make(srv.url, score_top_logprobs=3)
+        assert "text" in t.capabilities
+        assert not [r for r in srv.log if "prompt_logprobs" in r["body"] or r["body"].get("echo")]
+        assert t.scoring.api == "prompt_logprobs"
+        assert [r for r in srv.log if "prompt_logprobs" in r["body"]]

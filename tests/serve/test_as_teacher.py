@@ -20,7 +20,7 @@ def test_openai_teacher_gets_text_and_logprobs(onnx_engine, monkeypatch):
     with running(onnx_engine, ServeSettings(port=0, api_key="k")) as url:
         teacher = OpenAITeacher(name="stratos", base_url=url, model="tiny", api_key_env="STRATOS_TEST_KEY",
                                 top_logprobs=3, max_new_tokens=12, temperature=0.0)
-        assert teacher.capabilities == frozenset({"text", "logprobs", "score"})
+        assert teacher.capabilities == frozenset({"text", "logprobs"}) and teacher.scoring.api
         out = teacher.generate([Q, "Hand: 2p"], max_new_tokens=12)
     ids = onnx_engine.chat_ids([{"role": "user", "content": Q}])
     want = "".join(e.text for e in onnx_engine.stream(ids, SamplingParams(max_tokens=12, temperature=0)))
