@@ -82,3 +82,6 @@ def validate(cfg: DictConfig) -> None:
         from stratos.models.teachers import check_members_reachable
 
         check_members_reachable(cfg)
+        from stratos.distill.on_policy import check_served_scorer
+
+        check_served_scorer(cfg)  # on-policy KD with a served teacher: the server scores given tokens

@@ -35,6 +35,17 @@ def cfg_fast(tmp_path):
     return compose_cfg(["+task=mahjong", "debug=fast"], tmp_path)
 
 
+@pytest.fixture
+def torch_one_thread():
+    """torch at one intra-op thread for the test, restored after (tiny models gain nothing from more)."""
+    import torch
+
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)
+
+
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory) -> dict[str, str]:
     """{"src", "hf", "onnx"}: a Llama h64/L2 (GQA 4 heads / 2 KV heads), vocab 300, exported (export, serve and

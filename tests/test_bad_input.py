@@ -97,11 +97,32 @@ CASES = [  # (overrides, text the one line must contain)
     (["strategy.alignment.on_policy.max_new_tokens=-1"],
      "invalid value for 'strategy.alignment.on_policy.max_new_tokens': -1"),
     (["strategy.alignment.on_policy.scorer=judge"],
-     "invalid value for 'strategy.alignment.on_policy.scorer': 'judge' (allowed: auto, logits, verifier)"),
+     "invalid value for 'strategy.alignment.on_policy.scorer': 'judge' (allowed: auto, logits, verifier, logprobs)"),
     (["teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.model=m",
       "strategy.alignment.on_policy.rate=0.5"],
-     "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with teacher=openai_endpoint: an openai "
-     "teacher cannot score given tokens"),
+     "invalid value for 'student.name_or_path': None (allowed: a checkpoint whose tokenizer is the served teacher's"),
+    (["teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.model=m",
+      "strategy.alignment.on_policy.rate=0.5", "strategy.alignment.on_policy.scorer=logits"],
+     "invalid value for 'strategy.alignment.on_policy.scorer': 'logits' (allowed: logprobs or auto with "
+     "teacher=openai_endpoint (kind openai gives no logits of given tokens)"),
+    (["teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.model=m",
+      "strategy.alignment.on_policy.rate=0.5", "strategy.alignment.mode=logit", "student.name_or_path=@STUDENT@"],
+     "invalid value for 'strategy.alignment.mode': 'logit' (allowed: auto or sequence with on-policy KD scored by a "
+     "served teacher"),
+    (["strategy.alignment.on_policy.rate=0.5", "strategy.alignment.on_policy.scorer=logprobs"],
+     "invalid value for 'strategy.alignment.on_policy.scorer': 'logprobs' (allowed: verifier or auto with "
+     "teacher=task_engine (the logprobs scorer is an OpenAI-compatible server"),
+    # ... and a served teacher's server must answer and score given tokens (probed when the distill stage will run)
+    (["pipeline.stages=[data,distill]", "teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1",
+      "teacher.model=m", "strategy.alignment.on_policy.rate=0.5", "student.name_or_path=@STUDENT@"],
+     "invalid value for 'teacher.base_url': 'http://127.0.0.1:9/v1' (allowed: a reachable OpenAI-compatible server"),
+    (["pipeline.stages=[data,distill]", "teacher=openai_endpoint", "teacher.base_url=@CHAT_ONLY@", "teacher.model=m",
+      "strategy.alignment.on_policy.rate=0.5", "student.name_or_path=@STUDENT@"],
+     "scores no given tokens; on-policy KD needs /v1/completions with echo + logprobs or vLLM's prompt_logprobs"),
+    (["pipeline.stages=[data,distill]", "teacher=openai_endpoint", "teacher.base_url=@ECHO_ONLY@", "teacher.model=m",
+      "teacher.score_api=prompt_logprobs", "strategy.alignment.on_policy.rate=0.5", "student.name_or_path=@STUDENT@"],
+     "invalid value for 'teacher.score_api': 'prompt_logprobs' (allowed: auto or echo: the server at "
+     "http://127.0.0.1:"),
     (["+task=gsm8k", "task.hf_dataset=openai/gsm8k", "task.hf_config=main", "strategy.alignment.on_policy.rate=0.5"],
      "invalid value for 'strategy.alignment.on_policy.scorer': 'auto' (allowed: logits with a white-box teacher: "
      "task gsm8k has no line judge"),
@@ -163,6 +184,23 @@ CASES = [  # (overrides, text the one line must contain)
 ]
 
 
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    """What @NAME@ in a row stands for: a student checkpoint, and servers that answer chat only (@CHAT_ONLY@) or
+    score given tokens with legacy echo only (@ECHO_ONLY@, like OpenAI's legacy API)."""
+    from tests.helpers.tiny_export import build_tiny_checkpoint
+    from tests.models.chat_server import ChatServer, Reply, openai_echo
+
+    def echo_only(body, attempt):
+        if "prompt_logprobs" in body:
+            return Reply(kind="status", status=400, message="Unrecognized request argument supplied: prompt_logprobs")
+        return Reply(body=openai_echo(body))
+
+    student = build_tiny_checkpoint(str(tmp_path_factory.mktemp("student")), hidden=32, layers=1)
+    with ChatServer() as chat_only, ChatServer(completions=echo_only) as echo:
+        yield {"@STUDENT@": student, "@CHAT_ONLY@": chat_only.url, "@ECHO_ONLY@": echo.url}
+
+
 def cli(args: list[str], root) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.run([sys.executable, "-m", "stratos", *args, f"paths.output_root={root}"], capture_output=True,
@@ -183,7 +221,7 @@ def cli_args(overrides: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def launched(request, tmp_path_factory):
+def launched(request, tmp_path_factory, stand_ins):
     """The selected rows' CLI runs, started two at a time as soon as the first row asks.
 
     Each row is a fresh interpreter whose start (imports, Hydra composition) is CPU-bound; on the 2-core CI
@@ -196,9 +234,16 @@ def launched(request, tmp_path_factory):
     runs = {}
     for overrides in selected:
         root = tmp_path_factory.mktemp("bad") / "out"
-        runs[overrides] = (root, pool.submit(cli, cli_args(list(overrides)), root))
+        args = [_fill(o, stand_ins) for o in cli_args(list(overrides))]
+        runs[overrides] = (root, pool.submit(cli, args, root))
     yield runs
     pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _fill(override: str, stand_ins: dict) -> str:
+    for name, value in stand_ins.items():
+        override = override.replace(name, value)
+    return override
 
 
 @pytest.mark.parametrize("overrides,needle", CASES, ids=[" ".join(o) for o, _ in CASES])

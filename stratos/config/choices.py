@@ -51,9 +51,18 @@ class UldOver(StrEnum):
 class OnPolicyScorer(StrEnum):
     """Who scores the student's own samples in on-policy KD (stratos/distill/on_policy.py)."""
 
-    auto = "auto"  # logits when the teacher has them (white box), verifier when the teacher is the task engine
+    auto = "auto"  # logits (white box), logprobs (an OpenAI-compatible server), verifier (the task engine)
     logits = "logits"  # the live white-box teacher's distributions at every sampled token (GKD)
     verifier = "verifier"  # the task judges each sample line by line and supplies the corrected continuation
+    logprobs = "logprobs"  # a served teacher's top-k log-probs of the sampled tokens (stratos/models/openai_scoring.py)
+
+
+class ScoreApi(StrEnum):
+    """How an OpenAI-compatible server is asked for the log-probs of given tokens (stratos/models/openai_scoring.py)."""
+
+    auto = "auto"  # prompt_logprobs when the server answers it, else echo (probed once)
+    echo = "echo"  # legacy /v1/completions: echo=true, logprobs=k, max_tokens=0 (OpenAI, vLLM, stratos.serve)
+    prompt_logprobs = "prompt_logprobs"  # vLLM's extra field: token-id keyed top-k per prompt position
 
 
 class KDLoss(StrEnum):

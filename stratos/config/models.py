@@ -7,7 +7,7 @@ from typing import Optional
 
 from omegaconf import MISSING
 
-from stratos.config.choices import ArchFamily, PeftMethod, TeacherKind, TokenizerFrom
+from stratos.config.choices import ArchFamily, PeftMethod, ScoreApi, TeacherKind, TokenizerFrom
 
 
 @dataclass
@@ -71,6 +71,9 @@ class OpenAITeacherConfig(TeacherConfig):
     backoff_max_s: float = 30.0  # ... unless the server sent Retry-After (honoured)
     cache_dir: Optional[str] = "${paths.cache}"  # response cache (fsspec); null = no cache
     progress_every_s: float = 10.0  # progress log line period during long runs
+    # on-policy KD (strategy.alignment.on_policy, scorer logprobs): the server scores the student's own tokens
+    score_api: ScoreApi = ScoreApi.auto  # how to ask for log-probs of given tokens (auto: probed once)
+    score_top_logprobs: int = 20  # top-k per scored position (vLLM's --max-logprobs default is 20; OpenAI's 5)
 
 
 @dataclass

@@ -25,6 +25,7 @@ class ServeSettings:
     max_queue: int = 64  # requests allowed to wait for a slot; beyond => 429
     max_body_bytes: int = 1 << 20
     max_n: int = 8
+    max_logprobs: int = 20  # most top-k log-probs per token a request may ask for (vLLM's --max-logprobs)
     graceful_timeout_s: float = 30.0  # SIGTERM/SIGINT: in-flight requests get this long to finish
     log_level: str = "warning"
     threads: int = 1  # ONNX Runtime / torch intra-op threads per request
@@ -43,6 +44,7 @@ class ServeSettings:
                   ("max_queue", self.max_queue >= 0, "an integer >= 0"),
                   ("max_body_bytes", self.max_body_bytes >= 1024, "an integer >= 1024"),
                   ("max_n", 1 <= self.max_n <= 128, "1..128"),
+                  ("max_logprobs", self.max_logprobs >= 0, "an integer >= 0"),
                   ("graceful_timeout_s", self.graceful_timeout_s >= 0, "seconds >= 0"),
                   ("threads", self.threads >= 1, "an integer >= 1")]
         for key, ok, allowed in checks:

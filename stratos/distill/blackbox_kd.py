@@ -68,11 +68,15 @@ class TokenIds:
         special = set(getattr(tokenizer, "all_special_ids", []) or [])
         self.by_bytes: dict[bytes, int] = {}
         self.by_text: dict[str, int] = {}
+        self.ambiguous: set[str] = set()  # texts several ids decode to (e.g. U+FFFD for half characters)
         for i in range(len(tokenizer)):
             if i in special:
                 continue
             self.by_bytes.setdefault(bytes(as_bytes(i)), i)
-            self.by_text.setdefault(tokenizer.decode([i]), i)
+            text = tokenizer.decode([i])
+            if text in self.by_text:
+                self.ambiguous.add(text)
+            self.by_text.setdefault(text, i)
         self.vocab = len(tokenizer)
 
     def __call__(self, token: str, raw: list[int] | None) -> int | None:

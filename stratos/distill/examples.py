@@ -271,7 +271,7 @@ def collate(pad_id: int, topk_k: int = 0):
         if all(item.index >= 0 for item in items):
             out["index"] = torch.tensor([item.index for item in items], dtype=torch.long)
         if topk_k > 0:
-            out.update(_collate_topk(items, labels, topk_k))
+            out.update(collate_topk([item.topk for item in items], labels, topk_k))
         if any(item.xtok is not None for item in items):
             out.update(_collate_xtok(items))
         if any(item.teacher >= 0 for item in items):  # several teachers: (B,) each row's own, -1 = none
@@ -299,17 +299,19 @@ def _collate_xtok(items: list[Item]) -> dict[str, torch.Tensor]:
     return {"teacher_input_ids": ids, "teacher_attention_mask": mask, "xtok_pairs": out}
 
 
-def _collate_topk(items: list[Item], labels: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
-    """(B, T, k) teacher rows; a supervised row without one gets a one-hot teacher at its label
-    (the bucketed KL is then the CE of that token), so every row the loss reads is a distribution."""
+def collate_topk(topks: list, labels: torch.Tensor, k: int) -> dict[str, torch.Tensor]:
+    """(B, T, k) teacher rows from each row's (ids (L, k), logprobs (L, k), tail (L,)) or None; a supervised row
+    without one (None, or a NaN tail) gets a one-hot teacher at its label (the bucketed KL is then the CE of
+    that token), so every row the loss reads is a distribution. The rollouts' rows are built here too
+    (stratos/distill/served_scores.py)."""
     B, T = labels.shape
     ids = torch.zeros(B, T, k, dtype=torch.long)
     lp = torch.full((B, T, k), float("nan"))
     tail = torch.full((B, T), float("nan"))
-    for r, item in enumerate(items):
-        if item.topk is not None:
-            n = item.topk[0].shape[0]
-            ids[r, :n], lp[r, :n], tail[r, :n] = item.topk
+    for r, top in enumerate(topks):
+        if top is not None:
+            n = top[0].shape[0]
+            ids[r, :n], lp[r, :n], tail[r, :n] = top
     nxt = torch.cat([labels[:, 1:], torch.full((B, 1), IGNORE)], 1)  # (B, T): the token row p predicts
     empty = torch.isnan(tail) & (nxt != IGNORE)
     y = nxt[empty]  # (m,)

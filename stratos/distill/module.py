@@ -20,8 +20,10 @@ Per batch (B sequences of T tokens, vocabulary V, student width H):
           supervised tokens (stratos/distill/routing.py: routed_kd); the teacher manifest goes into checkpoints
   on-policy (`on_policy`, a rollouts.RolloutSampler): before the loss, a share of the rows is replaced by the
           student's own samples (marked by batch["on_policy"]); with the live teacher those rows take KD only,
-          the rest (1 - w) * CE + w * KD, all as one per-token mean; with the verifier their labels are already
-          the corrected text (CE)
+          the rest (1 - w) * CE + w * KD, all as one per-token mean; with a served teacher (scorer logprobs) the
+          sampler puts the server's top-k rows into the batch's topk_* and those rows take the bucketed forward
+          KL at T = 1 alone, the data rows what sequence KD gives them (CE, or black-box token KD); with the
+          verifier their labels are already the corrected text (CE)
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class DistillModule(L.LightningModule):
         if on_policy is not None and on_policy.scorer == "logits":
             self.rollout_kd_fn = ChunkedDistillLoss(loss=str(a.loss), temperature=float(a.temperature), kd_weight=1.0,
                                                     beta=float(a.beta), alpha=float(a.alpha), chunk_size=int(a.chunk_size))
+        elif on_policy is not None and on_policy.scorer == "logprobs":  # servers report log-probs at T = 1
+            self.rollout_kd_fn = ChunkedDistillLoss(loss="forward_kl", temperature=1.0, kd_weight=1.0,
+                                                    chunk_size=int(a.chunk_size))
         self.hidden_proj = None
         if self.hidden_weight > 0 and teacher is not None:
             # learned projection teacher width -> student width, so widths may differ
@@ -99,7 +104,8 @@ class DistillModule(L.LightningModule):
         if self.mode == "cross_tokenizer":
             return self._cross_tokenizer_losses(batch, hidden, head.weight, labels)
         t_hidden, teacher = None, {}  # teacher = the one source the KD loss reads
-        if self.blackbox_topk:
+        served = getattr(self.on_policy, "scorer", None) == "logprobs" and self._rolled(batch)
+        if self.blackbox_topk or served:  # black-box top-k rows: the data's, or the server's of the rollouts
             if "topk_ids" not in batch:  # validation rows carry no teacher answer: CE
                 return self.ce_fn(hidden, head.weight, labels)
             teacher["teacher_topk"] = (batch["topk_ids"][:, :-1], batch["topk_logprobs"][:, :-1],
@@ -255,7 +261,7 @@ def on_policy_losses(loss_fn, rollout_fn, hidden, weight, labels, rolled, teache
     data_labels, roll_labels = labels.masked_fill(rolled, -100), labels.masked_fill(~rolled, -100)
     n_data, n_roll = int((data_labels != -100).sum()), int((roll_labels != -100).sum())
     n = max(1, n_data + n_roll)
-    data = loss_fn(hidden, weight, data_labels, num_items=n, **teacher)
+    data = loss_fn(hidden, weight, data_labels, num_items=n, **(teacher if loss_fn.kd_weight > 0 else {}))
     roll = rollout_fn(hidden, weight, roll_labels, num_items=n, **teacher)
     return {"loss": data["loss"] + roll["loss"], "ce": data["ce"] * n / max(1, n_data),
             "kd": data["kd"] + roll["kd"], "rollout_kd": roll["kd"] * n / max(1, n_roll)}

@@ -35,6 +35,7 @@ from stratos.distill.examples import ExampleDataset, WithIndex, corpus_texts, su
 from stratos.distill.on_policy import RowJudge, decide_on_policy
 from stratos.distill.preflight import run_preflight
 from stratos.distill.routing import open_routed_stores, route_teachers, routed_supervised, token_shares
+from stratos.distill.served_scores import ServedScores
 from stratos.distill.slices import resolve_slices
 from stratos.distill.strategy import Decision, Mode
 from stratos.distill.teacher_store import open_topk_store
@@ -43,6 +44,7 @@ from stratos.errors import UserError
 from stratos.models.hub import lm_parts
 
 log = logging.getLogger("stratos")
+VOCAB_CHECK_ROWS = 4  # training questions a served on-policy teacher scores to show it reads the student's ids
 
 
 class TextSource(StrEnum):
@@ -102,6 +104,10 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason,
                                cross_tokenizer=pf.logit_kd == "cross-tokenizer logit KD" and routing is None)
     on_policy = decide_on_policy(decision, al.on_policy, teacher, task)  # before the record: reason + settings
+    if on_policy is not None and on_policy.scorer == "logprobs":  # a served teacher scores the rollouts
+        on_policy.scores = ServedScores(teacher, student.tokenizer)
+        decision.on_policy["vocab_check"] = on_policy.scores.check_vocab(  # refuses another vocabulary (UserError)
+            [student.tokenizer(r["question"])["input_ids"] for r in train_rows[:VOCAB_CHECK_ROWS]])
     records: dict[str, dict] = {outputs.STRATEGY_JSON: decision.as_dict()}
 
     source = text_source(decision.mode, strategy.target)

@@ -7,9 +7,14 @@ Per training step, with B rows of which the data made right-padded (input_ids, l
                     label) with its KV cache, at `temperature`, up to `max_new_tokens`, cut after the first <eos>
   3. score          `logits`: the row becomes prompt + sample with the loss on the sample's tokens; the
                     module's live teacher then scores exactly those tokens (KD only on these rows)
+                    `logprobs`: the same row, sent to the served teacher (stratos/distill/served_scores.py), whose
+                    top-k log-probs of the sampled positions become the batch's topk_* rows (KD only on these
+                    rows, bucketed forward KL at T = 1); a row the server fails on after its retries goes back
+                    to its data row
                     `verifier`: the task judges the sample's text line by line (`Task.judge`); the row becomes
                     prompt + the sample's correct leading lines + the engine's continuation, CE on all of it
-  4. rebuild        the batch is right-padded again and carries `on_policy` (B,) bool
+  4. rebuild        the batch is right-padded again and carries `on_policy` (B,) bool (and, scored by a server,
+                    topk_ids / topk_logprobs (B, T, k') and topk_tail (B, T) for every row)
 
 Determinism and resume: the row choice and the samples come from an RNG seeded by (seed, global step, rank)
 only -- never the global RNG -- so a run resumed from a checkpoint (same weights, same step) draws exactly the
@@ -110,6 +115,9 @@ class RolloutStats:
     lines_ok: int = 0  # verifier: leading lines judged right ...
     lines: int = 0  # ... of the lines judged
     correct: int = 0  # verifier: rollouts right to the end
+    scored_tokens: int = 0  # logprobs: sampled tokens the served teacher scored ...
+    score_seconds: float = 0.0  # ... and the wall seconds spent waiting on it
+    score_failed: int = 0  # logprobs: rollouts the server failed on (trained as their data rows instead)
 
     @property
     def tokens_per_s(self) -> float:
@@ -121,6 +129,11 @@ class RolloutStats:
         if self.lines:
             out["on_policy/lines_ok_share"] = round(self.lines_ok / self.lines, 4)
             out["on_policy/correct_share"] = round(self.correct / max(1, self.rows), 4)
+        if self.scored_tokens or self.score_failed:
+            out["on_policy/scored_tokens"] = self.scored_tokens
+            out["on_policy/score_seconds"] = round(self.score_seconds, 3)
+            out["on_policy/scored_tokens_per_s"] = round(self.scored_tokens / max(self.score_seconds, 1e-9), 1)
+            out["on_policy/score_failed"] = self.score_failed
         return out
 
 
@@ -130,6 +143,7 @@ class RolloutSampler:
 
     `judge` (verifier scorer only): (dataset index, sampled text) -> (corrected text, leading lines right, lines
     judged, rollout right to the end); `tokenizer` turns the corrected text back into ids.
+    `scores` (logprobs scorer only): served_scores.ServedScores, (id rows, prompt lengths) -> teacher rows.
     """
 
     rate: float
@@ -138,10 +152,11 @@ class RolloutSampler:
     seed: int
     pad_id: int
     eos_id: int
-    scorer: str = "logits"  # logits | verifier
+    scorer: str = "logits"  # logits | verifier | logprobs
     max_positions: int = 0  # the student's context (0 = unlimited): prompt + sample never exceed it
     tokenizer: object = None
     judge: Optional[Callable[[int, str], tuple[str, int, int, bool]]] = None
+    scores: Optional[Callable[[list[list[int]], list[int]], list]] = None
     rank: int = 0
     stats: RolloutStats = field(default_factory=RolloutStats)
 
@@ -162,6 +177,7 @@ class RolloutSampler:
         rows = [(ids[r, : int(mask[r].sum())].tolist(), labels[r, : int(mask[r].sum())].tolist())
                 for r in range(ids.shape[0])]
         chosen = pick.nonzero().squeeze(1).tolist()
+        topk = None
         if chosen:
             n_prompt = prompt_lengths(labels, mask)
             prompts = [rows[r][0][: n_prompt[r]] for r in chosen]
@@ -178,12 +194,37 @@ class RolloutSampler:
             if self.scorer == "verifier" and index is None:
                 raise ValueError("the verifier scorer needs the batch's dataset indices (examples.WithIndex)")
             limit = self.max_positions or None
+            data = {r: rows[r] for r in chosen}
             for r, p, completion in zip(chosen, prompts, new):
                 target = completion
                 if self.scorer == "verifier":
                     target = self._corrected(int(index[r]), completion)
                 rows[r] = ((p + target)[:limit], ([IGNORE] * len(p) + target)[:limit])
-        return self._rebuild(batch, rows, pick)
+            if self.scorer == "logprobs":
+                topk = self._served(batch, rows, data, pick, {r: len(p) for r, p in zip(chosen, prompts)})
+        out = self._rebuild(batch, rows, pick)
+        if topk is not None:
+            out.update(topk)
+        return out
+
+    def _served(self, batch, rows, data, pick, starts) -> dict[str, torch.Tensor]:
+        """The served teacher's rows for the rollouts (failed ones go back to their data rows, in place)."""
+        from stratos.distill.served_scores import rollout_topk
+
+        chosen = list(starts)
+        t0 = time.perf_counter()
+        got = self.scores([rows[r][0] for r in chosen], [starts[r] for r in chosen])
+        self.stats.score_seconds += time.perf_counter() - t0
+        scored = {}
+        for r, g in zip(chosen, got):
+            if g is None:
+                rows[r], pick[r] = data[r], False
+                self.stats.score_failed += 1
+                self.stats.rows -= 1
+            else:
+                scored[r] = (starts[r], *g)
+                self.stats.scored_tokens += len(g[2])
+        return rollout_topk(batch, rows, scored, self.scores.width)
 
     def _corrected(self, index: int, completion: list[int]) -> list[int]:
         text = self.tokenizer.decode(completion, skip_special_tokens=True)

@@ -5,19 +5,17 @@
     outs = teacher.generate(prompts, cache_dir="outputs/cache")   # list[TeacherOutput], same order
 
 What it offers (`capabilities`): "text" always; "logprobs" when a one-token probe request came back
-with top-k log-probabilities (probed lazily, once). `generate` asks for top-k logprobs only when
-`top_logprobs > 0` and the server offers them.
+with top-k log-probabilities (probed lazily, once); "score" when the server also returns the log-probs
+of GIVEN token ids (legacy completions with echo, or vLLM's prompt_logprobs: `scoring`, `score`, in
+stratos/models/openai_scoring.py; on-policy KD's served scorer). `generate` asks for top-k logprobs
+only when `top_logprobs > 0` and the server offers them.
 
 Reliability, per request (one prompt):
   * bounded concurrency: a thread pool of `concurrency` workers, each owning one request at a time
     (including its back-off sleeps), so at most `concurrency` requests are ever in flight;
   * retries on 408/409/429/5xx, timeouts, dropped connections and malformed bodies (bad JSON,
-    missing `choices`), up to `max_retries` times. The delay before retry r (r = 0, 1, ...) is
-        Retry-After (or retry-after-ms) when the server sent one:  d = RA * (1 + 0.1 U),  U ~ U(0, 1)
-        otherwise "equal jitter" exponential back-off:              c = min(cap, base * 2^r),
-                                                                    d = c / 2 + (c / 2) U
-    The jitter spreads retries of many threads that failed together (a 429 burst) over time; the
-    Retry-After form never retries earlier than asked. Other 4xx (400, 401, 404, 422) are final;
+    missing `choices`), up to `max_retries` times, after the jittered back-off or the server's
+    Retry-After (stratos/models/retry_policy.py). Other 4xx (400, 401, 404, 422) are final;
   * an item that still fails comes back with `error` set and `text == ""`, never silently empty;
     if every item of a call fails (server down, wrong key), `UserError` names the base URL;
   * a content-addressed response cache (stratos/models/http_cache.py): a killed run re-run with the
@@ -35,8 +33,6 @@ malformed bodies and hides the attempt count, and a single policy here covers ev
 from __future__ import annotations
 
 import dataclasses
-import email.utils
-import json
 import logging
 import os
 import random
@@ -45,40 +41,22 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from stratos.config import OpenAITeacherConfig
 from stratos.errors import UserError, bad_value
+from stratos.models.chat_response import (  # noqa: F401  (MalformedResponse, TeacherOutput: re-exported)
+    MalformedResponse, NoContent, TeacherOutput, parse_chat, teacher_output)
 from stratos.models.http_cache import ResponseCache, request_key
+from stratos.models.openai_scoring import NotScored, ScoredSequence, ScoreStats, ScoreSupport, probe_scoring, score
+from stratos.models.retry_policy import MAX_RETRY_AFTER_S, backoff_delay, parse_retry_after  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
-MAX_RETRY_AFTER_S = 300.0  # a server asking for longer is down for our purposes; max_retries still bounds the wait
 PROBE_PROMPT = "Reply with the single word OK."
 
 
-@dataclass
-class TeacherOutput:
-    """One teacher answer. With logprobs, `tokens[i]` = (token, logprob, bytes) of generated token i and
-    `top_logprobs[i]` = its top-k alternatives as (token, logprob, bytes) (bytes None if not sent)."""
-
-    text: str
-    top_logprobs: list[list[tuple[str, float, list[int] | None]]] | None = None
-    tokens: list[tuple[str, float, list[int] | None]] | None = None
-    cached: bool = False  # served from the on-disk cache (no HTTP call)
-    error: str | None = None  # set when the request failed after all retries (then text == "")
-    finish_reason: str | None = None  # "stop", "length" (hit max_new_tokens), ...
-    usage: dict[str, int] | None = None  # prompt_tokens, completion_tokens as reported by the server
-    attempts: int = 0  # HTTP requests made for this output (0 when cached)
-
-
-class MalformedResponse(ValueError):
-    """The server answered 2xx but the body is not a usable chat completion (retryable)."""
-
-
-class NoContent(ValueError):
-    """A well-formed completion without message text (e.g. a refusal); final, not retried."""
 
 
 @dataclass
@@ -89,39 +67,6 @@ class _CallResult:
     attempts: int = 0
 
 
-def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds to wait from `retry-after-ms`, `retry-after` (seconds or HTTP date), else None."""
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(0.0, float(ms) / 1000.0)
-        except ValueError:
-            pass
-    ra = headers.get("retry-after")
-    if not ra:
-        return None
-    try:
-        return max(0.0, float(ra))
-    except ValueError:
-        pass
-    try:  # HTTP-date form, e.g. "Wed, 21 Oct 2015 07:28:00 GMT"
-        when = email.utils.parsedate_to_datetime(ra).timestamp()
-    except (TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
-
-
-def backoff_delay(retry: int, *, base_s: float, cap_s: float, retry_after: float | None,
-                  rng: random.Random) -> float:
-    """Seconds to sleep before retry number `retry` (0-based); formulas in the module docstring."""
-    u = rng.random()
-    if retry_after is not None:
-        ra = min(retry_after, MAX_RETRY_AFTER_S)
-        return ra * (1.0 + 0.1 * u)
-    c = min(cap_s, base_s * (2.0 ** retry))
-    return c / 2.0 + (c / 2.0) * u
 
 
 def _safe_url(url: str) -> str:
@@ -161,6 +106,8 @@ class OpenAITeacher:
         backoff_max_s: float = _D.backoff_max_s,
         cache_dir: str | None = None,  # the config's default is ${paths.cache}; built directly: no cache
         progress_every_s: float = _D.progress_every_s,
+        score_api: str = _D.score_api,
+        score_top_logprobs: int = _D.score_top_logprobs,
         **_: object,  # kind, card, name_or_path, dtype: the shared TeacherConfig fields this backend ignores
     ) -> None:
         for key, ok, value, allowed in (
@@ -176,6 +123,9 @@ class OpenAITeacher:
             ("backoff_base_s", float(backoff_base_s) >= 0, backoff_base_s, "seconds >= 0"),
             ("backoff_max_s", float(backoff_max_s) >= float(backoff_base_s), backoff_max_s,
              "seconds >= teacher.backoff_base_s"),
+            ("score_api", str(score_api) in ("auto", "echo", "prompt_logprobs"), score_api,
+             "auto, echo, prompt_logprobs"),
+            ("score_top_logprobs", int(score_top_logprobs) >= 1, score_top_logprobs, "an integer >= 1"),
         ):
             if not ok:
                 raise bad_value(f"teacher.{key}", value, allowed)
@@ -199,6 +149,8 @@ class OpenAITeacher:
         self.backoff_max_s = float(backoff_max_s)
         self.cache_dir = cache_dir
         self.progress_every_s = float(progress_every_s)
+        self.score_api = str(score_api)
+        self.score_top_logprobs = int(score_top_logprobs)
         self.url = _safe_url(self.base_url)
 
         secret = os.environ.get(api_key_env, "") if api_key_env else ""
@@ -215,6 +167,8 @@ class OpenAITeacher:
         self._lock = threading.Lock()  # stats and rng
         self._probe_lock = threading.Lock()  # separate: the probe's own requests take self._lock
         self._capabilities: frozenset[str] | None = None
+        self._scoring: ScoreSupport | None = None
+        self.score_stats = ScoreStats()
         self._warned_no_logprobs = False
         self.stats = {"requests": 0, "retries": 0, "ok": 0, "cached": 0, "failed": 0,
                       "prompt_tokens": 0, "completion_tokens": 0}
@@ -225,11 +179,25 @@ class OpenAITeacher:
     # ------------------------------------------------------------------ capabilities
     @property
     def capabilities(self) -> frozenset[str]:
-        """{"text"} or {"text", "logprobs"}, from one probe request (made on first access)."""
+        """{"text"} [+ "logprobs"], from one probe request (made on first access). Whether the server scores
+        given tokens is `scoring`, probed apart and only when on-policy KD asks: a run that never scores sends no
+        scoring requests."""
         with self._probe_lock:
             if self._capabilities is None:
                 self._capabilities = self._probe()
-            return self._capabilities
+        return self._capabilities
+
+    @property
+    def scoring(self) -> ScoreSupport:
+        """How the server scores given token ids (`score_api`), from probe requests made on first access."""
+        with self._probe_lock:
+            if self._scoring is None:
+                self._scoring = probe_scoring(self)
+            return self._scoring
+
+    def score(self, seqs: list[list[int]]) -> list[ScoredSequence | None]:
+        """The server's log-probs of each token-id sequence at every position (openai_scoring.score)."""
+        return score(self, seqs)
 
     def _probe(self) -> frozenset[str]:
         req = self._request(PROBE_PROMPT, max_tokens=1, temperature=0.0, top_logprobs=max(1, self.top_logprobs))
@@ -318,7 +286,7 @@ class OpenAITeacher:
             hit = cache.get(key)
             if hit is not None:
                 self._count(cached=1)
-                return _output(hit, cached=True, attempts=0)
+                return teacher_output(hit, cached=True, attempts=0)
         res = self._call(req)
         if res.response is None:
             self._count(failed=1)
@@ -331,16 +299,17 @@ class OpenAITeacher:
                 cache.put(key, req, res.response)
             except OSError as e:  # the answer is still good; only resumability is lost for it
                 log.warning("teacher %s: cache write failed (%s)", self.name, _one_line(str(e)))
-        return _output(res.response, cached=False, attempts=res.attempts)
+        return teacher_output(res.response, cached=False, attempts=res.attempts)
 
-    def _call(self, req: dict[str, Any]) -> _CallResult:
-        """POST one chat completion with the retry policy; never raises for server-side failures."""
+    def _call(self, req: dict[str, Any], send=None) -> _CallResult:
+        """POST one request with the retry policy; never raises for server-side failures. `send(req)` posts and
+        parses (default: a chat completion, parsed by `parse_chat`; openai_scoring sends legacy completions)."""
         last = _CallResult(None)
         for attempt in range(self.max_retries + 1):
             self._count(requests=1, retries=1 if attempt else 0)
             try:
-                completion = self._client.chat.completions.create(**req)
-                return _CallResult(_parse(completion), attempts=attempt + 1)
+                out = (send or self._chat)(req)
+                return _CallResult(out, attempts=attempt + 1)
             except Exception as e:  # noqa: BLE001 - _classify re-raises anything that is not a server failure
                 retryable, msg, status, retry_after = self._classify(e)
             last = _CallResult(None, msg, status, attempt + 1)
@@ -352,6 +321,9 @@ class OpenAITeacher:
             log.debug("teacher %s: %s; retry %d/%d in %.2fs", self.name, msg, attempt + 1, self.max_retries, delay)
             time.sleep(delay)
         return last
+
+    def _chat(self, req: dict[str, Any]) -> dict[str, Any]:
+        return parse_chat(self._client.chat.completions.create(**req))
 
     def _classify(self, e: Exception) -> tuple[bool, str, int | None, float | None]:
         """(retryable, scrubbed one-line message, HTTP status, Retry-After seconds) of a failed attempt."""
@@ -366,7 +338,7 @@ class OpenAITeacher:
             retryable = code in (408, 409, 429) or code >= 500
             text = re.sub(r"^Error code: \d+ - ", "", str(e.message))  # the client's prefix repeats the code
             return retryable, self._scrub(f"HTTP {code}: {text}"), code, parse_retry_after(e.response.headers)
-        if isinstance(e, NoContent):
+        if isinstance(e, (NoContent, NotScored)):
             return False, self._scrub(str(e)), None, None
         if isinstance(e, (ValueError, oa.APIResponseValidationError)):  # bad JSON, MalformedResponse
             return True, self._scrub(f"malformed response: {type(e).__name__}: {e}"), None, None
@@ -390,53 +362,6 @@ class OpenAITeacher:
                 self.stats[k] += int(v)
 
 
-def _parse(completion: Any) -> dict[str, Any]:
-    """The cached response form: {text, top_logprobs, tokens, finish_reason, usage} of choice 0."""
-    try:
-        choice = completion.choices[0]
-        message = choice.message
-        content = message.content
-        if content is not None and not isinstance(content, str):
-            raise TypeError(f"content is {type(content).__name__}")
-        top = tokens = None
-        lp = getattr(choice, "logprobs", None)
-        if lp is not None and lp.content:
-            top = [[_entry(t) for t in (tok.top_logprobs or [])] for tok in lp.content]
-            tokens = [_entry(tok) for tok in lp.content]
-        usage = None
-        if getattr(completion, "usage", None) is not None:
-            u = completion.usage
-            usage = {"prompt_tokens": int(u.prompt_tokens or 0), "completion_tokens": int(u.completion_tokens or 0)}
-    except (AttributeError, IndexError, KeyError, TypeError) as e:
-        raise MalformedResponse(f"not a chat completion ({type(e).__name__}: {e})") from e
-    if content is None:
-        refusal = getattr(message, "refusal", None)
-        raise NoContent(f"completion has no text (finish_reason={choice.finish_reason!r}, refusal={refusal!r})")
-    return {"text": content, "top_logprobs": top, "tokens": tokens, "finish_reason": choice.finish_reason,
-            "usage": usage}
-
-
-def _entry(t: Any) -> list:
-    """[token, logprob, bytes or None]: the bytes identify a token exactly (text may be half a character)."""
-    raw = getattr(t, "bytes", None)
-    return [str(t.token), float(t.logprob), [int(b) for b in raw] if raw is not None else None]
-
-
-def _triple(e: list) -> tuple[str, float, list[int] | None]:
-    return str(e[0]), float(e[1]), (list(e[2]) if len(e) > 2 and e[2] is not None else None)  # older cache: pairs
-
-
-def _output(resp: dict[str, Any], *, cached: bool, attempts: int) -> TeacherOutput:
-    top, tokens = resp.get("top_logprobs"), resp.get("tokens")
-    return TeacherOutput(
-        text=resp["text"],
-        top_logprobs=None if top is None else [[_triple(t) for t in tok] for tok in top],
-        tokens=None if tokens is None else [_triple(t) for t in tokens],
-        cached=cached,
-        finish_reason=resp.get("finish_reason"),
-        usage=resp.get("usage"),
-        attempts=attempts,
-    )
 
 
 class _Progress:

@@ -133,18 +133,22 @@ def check_source_ids(source: str, column: str, teachers, default) -> None:
 
 def check_members_reachable(cfg, timeout_s: float = 3.0) -> None:
     """Before training: every black-box member's server accepts a TCP connection (UserError, one line)."""
+    for tid, t in (cfg.get("teachers") or {}).items():
+        if t.kind == "openai":
+            check_reachable(f"teachers.{tid}.base_url", str(t.base_url), timeout_s)
+
+
+def check_reachable(key: str, base_url: str, timeout_s: float = 3.0) -> None:
+    """The server at `base_url` accepts a TCP connection, else UserError naming `key` (one line, in seconds rather
+    than after the client's retries)."""
     import socket
     from urllib.parse import urlsplit
 
-    for tid, t in (cfg.get("teachers") or {}).items():
-        if t.kind != "openai":
-            continue
-        u = urlsplit(str(t.base_url))
-        try:
-            socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout_s).close()
-        except OSError as e:
-            raise bad_value(f"teachers.{tid}.base_url", str(t.base_url),
-                            f"a reachable OpenAI-compatible server ({type(e).__name__}: {e})") from None
+    u = urlsplit(base_url)
+    try:
+        socket.create_connection((u.hostname, u.port or (443 if u.scheme == "https" else 80)), timeout_s).close()
+    except OSError as e:
+        raise bad_value(key, base_url, f"a reachable OpenAI-compatible server ({type(e).__name__}: {e})") from None
 
 
 def build_members(cfg) -> dict[str, Any]:

@@ -25,6 +25,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-concurrency", type=int, default=4)
     p.add_argument("--max-queue", type=int, default=64)
     p.add_argument("--max-body-bytes", type=int, default=1 << 20)
+    p.add_argument("--max-logprobs", type=int, default=20, help="most top-k log-probs per token a request may ask")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads per request")
     p.add_argument("--graceful-timeout", type=float, default=30.0)
     p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = ServeSettings(host=args.host, port=args.port, api_key=api_key_from_env(args.api_key_env),
                                  max_tokens=args.max_tokens, max_concurrency=args.max_concurrency,
                                  max_queue=args.max_queue, max_body_bytes=args.max_body_bytes,
+                                 max_logprobs=args.max_logprobs,
                                  graceful_timeout_s=args.graceful_timeout, log_level=args.log_level).validate()
         from stratos.serve.engine import load_engine
         from stratos.serve.server import serve

@@ -5,6 +5,7 @@ An engine owns a model and its tokenizer and turns one prompt into a stream of `
     engine = load_engine("outputs/.../export/onnx")          # or an HF checkpoint dir (torch)
     for ev in engine.stream(prompt_ids, SamplingParams(max_tokens=32, temperature=0)):
         ev.text, ev.logprob, ev.top
+    engine.logits(prompt_ids)                                # (T, V): one forward, every position (scoring.py)
 
 Each request decodes alone (batch 1) with its own cache; concurrency comes from running several
 requests' steps in threads (ORT's `run` and torch ops release the GIL). Sampling, per step, from
@@ -101,6 +102,10 @@ class Engine(abc.ABC):
     def _step(self, token: int, state):  # -> (logits (V,), state)
         ...
 
+    @abc.abstractmethod
+    def logits(self, ids: Sequence[int]) -> np.ndarray:  # -> (T, V): row i predicts ids[i + 1] (scoring)
+        ...
+
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=True)["input_ids"])
 
@@ -181,6 +186,9 @@ class OnnxEngine(Engine):
         logits, state = self.lm.decode(np.array([token], dtype=np.int64), state)
         return logits[0], state
 
+    def logits(self, ids):
+        return self.lm.prefill([list(ids)], self.pad)[0][0]  # the prefill's (1, T, V), cache discarded
+
 
 class TorchEngine(Engine):
     backend = "torch"
@@ -207,6 +215,11 @@ class TorchEngine(Engine):
 
     def _step(self, token, state):
         return self._run([token], state)
+
+    def logits(self, ids):
+        with self.torch.inference_mode():
+            out = self.model(input_ids=self.torch.tensor([list(ids)]), use_cache=False)
+        return out.logits[0].float().numpy()
 
 
 def load_engine(path: str, backend: str = "auto", threads: int = 1, name: str | None = None) -> Engine:

@@ -9,6 +9,8 @@
 A request with `n` choices (and, for completions, several prompts) becomes one job per choice,
 run one after another on the request's slot; choice index = prompt_index * n + sample_index, as in
 OpenAI's API. With a `seed`, choice i samples with seed + i, so choices differ but runs repeat.
+A completion that scores its prompt (echo with logprobs, prompt_logprobs: stratos/serve/scoring.py) runs one
+forward over the prompt per distinct prompt, shared by its choices; `max_tokens=0` generates nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 from stratos.serve.engine import Engine, SamplingParams, TokenEvent
 from stratos.serve.protocol import APIError, ChatCompletionRequest, CompletionRequest
+from stratos.serve.scoring import echo_logprobs, prompt_logprobs_field, score_prompt
 from stratos.serve.settings import ServeSettings
 
 
@@ -30,11 +33,13 @@ class Job:
     prompt_ids: list[int]
     params: SamplingParams
     echo: str = ""  # completions with echo=true: the prompt text, returned before the completion
+    echo_logprobs: bool = False  # echo=true with logprobs: the prompt tokens' entries lead `logprobs`
+    prompt_logprobs: int | None = None  # vLLM's prompt_logprobs=k
 
 
 def _budget(engine: Engine, n_prompt: int, asked: int | None, settings: ServeSettings) -> int:
     room = engine.context - n_prompt
-    if room < 1:
+    if room < 1 and not (asked == 0 and room == 0):  # max_tokens=0 (scoring): the prompt may fill the context
         raise APIError(400, f"this model's maximum context length is {engine.context} tokens; the prompt has "
                             f"{n_prompt}", param="messages", code="context_length_exceeded")
     if asked is None:
@@ -76,6 +81,11 @@ def chat_jobs(engine: Engine, req: ChatCompletionRequest, settings: ServeSetting
 
 def completion_jobs(engine: Engine, req: CompletionRequest, settings: ServeSettings) -> list[Job]:
     _check_model(engine, req.model)
+    for name in ("logprobs", "prompt_logprobs"):
+        k = getattr(req, name)
+        if k is not None and k > settings.max_logprobs:
+            raise APIError(400, f"invalid value for '{name}': {k} (allowed: 0..{settings.max_logprobs} on this "
+                                "server)", param=name)
     prompts = req.prompts()
     if len(prompts) * req.n > settings.max_n:
         raise APIError(400, f"too many choices: {len(prompts)} prompts x n={req.n} (allowed: at most "
@@ -94,7 +104,8 @@ def completion_jobs(engine: Engine, req: CompletionRequest, settings: ServeSetti
         budget = _budget(engine, len(ids), req.budget, settings)
         for s in range(req.n):
             i = p_i * req.n + s
-            jobs.append(Job(i, ids, _params(req, budget, i), echo=text if req.echo else ""))
+            jobs.append(Job(i, ids, _params(req, budget, i), echo=text if req.echo else "",
+                            echo_logprobs=req.echo and req.logprobs is not None, prompt_logprobs=req.prompt_logprobs))
     return jobs
 
 
@@ -149,6 +160,8 @@ def _completion_logprobs(engine: Engine, events: list[TokenEvent], offset: int) 
 # ------------------------------------------------------------------ running
 def _events(engine: Engine, job: Job, tally: Tally, cancel: threading.Event | None) -> Iterator[TokenEvent]:
     tally.start(job)
+    if job.params.max_tokens == 0:  # scoring only: no prefill for a first token nobody asked for
+        return
     for ev in engine.stream(job.prompt_ids, job.params, cancel):
         tally.token()
         yield ev
@@ -159,6 +172,7 @@ def respond(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.E
     """The whole (non-streaming) response body."""
     tally = Tally() if tally is None else tally
     choices = []
+    scored: dict[int, object] = {}  # id(prompt ids) -> PromptScores: one forward per distinct prompt
     for job in jobs:
         events = list(_events(engine, job, tally, cancel))
         text = "".join(ev.text for ev in events)
@@ -169,7 +183,19 @@ def respond(engine: Engine, kind: str, req, jobs: list[Job], cancel: threading.E
                             "logprobs": lp, "finish_reason": finish})
         else:
             lp = _completion_logprobs(engine, events, len(job.echo)) if job.params.logprobs is not None else None
-            choices.append({"index": job.index, "text": job.echo + text, "logprobs": lp, "finish_reason": finish})
+            choice = {"index": job.index, "text": job.echo + text, "logprobs": lp, "finish_reason": finish}
+            if job.echo_logprobs or job.prompt_logprobs is not None:
+                k = max(job.params.logprobs or 0, job.prompt_logprobs or 0)
+                if id(job.prompt_ids) not in scored:
+                    scored[id(job.prompt_ids)] = score_prompt(engine, job.prompt_ids, k)
+                scores = scored[id(job.prompt_ids)]
+                if job.echo_logprobs:  # the prompt's entries first (its first token's null), then the generated
+                    head = echo_logprobs(engine, job.prompt_ids, _cut(scores, job.params.logprobs))
+                    choice["logprobs"] = {key: head[key] + lp[key] for key in head}
+                if job.prompt_logprobs is not None:
+                    choice["prompt_logprobs"] = prompt_logprobs_field(engine, job.prompt_ids,
+                                                                      _cut(scores, job.prompt_logprobs))
+            choices.append(choice)
     return {"id": _id(kind), "object": "chat.completion" if kind == "chat" else "text_completion",
             "created": int(time.time()), "model": engine.name, "choices": choices, "usage": tally.usage()}
 
@@ -209,6 +235,11 @@ def stream_chunks(engine: Engine, kind: str, req, jobs: list[Job], cancel: threa
     if req.include_usage:
         yield {"id": rid, "object": obj, "created": created, "model": engine.name, "choices": [],
                "usage": tally.usage()}
+
+
+def _cut(scores, k: int):
+    """`scores` with its top lists cut to `k` (echo and prompt_logprobs may ask for different k)."""
+    return replace(scores, top=[t[:k] for t in scores.top])
 
 
 def _id(kind: str) -> str:

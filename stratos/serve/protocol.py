@@ -5,8 +5,13 @@ Requests are validated by pydantic; anything out of range becomes a 400 with Ope
     {"error": {"message": "...", "type": "invalid_request_error", "param": "temperature", "code": null}}
 
 Unknown fields are ignored (clients send `user`, `metadata`, ...), but fields that would change the
-output and that we do not implement (penalties, logit_bias, tools, echo with logprobs, suffix) are
-rejected rather than silently dropped: a caller must never get an answer to a different question.
+output and that we do not implement (penalties, logit_bias, tools, suffix) are rejected rather than
+silently dropped: a caller must never get an answer to a different question.
+
+Scoring given tokens (stratos/serve/scoring.py), on /v1/completions: `echo=true` with `logprobs=k` returns
+the prompt tokens' log-probs and top-k first (the first token's entry null, as in OpenAI's API), and vLLM's
+extra field `prompt_logprobs=k` returns `choices[i].prompt_logprobs`; `max_tokens=0` (with echo) scores the
+prompt without generating. Neither streams (as in vLLM), and k is capped by the server's `max_logprobs`.
 """
 
 from __future__ import annotations
@@ -119,7 +124,9 @@ class ChatCompletionRequest(_Common):
 
 class CompletionRequest(_Common):
     prompt: Union[str, list[str], list[int], list[list[int]]]
-    logprobs: Optional[int] = Field(None, ge=0, le=20)
+    max_tokens: Optional[int] = Field(None, ge=0)  # 0 = score the prompt only (echo=true)
+    logprobs: Optional[int] = Field(None, ge=0)  # at most the server's max_logprobs (handlers.py)
+    prompt_logprobs: Optional[int] = Field(None, ge=0)  # vLLM's extra field; the same cap
     echo: bool = False
     suffix: Optional[str] = None
 
@@ -127,8 +134,12 @@ class CompletionRequest(_Common):
     def _completion_checks(self):
         if self.suffix:
             raise ValueError("suffix is not supported by this server")
-        if self.echo and self.logprobs is not None:
-            raise ValueError("echo with logprobs is not supported by this server")
+        if self.max_tokens == 0 and not self.echo:
+            raise ValueError("max_tokens=0 needs echo=true (the prompt is scored, nothing is generated)")
+        if self.stream and (self.prompt_logprobs is not None or self.max_tokens == 0
+                            or (self.echo and self.logprobs is not None)):
+            raise ValueError("prompt scoring (echo with logprobs, prompt_logprobs, max_tokens=0) is not available "
+                             "with stream=true")
         if isinstance(self.prompt, list) and len(self.prompt) == 0:
             raise ValueError("prompt must not be empty")
         if isinstance(self.prompt, list) and len(self.prompt) > 16 and not isinstance(self.prompt[0], int):
@@ -137,7 +148,7 @@ class CompletionRequest(_Common):
 
     @property
     def budget(self) -> int:
-        return self.max_tokens or 16  # OpenAI's documented default for legacy completions
+        return 16 if self.max_tokens is None else self.max_tokens  # 16: OpenAI's default for legacy completions
 
     @property
     def n_logprobs(self) -> Optional[int]:

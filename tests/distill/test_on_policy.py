@@ -1,9 +1,14 @@
 """On-policy KD through the distill stage: which teacher scores the student's samples, the decision that
-says so (strategy.json), and the rollouts' metrics; the live-teacher and the verifier runs end to end."""
+says so (strategy.json), and the rollouts' metrics; the live-teacher and the verifier runs end to end, and the
+served teacher's through the real CLI against `stratos.serve`."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -26,7 +31,8 @@ def decision(mode):
 
 
 @pytest.mark.parametrize("kind,scorer,want", [("hf", "auto", "logits"), ("engine", "auto", "verifier"),
-                                              ("openai", "auto", None), ("hf", "verifier", "verifier")])
+                                              ("openai", "auto", "logprobs"), ("routed", "auto", None),
+                                              ("hf", "verifier", "verifier")])
 def test_auto_scorer_follows_the_teacher(kind, scorer, want):
     assert scorer_for(OnPolicyConfig(rate=0.5, scorer=scorer), kind) == want
 
@@ -51,6 +57,25 @@ def test_the_decision_says_when_on_policy_applies_and_why_not():
     assert decide_on_policy(d, OnPolicyConfig(rate=0.0), hf, task) is None and not d.refused and d.on_policy == {}
 
 
+def test_a_served_teacher_scores_sequence_kd_when_its_server_scores_given_tokens():
+    from stratos.models.openai_scoring import ScoreSupport
+
+    task = MahjongTask(n_train=4, n_val=2, n_test=2)
+    op = OnPolicyConfig(rate=0.5)
+    served = SimpleNamespace(kind="openai", scoring=ScoreSupport(api="echo", works=["echo"]), score_top_logprobs=5)
+    d = decision("sequence")
+    plan = decide_on_policy(d, op, served, task)
+    assert plan.scorer == "logprobs" and not d.refused and "served teacher's top-k log-probs" in d.reason
+    assert d.on_policy == {"rate": 0.5, "scorer": "logprobs", "temperature": 1.0, "max_new_tokens": 192,
+                           "score_api": "echo", "score_top_logprobs": 5}
+    mute = SimpleNamespace(kind="openai", scoring=ScoreSupport(failures={"echo": "HTTP 404: no route"}))
+    d = decision("sequence")
+    assert decide_on_policy(d, op, mute, task) is None and d.on_policy == {}
+    assert "the server scores no given tokens (echo: HTTP 404: no route)" in d.refused[0]
+    d = decision("injection")
+    assert decide_on_policy(d, op, served, task) is None and "no teacher" in d.refused[0]
+
+
 def test_validate_refuses_teachers_that_cannot_score_samples(tmp_path):
     ok = compose_cfg(["+task=mahjong", f"{ON}.rate=0.5"], tmp_path)  # the engine verifies Mahjong rollouts
     validate_on_policy(ok)
@@ -59,6 +84,11 @@ def test_validate_refuses_teachers_that_cannot_score_samples(tmp_path):
     with pytest.raises(UserError, match="no line judge"):
         validate_on_policy(bad)
     validate_on_policy(compose_cfg(["+task=gsm8k", f"{ON}.rate=0"], tmp_path))  # off: nothing to check
+    served = ["+task=mahjong", "teacher=openai_endpoint", "teacher.base_url=http://127.0.0.1:9/v1", "teacher.model=m",
+              f"{ON}.rate=0.5"]
+    validate_on_policy(compose_cfg([*served, "student.name_or_path=some/checkpoint"], tmp_path))  # no probe here
+    with pytest.raises(UserError, match="'student.name_or_path': None .*trains its own tokenizer"):
+        validate_on_policy(compose_cfg(served, tmp_path))
 
 
 def test_on_policy_logit_kd_runs_the_pipeline_with_a_live_teacher(tmp_path, teacher_dir):  # noqa: F811
@@ -88,3 +118,46 @@ def test_the_verifier_teacher_runs_the_pipeline_under_strategy_auto(tmp_path):
     m = done["distill"].metrics
     assert m["distill/on_policy/share"] == 1.0 and m["distill/on_policy/sampled_tokens"] > 0
     assert 0 <= m["distill/on_policy/lines_ok_share"] <= 1 and "distill/on_policy/correct_share" in m
+
+
+def test_on_policy_with_a_served_teacher_runs_the_cli(tmp_path, torch_one_thread):
+    """`python -m stratos ... teacher=openai_endpoint` at a local stratos.serve of a tiny teacher: the student (its
+    tokenizer is the teacher's) samples half the rows and the server scores them (scorer auto -> logprobs). A random
+    tiny teacher verifies nothing, so its rationales are kept unverified (verify=false)."""
+    from stratos.artifacts import Manifest
+    from stratos.serve.engine import load_engine
+    from stratos.serve.server import running
+    from stratos.serve.settings import ServeSettings
+    from tests.helpers.tiny_export import build_tiny_checkpoint
+
+    teacher = build_tiny_checkpoint(str(tmp_path / "teacher"), hidden=64, layers=2)
+    student = build_tiny_checkpoint(str(tmp_path / "student"), hidden=32, layers=2)  # the same tokenizer (seed 0)
+    engine = load_engine(teacher, "torch", threads=1)
+    out = tmp_path / "out"
+    with running(engine, ServeSettings(port=0)) as url:
+        args = ["+task=mahjong", "debug=fast", "task.n_train=32", "task.n_val=8", "task.n_test=8",
+                "pipeline.stages=[data,distill]", "teacher=openai_endpoint", f"teacher.base_url={url}",
+                f"teacher.model={engine.name}", "teacher.api_key_env=", "teacher.max_new_tokens=16",
+                f"student.name_or_path={student}", "strategy=alignment", "strategy.probe_n=2",
+                "strategy.alignment.verify=false", f"{ON}.rate=0.5", f"{ON}.max_new_tokens=16", "trainer.max_steps=3",
+                "trainer.batch_size=4", "trainer.val_every_n_steps=3", "trainer.checkpoint_every_n_steps=3",
+                f"paths.output_root={out}"]
+        t0 = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "stratos", *args], capture_output=True, text=True, timeout=600,
+                           env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL)
+        seconds = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    (distill,) = out.rglob("distill/strategy.json")
+    strategy = json.loads(distill.read_text())
+    assert strategy["mode"] == "sequence" and not strategy["refused"]
+    assert strategy["on_policy"]["scorer"] == "logprobs" and strategy["on_policy"]["score_api"] == "prompt_logprobs"
+    assert strategy["on_policy"]["vocab_check"]["matching_share"] == 1.0
+    manifest = Manifest.load(str(distill.parent / "manifest.json"))
+    m = manifest.metrics
+    assert 0 < m["distill/on_policy/share"] < 1 and m["distill/on_policy/scored_tokens"] > 0
+    assert m["distill/on_policy/scored_tokens"] == m["distill/on_policy/sampled_tokens"]  # every sample scored
+    assert m["distill/on_policy/scored_tokens_per_s"] > 0 and m["distill/on_policy/score_failed"] == 0
+    logged = read_train_metrics(manifest)
+    assert any(row.get("train/rollout_kd", 0) > 0 for row in logged)
+    assert any(row.get("train/on_policy/scored_tokens", 0) > 0 for row in logged)
+    print(f"served on-policy CLI run: {seconds:.1f} s")

@@ -126,6 +126,34 @@ def test_the_verifier_row_is_the_prompt_plus_the_judged_text():
     assert [i for i, _ in seen] == [17] and (s.stats.lines_ok, s.stats.lines) == (1, 2)
 
 
+def test_a_rollout_the_server_fails_on_goes_back_to_its_data_row():
+    """scorer logprobs: the server's rows land on the sampled positions; a failed row trains as its data row."""
+    class Server:  # served_scores.ServedScores' interface: rows (m, k), or None where the server failed
+        width = 3
+
+        def __call__(self, seqs, starts):
+            self.starts = starts
+            return [None if r == 0 else (torch.tensor([[5, 6, 7]] * (len(x) - s)), torch.full((len(x) - s, 3), -2.0),
+                                         torch.full((len(x) - s,), -1.0)) for r, (x, s) in enumerate(zip(seqs, starts))]
+
+    model = tiny_llama(seed=5)
+    batch = right_padded_batch(LENGTHS)
+    s = sampler(rate=1.0, scorer="logprobs", scores=Server())
+    out = s(model, batch, step=0)
+    assert not out["on_policy"][0] and out["on_policy"][1:].all()
+    assert torch.equal(out["input_ids"][0, : LENGTHS[0]], batch["input_ids"][0, : LENGTHS[0]])
+    assert s.stats.score_failed == 1 and s.stats.rows == len(LENGTHS) - 1
+    assert out["topk_ids"].shape == (*out["input_ids"].shape, 3)
+    for r in range(1, len(LENGTHS)):
+        p, n = s.scores.starts[r], int(out["attention_mask"][r].sum())
+        assert out["topk_tail"][r, p - 1: n - 1].eq(-1.0).all() and out["topk_ids"][r, p - 1].tolist() == [5, 6, 7]
+        assert out["topk_tail"][r, : p - 1].eq(0).all()  # prompt positions: not supervised
+    first = out["labels"][0, 1:] != -100  # the failed row: a one-hot teacher at its labels (CE)
+    assert torch.equal(out["topk_ids"][0, :-1][first][:, 0], out["labels"][0, 1:][first])
+    metrics = s.stats.as_metrics()
+    assert metrics["on_policy/score_failed"] == 1 and metrics["on_policy/scored_tokens"] == s.stats.scored_tokens > 0
+
+
 def test_on_policy_loss_is_one_token_mean_kd_alone_on_rollout_rows():
     """(sum over data tokens of (1-w) CE + w KD + sum over rollout tokens of KD) / all tokens, vs full logits."""
     torch.manual_seed(0)

@@ -9,6 +9,10 @@ Reply kinds: ok (a chat.completion, with top-k logprobs when asked and `logprobs
 status (an HTTP error with an OpenAI error body and optional headers such as Retry-After),
 malformed (200 with a body that is not JSON), nochoices (200, JSON without `choices`),
 drop (close the connection without answering). `delay_s` sleeps before answering (client timeouts).
+
+/v1/completions (scoring given tokens) answers 404 unless a `completions(body, attempt) -> Reply` script is
+given; its ok replies send `Reply.body` as is (`vllm_prompt_logprobs` and `openai_echo` build canned bodies in
+the two shapes servers use).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Reply:
     message: str = "error"
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    body: dict | None = None  # ok replies to /v1/completions: the JSON body to send
 
 
 Script = Callable[[str, int, dict], Reply]
@@ -41,8 +46,9 @@ def echo(prompt: str, attempt: int, body: dict) -> Reply:
 
 class ChatServer:
     def __init__(self, script: Script = echo, *, logprobs: str = "yes", api_key: str | None = None,
-                 block_after: int | None = None) -> None:
+                 block_after: int | None = None, completions: Callable[[dict, int], Reply] | None = None) -> None:
         self.script = script
+        self.completions = completions
         self.logprobs = logprobs  # yes | ignore (never returns them) | reject (400 when asked)
         self.api_key = api_key  # when set, other bearer tokens get 401
         self.block_after = block_after  # after this many ok replies, hold new requests until stop()
@@ -113,10 +119,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server naming
         srv: ChatServer = self.server.chat  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        scoring = self.path.rstrip("/") == "/v1/completions" and srv.completions is not None
+        if self.path.rstrip("/") != "/v1/chat/completions" and not scoring:
             return self._error(404, f"no route {self.path}")
         auth = self.headers.get("Authorization", "")
-        prompt = body["messages"][-1]["content"]
+        prompt = json.dumps(body["prompt"]) if scoring else body["messages"][-1]["content"]
         seed = body.get("seed", 0)
         with srv.lock:
             attempt = srv.attempts[(prompt, seed)]
@@ -137,16 +144,16 @@ class _Handler(BaseHTTPRequestHandler):
             if srv.api_key is not None and auth != f"Bearer {srv.api_key}":
                 return self._error(401, "Incorrect API key provided")
             k = int(body.get("top_logprobs", 0)) if body.get("logprobs") else 0
-            if k and srv.logprobs == "reject":
+            if k and srv.logprobs == "reject" and not scoring:
                 return self._error(400, "logprobs are not supported by this server")
             if srv.logprobs == "ignore":
                 k = 0
-            reply = srv.script(prompt, attempt, body)
+            reply = srv.completions(body, attempt) if scoring else srv.script(prompt, attempt, body)
             if reply.delay_s:
                 time.sleep(reply.delay_s)
             record["kind"] = reply.kind
             if reply.kind == "ok":
-                self._send(200, json.dumps(completion(reply.text, k)).encode())
+                self._send(200, json.dumps(reply.body if scoring else completion(reply.text, k)).encode())
                 with srv.lock:
                     srv.ok_served += 1
             elif reply.kind == "status":
@@ -165,3 +172,60 @@ class _Handler(BaseHTTPRequestHandler):
             with srv.lock:
                 srv.in_flight -= 1
         return None
+
+
+# ------------------------------------------------------------------ canned scoring bodies (/v1/completions)
+def toy_logprobs(ids: list[int], i: int, vocab: int) -> list[float]:
+    """A fixed toy teacher: log p(v | ids[:i]) over `vocab` tokens (a softmax of sin(v * (i + ids[i-1])))."""
+    import math
+
+    z = [math.sin(v * (i + ids[i - 1])) * 3.0 for v in range(vocab)]
+    m = max(z)
+    lse = m + math.log(sum(math.exp(x - m) for x in z))
+    return [x - lse for x in z]
+
+
+def _choice_base(body: dict) -> dict:
+    return {"id": "cmpl-test", "object": "text_completion", "created": int(time.time()), "model": body["model"],
+            "usage": {"prompt_tokens": len(body["prompt"]), "completion_tokens": 0,
+                      "total_tokens": len(body["prompt"])}}
+
+
+def vllm_prompt_logprobs(body: dict, vocab: int = 64) -> dict:
+    """vLLM's shape (vllm/entrypoints/openai/completion/protocol.py CompletionResponseChoice, vllm/logprobs.py
+    Logprob): prompt_logprobs = [None, {"<id>": {logprob, rank, decoded_token}}], the k best (ranks 1..k) plus the
+    prompt token with its vocabulary rank when outside them; -inf clamped to -9999.0 (clamp_prompt_logprobs)."""
+    ids, k = body["prompt"], int(body["prompt_logprobs"])
+    pl: list = [None]
+    for i in range(1, len(ids)):
+        lp = toy_logprobs(ids, i, vocab)
+        order = sorted(range(vocab), key=lambda v: -lp[v])
+        entry = {str(v): {"logprob": max(lp[v], -9999.0), "rank": r + 1, "decoded_token": f"t{v}"}
+                 for r, v in enumerate(order[:k])}
+        if ids[i] not in order[:k]:
+            entry[str(ids[i])] = {"logprob": lp[ids[i]], "rank": order.index(ids[i]) + 1,
+                                  "decoded_token": f"t{ids[i]}"}
+        pl.append(entry)
+    choice = {"index": 0, "text": " t9", "logprobs": None, "finish_reason": "length", "stop_reason": None,
+              "prompt_logprobs": pl, "prompt_token_ids": None}
+    return {**_choice_base(body), "choices": [choice]}
+
+
+def openai_echo(body: dict, vocab: int = 64, generated: int = 0) -> dict:
+    """OpenAI's legacy echo shape: logprobs.{tokens, token_logprobs, top_logprobs (text -> logprob), text_offset},
+    the prompt's entries first (the first null), then `generated` more; top-k by text plus the given token."""
+    ids, k = list(body["prompt"]) + [9] * generated, int(body["logprobs"])
+    out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    for i, t in enumerate(ids):
+        out["tokens"].append(f"t{t}")
+        out["text_offset"].append(sum(len(f"t{x}") for x in ids[:i]))
+        if i == 0:
+            out["token_logprobs"].append(None)
+            out["top_logprobs"].append(None)
+            continue
+        lp = toy_logprobs(ids, i, vocab)
+        best = sorted(range(vocab), key=lambda v: -lp[v])[:k]
+        out["token_logprobs"].append(lp[t])
+        out["top_logprobs"].append({f"t{v}": lp[v] for v in [*best, t]})
+    choice = {"index": 0, "text": "".join(out["tokens"]), "logprobs": out, "finish_reason": "length"}
+    return {**_choice_base(body), "choices": [choice]}

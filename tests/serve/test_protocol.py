@@ -35,10 +35,18 @@ def test_completion_prompts():
     assert CompletionRequest(model="m", prompt=[1, 2, 3]).prompts() == [[1, 2, 3]]
     assert CompletionRequest(model="m", prompt=[[1], [2]]).prompts() == [[1], [2]]
     assert CompletionRequest(model="m", prompt="a").budget == 16  # OpenAI's legacy default
-    for bad in (dict(prompt=[]), dict(prompt="a", suffix="z"), dict(prompt="a", echo=True, logprobs=1),
-                dict(prompt=["a"] * 17)):
+    for bad in (dict(prompt=[]), dict(prompt="a", suffix="z"), dict(prompt=["a"] * 17),
+                dict(prompt="a", max_tokens=0), dict(prompt="a", max_tokens=-1), dict(prompt="a", prompt_logprobs=-1),
+                dict(prompt="a", prompt_logprobs=1, stream=True), dict(prompt="a", echo=True, logprobs=1, stream=True)):
         with pytest.raises(ValidationError):
             CompletionRequest(model="m", **bad)
+
+
+def test_completion_scoring_requests():
+    r = CompletionRequest(model="m", prompt=[1, 2, 3], echo=True, logprobs=5, max_tokens=0)
+    assert r.budget == 0 and r.n_logprobs == 5  # max_tokens=0 with echo: score the prompt, generate nothing
+    assert CompletionRequest(model="m", prompt=[1, 2], prompt_logprobs=3, max_tokens=1).prompt_logprobs == 3
+    assert CompletionRequest(model="m", prompt="a", echo=True, logprobs=50).logprobs == 50  # the cap is the server's
 
 
 def test_validation_message_names_the_field():
