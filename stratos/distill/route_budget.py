@@ -26,12 +26,14 @@ Here that table meets a price:
 
                  $n_s$ training rows of slice $s$, $\tilde a$ the probed accuracy with route.tolerance applied (a
                  teacher within the tolerance of its slice's best counts as the best, so among those the cheaper
-                 wins), $B$ = route.budget_usd less what rows of unprobed slices cost. Ties: the cheaper total,
+                 wins), $B$ = route.budget_usd. The training rows of slices the probe did not see are one
+                 more row of the grid, at each teacher's mean accuracy and cost over all probed rows (their
+                 teacher is route.default's when it is set). Ties: the cheaper total,
                  then the teachers listed first. Exact enumeration while $T^S \le$ ENUMERATE_MAX, else a dynamic
                  programme over slices that keeps the Pareto list of (cost, value) partial routings (dominated
                  ones dropped: exact, no rounding of costs).
-  budget_route   the chosen slice -> teacher map and the `cost` record of routing.json; a budget below the
-                 cheapest routing is refused in one line, before any training.
+  budget_route   the chosen slice -> teacher map, the unprobed slices' teacher, and the `cost` record of
+                 routing.json; a budget below the cheapest routing is refused in one line, before any training.
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ def choose(value: np.ndarray, weight: np.ndarray, budget: float,
     cap = budget + SLACK * abs(budget)
     if weight.min(axis=1).sum() > cap:
         return None
+    if S == 0:
+        return np.zeros(0, dtype=np.int64)
     if T ** S <= enumerate_max:
         idx = np.indices((T,) * S).reshape(S, -1)  # (S, K): routing k, in lexicographic order
         val, cost = np.zeros(idx.shape[1]), np.zeros(idx.shape[1])  # (K,), (K,)
@@ -180,47 +184,69 @@ def _up(x: float) -> float:
     return math.ceil(x / scale * (1 - 1e-12)) * scale
 
 
+UNPROBED = "(unprobed)"  # the rows of slices the probe did not see: one more row of the knapsack's grid
+
+
 def budget_route(table: dict[str, dict[str, dict]], tokens: np.ndarray, train_rows: dict[str, int],
                  prices: TeacherPrices, budget: float | None, tolerance: float, best: dict[str, str],
-                 fallback: str, unprobed_rows: int) -> tuple[dict[str, str], dict]:
-    """(slice -> teacher id, routing.json's `cost` record). `table` the probe table, `tokens` (S, T) per row in its
-    slice order, `train_rows` training rows per slice label, `best` the routing without a budget, `fallback` the
-    teacher of the `unprobed_rows` (slices the probe did not see). Without a budget `best` is kept and priced."""
-    labels, ids = list(table), prices.ids
-    acc = np.array([[table[s][t]["accuracy"] for t in ids] for s in labels])  # (S, T)
-    n = np.array([train_rows.get(s, 0) for s in labels], dtype=float)  # (S,)
-    n_probe = np.array([table[s][ids[0]]["n"] for s in labels], dtype=float)  # (S,)
-    usd = prices.per_row(tokens)  # (S, T)
-    fixed = unprobed_rows * float(n_probe @ usd[:, ids.index(fallback)]) / max(1.0, n_probe.sum())
-    cheapest = float((n * usd.min(axis=1)).sum()) + fixed
-    pick = dict(best)
-    if budget is not None:
-        top = acc.max(axis=1, keepdims=True)  # (S, 1)
-        near = np.where(acc >= top - tolerance - 1e-12, top, acc)  # (S, T): within the tolerance counts as best
-        k = choose(n[:, None] * near, n[:, None] * usd, float(budget) - fixed)
-        if k is None:
-            raise bad_value("route.budget_usd", float(budget),
-                            f"route.budget_usd >= {_up(cheapest):.4g}, what the cheapest routing of these "
-                            f"{int(n.sum()) + unprobed_rows} training rows costs in teacher work; or fewer rows via "
-                            "task.n_train, or cheaper teachers via route.usd_per_mtok / servers.local_price_hour")
-        pick = {s: ids[k[i]] if n[i] > 0 else best[s] for i, s in enumerate(labels)}  # rowless slices: as probed
+                 fallback: str, unprobed_rows: int, fixed_fallback: bool = False) -> tuple[dict[str, str], str, dict]:
+    """(slice -> teacher id, the teacher of unprobed slices, routing.json's `cost` record).
 
-    def total(p: dict[str, str]) -> float:
-        return float(sum(n[i] * usd[i, ids.index(p[s])] for i, s in enumerate(labels))) + fixed
+    `table` the probe table, `tokens` (S, T) per row in its slice order, `train_rows` training rows per slice label,
+    `best` and `fallback` the routing without a budget, `unprobed_rows` training rows of slices the probe did not see.
+    Those rows are one more knapsack row, at each teacher's mean accuracy and cost over all probed rows, unless
+    `fixed_fallback` (route.default names their teacher). Without a budget `best` and `fallback` are kept and priced.
+    """
+    ids = prices.ids
+    labels = list(table) + [UNPROBED]
+    acc = np.array([[table[s][t]["accuracy"] for t in ids] for s in table])  # (S, T)
+    n_probe = np.array([table[s][ids[0]]["n"] for s in table], dtype=float)  # (S,)
+    usd = prices.per_row(tokens)  # (S, T)
+    acc = np.vstack([acc, n_probe @ acc / n_probe.sum()])  # (S+1, T): unprobed rows at the probed mean
+    usd = np.vstack([usd, n_probe @ usd / n_probe.sum()])  # (S+1, T)
+    n = np.array([train_rows.get(s, 0) for s in table] + [unprobed_rows], dtype=float)  # (S+1,)
+    free = n > 0
+    if fixed_fallback:  # route.default: no other teacher for the unprobed rows
+        free[-1] = False
+    pick = {**best, UNPROBED: fallback}
+    cheapest = {s: (ids[int(np.argmin(usd[i]))] if free[i] else pick[s]) for i, s in enumerate(labels)}
+    if budget is not None:
+        top = acc.max(axis=1, keepdims=True)  # (S+1, 1)
+        near = np.where(acc >= top - tolerance - 1e-12, top, acc)  # (S+1, T): within the tolerance counts as best
+        fixed = labels_total(n, usd, ids, labels, pick, ~free)
+        k = choose(n[free, None] * near[free], n[free, None] * usd[free], float(budget) - fixed)  # free slices only
+        if k is None:
+            least = labels_total(n, usd, ids, labels, cheapest)
+            raise bad_value("route.budget_usd", float(budget),
+                            f"route.budget_usd >= {_up(least):.4g}, what the cheapest routing of these {int(n.sum())} "
+                            "training rows costs in teacher work; or fewer rows via task.n_train, or cheaper teachers "
+                            "via route.usd_per_mtok / servers.local_price_hour")
+        pick.update({s: ids[t] for s, t in zip([s for s, f in zip(labels, free) if f], k)})
 
     def correct(p: dict[str, str]) -> float:
         return float(sum(n[i] * acc[i, ids.index(p[s])] for i, s in enumerate(labels)))
 
+    unconstrained = {**best, UNPROBED: fallback}
     record = {
-        "budget_usd": None if budget is None else float(budget), "usd": _sig(total(pick)),
-        "unconstrained": best, "unconstrained_usd": _sig(total(best)), "cheapest_usd": _sig(cheapest),
-        "expected_correct": round(correct(pick), 2), "unconstrained_expected_correct": round(correct(best), 2),
+        "budget_usd": None if budget is None else float(budget), "usd": _sig(labels_total(n, usd, ids, labels, pick)),
+        "unconstrained": best, "unconstrained_usd": _sig(labels_total(n, usd, ids, labels, unconstrained)),
+        "cheapest_usd": _sig(labels_total(n, usd, ids, labels, cheapest)),
+        "expected_correct": round(correct(pick), 2), "unconstrained_expected_correct": round(correct(unconstrained), 2),
         "per_slice": {s: {"teacher": pick[s], "rows": int(n[i]), "usd": _sig(n[i] * usd[i, ids.index(pick[s])]),
                           "usd_per_row": {t: _sig(usd[i, j]) for j, t in enumerate(ids)},
                           "tokens_per_row": {t: round(float(tokens[i, j]), 1) for j, t in enumerate(ids)}}
-                      for i, s in enumerate(labels)},
-        "unprobed": {"rows": int(unprobed_rows), "teacher": fallback, "usd": _sig(fixed)},
-        "probe_usd": _sig((n_probe[:, None] * usd).sum()),
+                      for i, s in enumerate(labels[:-1])},
+        "unprobed": {"rows": int(unprobed_rows), "teacher": pick[UNPROBED],
+                     "usd": _sig(n[-1] * usd[-1, ids.index(pick[UNPROBED])])},
+        "probe_usd": _sig((n_probe[:, None] * usd[:-1]).sum()),
         "server": prices.server.as_dict(), "teachers": prices.as_dict(),
     }
-    return pick, record
+    return {s: pick[s] for s in labels[:-1]}, pick[UNPROBED], record
+
+
+def labels_total(n: np.ndarray, usd: np.ndarray, ids: list[str], labels: list[str], pick: dict[str, str],
+                 only: np.ndarray | None = None) -> float:
+    """USD of routing `pick` (label -> id): n (L,) rows times usd (L, T) per row, over the labels in `only` (L,)."""
+    cols = np.array([ids.index(pick[s]) for s in labels])  # (L,)
+    part = n * usd[np.arange(len(labels)), cols]  # (L,)
+    return float(part[only].sum() if only is not None else part.sum())

@@ -165,16 +165,15 @@ def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dic
         fallback = default or max(ids, key=lambda t: (overall[t], -ids.index(t)))
         pick, cost = best, {}
         if prices is not None:
-            pick, cost = _priced(table, task, teacher, train_rows, probe_rows, route_cfg, prices, best, fallback)
+            pick, fallback, cost = _priced(table, task, teacher, train_rows, probe_rows, route_cfg, prices, best,
+                                           fallback)
         elif budget is not None:
             raise ValueError("route.budget_usd needs the teachers' prices (route_budget.teacher_prices)")
         teacher.route_of = _slice_rule(pick, fallback, task)
         routed = sum(table[s][pick[s]]["accuracy"] * table[s][pick[s]]["n"] for s in table) / n_all
         alone = ", ".join(f"{t} {overall[t]:.2f}" for t in ids)
-        rule = (f"the cheapest teacher within {tol:.2f} of the most accurate" if tol > 0 else "the teacher most accurate")
-        routing = Routing(by, f"route.by=auto: each slice to {rule} on its probed held-out rows"
-                          f"{_budget_words(cost)} (routed {routed:.2f} vs alone {alone} on {n_all} rows; "
-                          f"unprobed slices: {fallback})", assignment=pick, table=table,
+        routing = Routing(by, f"route.by=auto: {_auto_rule(tol, cost)} (routed {routed:.2f} vs alone {alone} on "
+                          f"{n_all} rows; unprobed slices: {fallback})", assignment=pick, table=table,
                           probe_accuracy=round(routed, 4), cost=cost)
     for r in train_rows:
         tid = teacher.route_of(r)
@@ -184,7 +183,8 @@ def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dic
 
 
 def _priced(table, task, teacher, train_rows, probe_rows, route_cfg, prices, best, fallback):
-    """by=auto priced (stratos/distill/route_budget.py): the routing within route.budget_usd and its cost record."""
+    """by=auto priced (stratos/distill/route_budget.py): the routing within route.budget_usd (slice -> id, the
+    unprobed slices' id) and its cost record."""
     from stratos.distill.route_budget import budget_route, slice_tokens
 
     tokens = slice_tokens(teacher, task, probe_slices(task, probe_rows, int(route_cfg.probe_n)))  # (S, T)
@@ -194,17 +194,21 @@ def _priced(table, task, teacher, train_rows, probe_rows, route_cfg, prices, bes
         counts[label] = counts.get(label, 0) + 1
     unprobed = sum(c for label, c in counts.items() if label not in table)
     return budget_route(table, tokens, counts, prices, route_cfg.get("budget_usd"),
-                        float(route_cfg.get("tolerance", 0.0) or 0.0), best, fallback, unprobed)
+                        float(route_cfg.get("tolerance", 0.0) or 0.0), best, fallback, unprobed,
+                        fixed_fallback=route_cfg.default is not None)
 
 
-def _budget_words(cost: dict) -> str:
-    if not cost:
-        return ""
-    if cost["budget_usd"] is None:
-        return f", ${cost['usd']:.4g} of teacher work"
-    return (f", within route.budget_usd=${cost['budget_usd']:.4g}: ${cost['usd']:.4g} of teacher work "
-            f"(unconstrained ${cost['unconstrained_usd']:.4g}; expected correct teacher answers "
-            f"{cost['expected_correct']:g} vs {cost['unconstrained_expected_correct']:g})")
+def _auto_rule(tol: float, cost: dict) -> str:
+    """How route.by=auto chose, for the reason line (`cost`: route_budget's record, {} when unpriced)."""
+    near = f"the cheapest teacher within {tol:.2f} of the most accurate" if tol > 0 else "the teacher most accurate"
+    if not cost or cost["budget_usd"] is None:
+        return f"each slice to {near} on its probed held-out rows" + (
+            f", ${cost['usd']:.4g} of teacher work" if cost else "")
+    within = f", a teacher within {tol:.2f} of a slice's best counting as the best" if tol > 0 else ""
+    return (f"the routing with the most expected correct teacher answers (training rows x probe accuracy{within}) "
+            f"within route.budget_usd=${cost['budget_usd']:.4g}: ${cost['usd']:.4g} of teacher work for "
+            f"{cost['expected_correct']:g} (unconstrained ${cost['unconstrained_usd']:.4g} for "
+            f"{cost['unconstrained_expected_correct']:g})")
 
 
 def token_shares(dataset, ids: list[str]) -> dict[str, float]:

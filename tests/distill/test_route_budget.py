@@ -78,7 +78,7 @@ def test_a_budget_puts_the_cheaper_teacher_on_the_slice_where_it_loses_least():
     t = table({"A": {"big": 0.9, "small": 0.85}, "B": {"big": 0.9, "small": 0.3}})
     tokens = np.full((2, 2), 1e6)  # a million tokens a row: usd_per_mtok is then USD a row
     best = {"A": "big", "B": "big"}
-    pick, cost = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 11.0, 0.0, best, "big", 0)
+    pick, _, cost = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 11.0, 0.0, best, "big", 0)
     assert pick == {"A": "small", "B": "big"}
     assert cost["usd"] == pytest.approx(11.0) and cost["unconstrained_usd"] == pytest.approx(20.0)
     assert cost["expected_correct"] == pytest.approx(17.5) and cost["unconstrained_expected_correct"] == 18.0
@@ -86,9 +86,9 @@ def test_a_budget_puts_the_cheaper_teacher_on_the_slice_where_it_loses_least():
                                       "usd_per_row": {"big": 1.0, "small": 0.1},
                                       "tokens_per_row": {"big": 1e6, "small": 1e6}}
     assert cost["cheapest_usd"] == pytest.approx(2.0)
-    same, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 20.0, 0.0, best, "big", 0)
+    same, _, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 20.0, 0.0, best, "big", 0)
     assert same == best  # enough for the unconstrained best: the budget changes nothing
-    free, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), None, 0.0, best, "big", 0)
+    free, _, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), None, 0.0, best, "big", 0)
     assert free == best
 
 
@@ -96,9 +96,9 @@ def test_a_tolerance_within_a_budget_takes_the_cheaper_of_near_equal_teachers():
     t = table({"A": {"big": 0.9, "small": 0.88}, "B": {"big": 0.9, "small": 0.5}})
     tokens = np.full((2, 2), 1e6)
     best = {"A": "big", "B": "big"}
-    pick, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 1e9, 0.05, best, "big", 0)
+    pick, _, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 1e9, 0.05, best, "big", 0)
     assert pick == {"A": "small", "B": "big"}  # 0.88 is within 0.05 of 0.9: as good, and ten times cheaper
-    pick, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 1e9, 0.0, best, "big", 0)
+    pick, _, _ = budget_route(t, tokens, {"A": 10, "B": 10}, prices([1.0, 0.1]), 1e9, 0.0, best, "big", 0)
     assert pick == best
 
 
@@ -106,7 +106,7 @@ def test_a_budget_below_the_cheapest_routing_is_refused_in_one_line():
     t = table({"A": {"big": 0.9, "small": 0.85}, "B": {"big": 0.9, "small": 0.3}})
     with pytest.raises(UserError, match=r"invalid value for 'route.budget_usd': 1.5 \(allowed: route.budget_usd "
                                         r">= 2.5, what the cheapest routing of these 25 training rows costs") as e:
-        # 20 probed-slice rows at >= $0.1 + 5 unprobed rows at the fallback (big) teacher's $0.1 mean = $2.5
+        # 20 probed-slice rows at >= $0.1 + 5 unprobed rows at the cheaper teacher's $0.1 mean = $2.5
         budget_route(t, np.full((2, 2), 1e6), {"A": 10, "B": 10}, prices([0.1, 1.0]), 1.5, 0.0,
                      {"A": "big", "B": "big"}, "big", 5)
     assert "\n" not in str(e.value)
@@ -148,19 +148,26 @@ def test_a_teacher_without_a_tokenizer_counts_four_characters_a_token():
 
 def test_route_auto_within_a_budget_records_the_cost_and_the_trade():
     """a is right on slices 0-1, b on slice 0 only; a costs $1 per million tokens, b is free. Each row: question
-    'qN-i' (1 token) + answer 'right'/'wrong' (2 tokens) = 3 tokens. 6 training rows per slice, 3 more unprobed."""
+    'qN-i' (1 token) + answer 'right'/'wrong' (2 tokens) = 3 tokens, so a row costs $3 at a. 6 training rows on
+    each probed slice, 3 on slice 7 (unprobed: a is right on all probed rows, b on half)."""
     t = RoutedTeacher({"a": Oracle("a", {0, 1}), "b": Oracle("b", {0})})
     p = TeacherPrices(["a", "b"], np.zeros(2), np.array([1e6, 0.0]), SERVER)  # a: $3 a row
-    kw = dict(by="auto", probe_n=2, tolerance=0.0)
     train, probe = rows([0, 1, 7], k=6)[:15], rows([0, 1], k=2)
-    free = route(OmegaConf.structured(RouteConfig(**kw)), SliceTask(), t, train, probe, prices=p)
+
+    def routed(**kw):
+        return route(OmegaConf.structured(RouteConfig(by="auto", probe_n=2, **kw)), SliceTask(), t, train, probe,
+                     prices=p)
+
+    free = routed()
     assert free.assignment == {"0": "a", "1": "a"} and free.cost["budget_usd"] is None
     assert free.cost["usd"] == pytest.approx(3.0 * 15)  # 12 probed rows + 3 unprobed ones at a (the best overall)
-    r = route(OmegaConf.structured(RouteConfig(**kw, budget_usd=30.0)), SliceTask(), t, train, probe, prices=p)
+    r = routed(budget_usd=30.0)
     assert r.assignment == {"0": "b", "1": "a"}  # b is as good on slice 0, and free
     assert r.cost["usd"] == pytest.approx(27.0) and r.cost["unconstrained_usd"] == pytest.approx(45.0)
     assert r.cost["unprobed"] == {"rows": 3, "teacher": "a", "usd": 9.0} and r.rows == {"b": 6, "a": 9}
-    assert "within route.budget_usd=$30: $27 of teacher work (unconstrained $45" in r.reason
+    assert "within route.budget_usd=$30: $27 of teacher work for 15 (unconstrained $45 for 15)" in r.reason
+    r = routed(budget_usd=20.0)  # a on slice 1 (6 more right answers for $18) beats a on slice 7 (1.5 for $9)
+    assert r.assignment == {"0": "b", "1": "a"} and r.cost["unprobed"]["teacher"] == "b" and t.route_of({"n": 7}) == "b"
+    assert r.cost["expected_correct"] == 13.5 and r.cost["usd"] == pytest.approx(18.0)
     with pytest.raises(UserError, match="route.budget_usd >= 9, what the cheapest routing of these 15 training rows"):
-        # the cheapest: b on both slices (free), the 3 unprobed rows still at a
-        route(OmegaConf.structured(RouteConfig(**kw, budget_usd=8.0)), SliceTask(), t, train, probe, prices=p)
+        routed(budget_usd=8.0, default="a")  # route.default fixes the 3 unprobed rows at a: $9 whatever the rest
