@@ -36,6 +36,7 @@ class StageSpec:
     uses: tuple[str, ...] = ()  # stages read when present (never forced to run)
     cached: bool = True  # report always re-runs (it is cheap and reflects the current state)
     multi_teacher_keys: tuple[str, ...] = ()  # hashed only when `teachers` is set: single-teacher hashes unchanged
+    multi_teacher_uses: tuple[str, ...] = ()  # read when present, only when `teachers` is set
 
 
 SPECS: dict[str, StageSpec] = {
@@ -45,7 +46,10 @@ SPECS: dict[str, StageSpec] = {
                       cached=False),
     "data": StageSpec("stratos.data.stage", ("task",)),
     "distill": StageSpec("stratos.distill.stage", ("teacher", "student", "strategy", "trainer", "seed"), ("data",),
-                         multi_teacher_keys=("teachers", "route")),
+                         # several teachers: route=auto prices each teacher's work on the run's server
+                         # (stratos/distill/route_budget.py: plan.json's run estimate, else this machine)
+                         multi_teacher_keys=("teachers", "route", "servers.local_price_hour",
+                                             "servers.api_usd_per_mtok"), multi_teacher_uses=("plan",)),
     "evaluate": StageSpec("stratos.evaluate.stage", ("evaluate",), ("data", "distill")),
     "export": StageSpec("stratos.export.stage", ("deploy", "servers.slurm", "serve.host", "serve.port",
                                                  "serve.api_key_env"), ("data", "distill"), ("plan",)),
@@ -81,6 +85,13 @@ def stage_hash(cfg: DictConfig, name: str, inputs: dict[str, Manifest]) -> str:
     return artifacts.config_hash({k: _select(cfg, k) for k in keys}, {k: m.config_hash for k, m in inputs.items()})
 
 
+def stage_inputs(cfg: DictConfig, name: str, done: dict[str, Manifest]) -> dict[str, Manifest]:
+    """The finished stages `name` reads: what it needs and what it uses when present."""
+    spec = SPECS[name]
+    uses = spec.uses + (spec.multi_teacher_uses if _select(cfg, "teachers") else ())
+    return {k: done[k] for k in (*spec.needs, *uses) if k in done}
+
+
 def _prepare_dir(ctx: StageContext, resume: bool) -> None:
     """Wipe a stale stage dir (other config); keep an interrupted one of this config (to resume)."""
     fs, path = fsspec.core.url_to_fs(ctx.out_dir)
@@ -97,7 +108,7 @@ def _prepare_dir(ctx: StageContext, resume: bool) -> None:
 def run_stage(cfg: DictConfig, name: str, run_dir: str, done: dict[str, Manifest]) -> tuple[Manifest, bool]:
     """Run (or reuse) one stage; returns (manifest, reused)."""
     spec = SPECS[name]
-    inputs = {k: done[k] for k in (*spec.needs, *spec.uses) if k in done}
+    inputs = stage_inputs(cfg, name, done)
     h = stage_hash(cfg, name, inputs)
     ctx = StageContext(run_dir=run_dir, stage=name, config_hash=h, inputs=inputs)
     manifest_url = artifacts.join(ctx.out_dir, artifacts.MANIFEST_NAME)
@@ -149,8 +160,7 @@ def process_rank() -> int:
 
 def _wait_for_manifest(cfg: DictConfig, name: str, run_dir: str, done: dict[str, Manifest],
                        timeout_s: float = 6 * 3600) -> Manifest:
-    spec = SPECS[name]
-    inputs = {k: done[k] for k in (*spec.needs, *spec.uses) if k in done}
+    inputs = stage_inputs(cfg, name, done)
     h = stage_hash(cfg, name, inputs)
     url = artifacts.join(run_dir, name, artifacts.MANIFEST_NAME)
     t0 = time.time()
@@ -173,7 +183,7 @@ def run_follower(cfg: DictConfig, run_dir: str) -> dict[str, Manifest]:
     for name in stage_order(cfg):
         if name == "distill":
             spec = SPECS[name]
-            inputs = {k: done[k] for k in (*spec.needs, *spec.uses) if k in done}
+            inputs = stage_inputs(cfg, name, done)
             ctx = StageContext(run_dir=run_dir, stage=name, config_hash=stage_hash(cfg, name, inputs), inputs=inputs)
             importlib.import_module(spec.module).run(cfg, ctx)
             return done

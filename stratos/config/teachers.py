@@ -25,3 +25,9 @@ class RouteConfig:
     default: Optional[str] = None  # by=slice|column: teacher id of rows no rule names (None: such a row is an error)
     probe_n: int = 16  # by=auto: held-out rows probed per slice and teacher
     tolerance: float = 0.0  # by=auto: a slice goes to the cheapest teacher (card.params_b) within this of the best
+    # by=auto: USD of teacher work the training rows may cost (None: no limit); the most expected correct teacher
+    # answers within it (stratos/distill/route_budget.py); with a tolerance, "cheapest" is then in USD
+    budget_usd: Optional[float] = None
+    # teacher id -> USD per million of its tokens (default: hf by compute on the run's server, openai at
+    # servers.api_usd_per_mtok, the rules engine free)
+    usd_per_mtok: dict[str, float] = field(default_factory=dict)

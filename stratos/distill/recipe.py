@@ -94,11 +94,11 @@ class TrainingRecipe:
 
 
 def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict],
-                   val_rows: list[dict]) -> TrainingRecipe:
+                   val_rows: list[dict], server=None) -> TrainingRecipe:
     """Decide (probe the teacher) and build the datasets, loss and teacher source for that decision."""
     al: AlignmentConfig = OmegaConf.to_object(cfg.strategy.alignment)
     inj, tr = cfg.strategy.injection, cfg.trainer
-    routing = route_teachers(cfg, task, teacher, train_rows, val_rows)  # several teachers: each row's own
+    routing = route_teachers(cfg, task, teacher, train_rows, val_rows, server)  # several teachers: each row's own
     texts = routed_supervised if routing else supervised_texts
     pf = run_preflight(student, teacher, max_seq_len=0, dtype=cfg.student.dtype)  # vocab check before deciding
     decision = strategy.decide(teacher, task, val_rows, pf.same_vocab, pf.vocab_reason,
@@ -148,6 +148,9 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
         routing.kept = stats.get("by_teacher", {})  # sequence KD: each teacher's kept / rejected rationales
         records[outputs.ROUTING_JSON] = routing.as_dict()
         records[outputs.STRATEGY_JSON]["routing"] = {k: routing.as_dict()[k] for k in ("by", "reason", "assignment")}
+        if routing.cost:  # route=auto: the teacher work in USD, against route.budget_usd
+            records[outputs.STRATEGY_JSON]["routing"].update(
+                {k: routing.cost[k] for k in ("usd", "budget_usd", "unconstrained_usd")})
     live = (Mode.logit, Mode.hidden, Mode.cross_tokenizer)
     teacher_source = TeacherSource.live if decision.mode in live else TeacherSource.none
     topk: dict = {}

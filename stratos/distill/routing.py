@@ -11,7 +11,10 @@ Here:
       by=auto    each teacher answers up to `route.probe_n` held-out rows of every slice; a slice goes to the
                  teacher with the highest accuracy there (ties: the teacher listed first); slices the probe did
                  not see go to `route.default`, else to the teacher best over all probed rows. The accuracy
-                 table is recorded (routing.json and strategy.json's `routing`).
+                 table is recorded (routing.json and strategy.json's `routing`). The routing is priced in USD of
+                 teacher work (routing.json `cost`), and with `route.budget_usd` each slice gets the teacher
+                 that, over all slices, gives the most expected correct teacher answers within that budget
+                 (stratos/distill/route_budget.py).
   routed_kd(...)  logit KD per row from its own teacher: the batch is split by `teacher_index`, each group's
                  student rows get the chunked fused loss against their teacher's hidden states (no (B, T, V)
                  tensor) or, with strategy.alignment.top_k > 0, its own top-k store over its own rows
@@ -65,6 +68,7 @@ class Routing:
     token_shares: dict[str, float] = field(default_factory=dict)  # teacher id -> share of supervised tokens
     probe_accuracy: float | None = None  # auto: the routed teacher's accuracy over all probed rows
     kept: dict[str, dict] = field(default_factory=dict)  # sequence KD: teacher id -> kept / rejected rationales
+    cost: dict = field(default_factory=dict)  # auto: the teacher work priced, the budget (stratos/distill/route_budget.py)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -95,16 +99,20 @@ def _column_rule(column: str, default: str | None, ids: list[str]) -> Any:
     return rule
 
 
-def probe_table(teacher, task, probe_rows: list[dict], probe_n: int) -> dict[str, dict[str, dict]]:
-    """slice -> teacher id -> {"accuracy", "n"}: each member on up to `probe_n` held-out rows of each slice."""
+def probe_slices(task, probe_rows: list[dict], probe_n: int) -> dict[str, list[dict]]:
+    """slice -> its first `probe_n` held-out rows, slices in the task's bucket order."""
+    from stratos.tasks.base import bucket_order
+
     by_slice: dict[str, list[dict]] = {}
     for r in probe_rows:
         by_slice.setdefault(slice_of(task, r), []).append(r)
-    from stratos.tasks.base import bucket_order
+    return {label: by_slice[label][:probe_n] for label in bucket_order(by_slice)}
 
+
+def probe_table(teacher, task, probe_rows: list[dict], probe_n: int) -> dict[str, dict[str, dict]]:
+    """slice -> teacher id -> {"accuracy", "n"}: each member on up to `probe_n` held-out rows of each slice."""
     table: dict[str, dict[str, dict]] = {}
-    for label in bucket_order(by_slice):
-        rows = by_slice[label][:probe_n]
+    for label, rows in probe_slices(task, probe_rows, probe_n).items():
         table[label] = {}
         for tid in teacher.ids:
             answers = teacher.answer_by(tid, task, rows)
@@ -129,9 +137,10 @@ def best_per_slice(table: dict[str, dict[str, dict]], ids: list[str], tolerance:
 
 
 def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dict],
-          costs: dict[str, float] | None = None) -> Routing:
+          costs: dict[str, float] | None = None, prices=None) -> Routing:
     """Decide each row's teacher; sets `teacher.route_of` and returns the record (rows per teacher filled).
-    `costs`: teacher id -> cost (card.params_b), for route.tolerance > 0."""
+    `costs`: teacher id -> cost (card.params_b), for route.tolerance > 0 without a budget. `prices`
+    (route_budget.TeacherPrices): by=auto prices the routing in USD and, with route.budget_usd, routes within it."""
     by, ids, default = str(route_cfg.by), teacher.ids, route_cfg.default
     default = None if default is None else str(default)
     if by == "column":
@@ -149,22 +158,57 @@ def route(route_cfg, task, teacher, train_rows: list[dict], probe_rows: list[dic
             raise UserError("invalid value for 'route.by': 'auto' needs held-out rows to probe, the val split is empty "
                             "(allowed: task.n_val >= 1, or route.by=slice|column)")
         tol = float(route_cfg.get("tolerance", 0.0) or 0.0)
+        budget = route_cfg.get("budget_usd")
         best = best_per_slice(table, ids, tol, costs)
         n_all = sum(next(iter(row.values()))["n"] for row in table.values())
         overall = {t: sum(row[t]["accuracy"] * row[t]["n"] for row in table.values()) / n_all for t in ids}
         fallback = default or max(ids, key=lambda t: (overall[t], -ids.index(t)))
-        teacher.route_of = _slice_rule(best, fallback, task)
-        routed = sum(table[s][best[s]]["accuracy"] * table[s][best[s]]["n"] for s in table) / n_all
+        pick, cost = best, {}
+        if prices is not None:
+            pick, fallback, cost = _priced(table, task, teacher, train_rows, probe_rows, route_cfg, prices, best,
+                                           fallback)
+        elif budget is not None:
+            raise ValueError("route.budget_usd needs the teachers' prices (route_budget.teacher_prices)")
+        teacher.route_of = _slice_rule(pick, fallback, task)
+        routed = sum(table[s][pick[s]]["accuracy"] * table[s][pick[s]]["n"] for s in table) / n_all
         alone = ", ".join(f"{t} {overall[t]:.2f}" for t in ids)
-        rule = (f"the cheapest teacher within {tol:.2f} of the most accurate" if tol > 0 else "the teacher most accurate")
-        routing = Routing(by, f"route.by=auto: each slice to {rule} on its probed held-out rows "
-                          f"(routed {routed:.2f} vs alone {alone} on {n_all} rows; unprobed slices: {fallback})",
-                          assignment=best, table=table, probe_accuracy=round(routed, 4))
+        routing = Routing(by, f"route.by=auto: {_auto_rule(tol, cost)} (routed {routed:.2f} vs alone {alone} on "
+                          f"{n_all} rows; unprobed slices: {fallback})", assignment=pick, table=table,
+                          probe_accuracy=round(routed, 4), cost=cost)
     for r in train_rows:
         tid = teacher.route_of(r)
         routing.rows[tid] = routing.rows.get(tid, 0) + 1
     log.info("routing: %s; rows per teacher %s", routing.reason, routing.rows)
     return routing
+
+
+def _priced(table, task, teacher, train_rows, probe_rows, route_cfg, prices, best, fallback):
+    """by=auto priced (stratos/distill/route_budget.py): the routing within route.budget_usd (slice -> id, the
+    unprobed slices' id) and its cost record."""
+    from stratos.distill.route_budget import budget_route, slice_tokens
+
+    tokens = slice_tokens(teacher, task, probe_slices(task, probe_rows, int(route_cfg.probe_n)))  # (S, T)
+    counts: dict[str, int] = {}
+    for r in train_rows:
+        label = slice_of(task, r)
+        counts[label] = counts.get(label, 0) + 1
+    unprobed = sum(c for label, c in counts.items() if label not in table)
+    return budget_route(table, tokens, counts, prices, route_cfg.get("budget_usd"),
+                        float(route_cfg.get("tolerance", 0.0) or 0.0), best, fallback, unprobed,
+                        fixed_fallback=route_cfg.default is not None)
+
+
+def _auto_rule(tol: float, cost: dict) -> str:
+    """How route.by=auto chose, for the reason line (`cost`: route_budget's record, {} when unpriced)."""
+    near = f"the cheapest teacher within {tol:.2f} of the most accurate" if tol > 0 else "the teacher most accurate"
+    if not cost or cost["budget_usd"] is None:
+        return f"each slice to {near} on its probed held-out rows" + (
+            f", ${cost['usd']:.4g} of teacher work" if cost else "")
+    within = f", a teacher within {tol:.2f} of a slice's best counting as the best" if tol > 0 else ""
+    return (f"the routing with the most expected correct teacher answers (training rows x probe accuracy{within}) "
+            f"within route.budget_usd=${cost['budget_usd']:.4g}: ${cost['usd']:.4g} of teacher work for "
+            f"{cost['expected_correct']:g} (unconstrained ${cost['unconstrained_usd']:.4g} for "
+            f"{cost['unconstrained_expected_correct']:g})")
 
 
 def token_shares(dataset, ids: list[str]) -> dict[str, float]:
@@ -300,12 +344,17 @@ def check_resume(saved: list[dict] | None, current: list[dict]) -> None:
                     f"has [{show(current)}] (allowed: the same teachers, or a new paths.output_root / seed to start over)")
 
 
-def route_teachers(cfg, task, teacher, train_rows: list[dict], probe_rows: list[dict]) -> Routing | None:
-    """The routing of a multi-teacher run (None with one teacher): `route` over `cfg.route`."""
+def route_teachers(cfg, task, teacher, train_rows: list[dict], probe_rows: list[dict],
+                   server=None) -> Routing | None:
+    """The routing of a multi-teacher run (None with one teacher): `route` over `cfg.route`, priced on `server`
+    (route_budget.ServerRate; None: this machine's)."""
     if not hasattr(teacher, "members"):
         return None
+    from stratos.distill.route_budget import server_rate, teacher_prices
+
     costs = {str(t): float(c.card.params_b) for t, c in cfg.teachers.items()}
-    return route(cfg.route, task, teacher, train_rows, probe_rows, costs)
+    prices = teacher_prices(cfg, teacher, server or server_rate(cfg)) if str(cfg.route.by) == "auto" else None
+    return route(cfg.route, task, teacher, train_rows, probe_rows, costs, prices)
 
 
 def routed_supervised(source, task, rows: list[dict], teacher, rules_in_prompt: bool, verify: bool = True,

@@ -14,7 +14,8 @@ Outputs (names in stratos/distill/outputs.py):
   cross_tokenizer.json  cross-tokenizer logit KD: shared tokens, aligned share of the supervised tokens,
                     spans by kind (1:1, 1:n, n:1, n:m, eos)
   routing.json      several teachers (`teachers`, `route`): how rows were routed and why, the per-slice probe
-                    table (route.by=auto), rows and supervised-token shares per teacher
+                    table (route.by=auto), rows and supervised-token shares per teacher, and (route.by=auto) the
+                    teacher work priced per slice against route.budget_usd (`cost`)
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     teacher = build_teacher(cfg)
     student = build_student(cfg, task, teacher, train_rows)
 
-    recipe = instantiate(cfg.strategy, _convert_="all").prepare(cfg, task, teacher, student, train_rows, val_rows)
+    server = teacher_server(cfg, ctx)
+    recipe = instantiate(cfg.strategy, _convert_="all").prepare(cfg, task, teacher, student, train_rows, val_rows,
+                                                                  server=server)
     for name, record in recipe.records.items():
         ctx.write_json(name, record)
 
@@ -75,6 +78,17 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     if result.trainer.is_global_zero:
         save_student(ctx, student)
     return ctx.manifest(metrics=metrics)
+
+
+def teacher_server(cfg: DictConfig, ctx: StageContext):
+    """Several teachers: the server route=auto prices their work on (plan/plan.json's run estimate when the plan
+    stage ran, else this machine; stratos/distill/route_budget.py); None with one teacher."""
+    if not cfg.get("teachers"):
+        return None
+    from stratos.distill.route_budget import server_rate
+    from stratos.plan.record import read_plan
+
+    return server_rate(cfg, read_plan(ctx.inputs))
 
 
 def save_student(ctx: StageContext, student) -> None:

@@ -103,11 +103,12 @@ class Strategy:
         detail = f" ({vocab_reason})" if mode == Mode.cross_tokenizer else ""
         return Decision(name, mode, f"{why}; mode {mode}{detail}", acc, len(rows), feats, refused)
 
-    def prepare(self, cfg, task: Task, teacher, student, train_rows: list[dict], val_rows: list[dict]):
-        """Decide, then turn the decision into a typed `TrainingRecipe` (datasets, loss, teacher source)."""
+    def prepare(self, cfg, task: Task, teacher, student, train_rows: list[dict], val_rows: list[dict], server=None):
+        """Decide, then turn the decision into a typed `TrainingRecipe` (datasets, loss, teacher source).
+        `server`: several teachers, the server their work is priced on (route_budget.ServerRate)."""
         from stratos.distill.recipe import prepare_recipe
 
-        return prepare_recipe(self, cfg, task, teacher, student, train_rows, val_rows)
+        return prepare_recipe(self, cfg, task, teacher, student, train_rows, val_rows, server)
 
     def _alignment_mode(self, teacher, same_vocab: bool, vocab_reason: str,
                         cross_tokenizer: bool = False) -> tuple[Mode, list[str]]:

@@ -25,7 +25,10 @@ the `teachers` node (a dict id -> teacher config, schema in stratos/config/teach
     (`Task.slice_of`, for Mahjong the number of winning tiles) to ids, keys a label ("3"), a range ("0-2") or
     an open range ("7+"); by=auto probes every member per slice on held-out rows and gives each slice its best
     teacher, or with `route.tolerance` > 0 the cheapest (smallest `card.params_b`) within that accuracy margin of
-    the best (stratos/distill/routing.py); `route.default` takes rows no rule names.
+    the best (stratos/distill/routing.py); `route.default` takes rows no rule names;
+  - `route.budget_usd` (by=auto): the teacher work of the training rows, priced per slice and teacher in USD,
+    stays within it; the slices go to the teachers that give the most expected correct answers under it, found
+    exactly (stratos/distill/route_budget.py); `route.usd_per_mtok.<id>` prices a member per token.
 `validate_teachers` (called by stratos/checks.py before any work) refuses, in one line: a member with a
 missing or bad value (keys `teachers.<id>.*`), an id that is not an identifier, a route naming an id not in
 `teachers`, a bad slice key, route settings without teachers, and the modes several teachers cannot share
@@ -53,7 +56,7 @@ def route_ids(route) -> list[tuple[str, str]]:
     pairs = [(f"route.slices.{k}", str(v)) for k, v in (route.slices or {}).items()]
     if route.default is not None:
         pairs.append(("route.default", str(route.default)))
-    return pairs
+    return pairs + [(f"route.usd_per_mtok.{k}", str(k)) for k in (route.get("usd_per_mtok") or {})]
 
 
 def validate_teachers(cfg) -> None:
@@ -64,7 +67,7 @@ def validate_teachers(cfg) -> None:
     teachers, route = cfg.get("teachers") or {}, cfg.route
     if not teachers:
         default = RouteConfig()
-        for k in ("by", "column", "slices", "default", "probe_n", "tolerance"):
+        for k in ("by", "column", "slices", "default", "probe_n", "tolerance", "budget_usd", "usd_per_mtok"):
             if route[k] != getattr(default, k):
                 raise bad_value(f"route.{k}", str(route[k]) if k == "by" else route[k], "route settings only with several teachers: "
                                 "+teacher@teachers.<id>=<option> for each")
@@ -96,6 +99,14 @@ def validate_teachers(cfg) -> None:
         raise bad_value("route.probe_n", route.probe_n, "an integer >= 1 (held-out rows per slice and teacher)")
     if not 0.0 <= float(route.tolerance) <= 1.0:
         raise bad_value("route.tolerance", route.tolerance, "0 <= accuracy margin <= 1")
+    if route.budget_usd is not None and not float(route.budget_usd) > 0:
+        raise bad_value("route.budget_usd", route.budget_usd, "dollars > 0, or null for no limit")
+    if route.budget_usd is not None and route.by != "auto":
+        raise bad_value("route.budget_usd", route.budget_usd, "a budget only with route.by=auto (the probe prices "
+                        "each slice's teachers; slice and column routes are fixed)")
+    for k, v in (route.usd_per_mtok or {}).items():
+        if not float(v) >= 0:
+            raise bad_value(f"route.usd_per_mtok.{k}", v, "dollars per million tokens >= 0")
     al = cfg.strategy.alignment
     if str(al.mode) in ("hidden", "cross_tokenizer"):
         raise bad_value("strategy.alignment.mode", str(al.mode), "auto, logit or sequence with several teachers "

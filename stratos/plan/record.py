@@ -43,7 +43,8 @@ def measured_for_ledger(inputs: dict[str, Manifest], run: dict | None = None) ->
     return {k: v for k, v in out.items() if v is not None}
 
 
-def _plan(done: dict[str, Manifest]) -> dict:
+def read_plan(done: dict[str, Manifest]) -> dict:
+    """plan/plan.json of the finished stages `done` ({} when the plan stage did not run)."""
     plan = done.get("plan")
     if plan is None or PLAN_JSON not in plan.outputs or not artifacts.exists(plan.outputs[PLAN_JSON]):
         return {}
@@ -52,7 +53,7 @@ def _plan(done: dict[str, Manifest]) -> dict:
 
 def preview(done: dict[str, Manifest]) -> list[dict] | None:
     """Estimated-vs-measured rows for the report, without recording anything."""
-    plan = _plan(done)
+    plan = read_plan(done)
     if not plan.get("run") or not all(k in done for k in ("distill", "evaluate")):
         return None
     return ledger(plan, measured_for_ledger(done, plan["run"]))
@@ -63,7 +64,7 @@ def record_run(cfg: DictConfig, run_dir: str, done: dict[str, Manifest]) -> list
     history = OmegaConf.select(cfg, "planner.history", default=None)
     if not history or not all(k in done for k in ("plan", "distill", "evaluate")):
         return None
-    plan = _plan(done)
+    plan = read_plan(done)
     if not plan.get("run"):
         return None
     key = f"{done['distill'].config_hash}-{done['evaluate'].config_hash}"

@@ -76,20 +76,35 @@ def _difficulty_table(splits: dict[str, dict]) -> list[str]:
     return out
 
 
+def _cost_lines(cost: dict | None) -> list[str]:
+    """route=auto: the teacher work in USD against route.budget_usd, and the server it was priced on."""
+    if not cost:
+        return []
+    budget = "no budget" if cost["budget_usd"] is None else f"route.budget_usd ${_fmt(cost['budget_usd'])}"
+    srv = cost["server"]
+    return [f"- teacher work: ${_fmt(cost['usd'])} of {budget} (unconstrained best ${_fmt(cost['unconstrained_usd'])},"
+            f" cheapest ${_fmt(cost['cheapest_usd'])}); priced on {srv['name']} at ${_fmt(srv['price_hour'])}/h, "
+            f"{srv['flops_per_s'] / 1e12:.3g} TFLOP/s ({srv['source']})"]
+
+
 def _teachers_table(routing: dict | None) -> list[str]:
     """Several teachers: rows and supervised-token share per teacher, and with route=auto the probe accuracy of
     every teacher per slice (the routed teacher in bold)."""
     if not routing:
         return []
-    out = ["", "## Teachers", "", f"- route: {routing['reason']}", "", "| teacher | training rows | token share |",
-           "|---|---|---|"]
+    out = ["", "## Teachers", "", f"- route: {routing['reason']}", *_cost_lines(routing.get("cost")), "",
+           "| teacher | training rows | token share |", "|---|---|---|"]
     out += [f"| {t} | {_fmt(routing['rows'].get(t, 0))} | {_fmt(s)} |" for t, s in routing["token_shares"].items()]
     table, ids = routing.get("table") or {}, list(routing["token_shares"])
+    per = (routing.get("cost") or {}).get("per_slice") or {}
     if table:
-        out += ["", "| slice | " + " | ".join(f"{t} probe accuracy" for t in ids) + " |", "|---" * (len(ids) + 1) + "|"]
+        usd = [" routed teacher USD |"] if per else [""]
+        out += ["", "| slice | " + " | ".join(f"{t} probe accuracy" for t in ids) + " |" + usd[0],
+                "|---" * (len(ids) + 1 + bool(per)) + "|"]
         for label, row in table.items():
             cells = [f"**{_fmt(row[t]['accuracy'])}**" if routing["assignment"].get(label) == t
                      else _fmt(row[t]["accuracy"]) for t in ids]
+            cells += [_fmt(per[label]["usd"])] if label in per else []
             out.append(f"| {label} (n={row[ids[0]]['n']}) | " + " | ".join(cells) + " |")
     return out
 

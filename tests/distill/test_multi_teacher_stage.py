@@ -114,6 +114,22 @@ def test_teachers_and_route_enter_the_distill_hash_only_with_several_teachers(tm
     assert len({stage_hash(base, "distill", {}), stage_hash(a, "distill", {}), stage_hash(b, "distill", {})}) == 3
 
 
+def test_several_teachers_read_the_plan_and_hash_the_prices_their_routing_is_priced_with(tmp_path):
+    """route=auto prices teacher work on the plan's server (plan.json) or this machine (servers.local_price_hour)."""
+    from stratos.pipeline import stage_inputs
+
+    done = {"data": "data manifest", "plan": "plan manifest"}
+    base = compose_cfg(SMALL, tmp_path)
+    assert stage_inputs(base, "distill", done) == {"data": "data manifest"}  # one teacher: unchanged
+    over = [*SMALL, "+teacher@teachers.a=task_engine", "+teacher@teachers.b=task_engine"]
+    many = compose_cfg(over, tmp_path)
+    assert stage_inputs(many, "distill", done) == done
+    dearer = compose_cfg([*over, "servers.local_price_hour=1.0"], tmp_path)
+    assert stage_hash(many, "distill", {}) != stage_hash(dearer, "distill", {})
+    assert stage_hash(base, "distill", {}) == stage_hash(compose_cfg([*SMALL, "servers.local_price_hour=1.0"],
+                                                                     tmp_path), "distill", {})
+
+
 def test_per_teacher_stores_at_full_k_give_the_live_routed_kd(tmp_path, teacher_dirs):
     """Each teacher's top-k store over its own rows: at k = V the routed store KD is the routed live KD."""
     from stratos.distill.examples import ExampleDataset, TextExample, WithIndex, collate
@@ -226,3 +242,42 @@ def test_a_source_file_naming_an_unknown_teacher_is_refused_before_any_work(tmp_
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("stratos: error: "), r.stderr[-800:]
     assert needle.format(src=src) in lines[0], lines[0]
     assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_a_lower_route_budget_moves_slices_to_the_cheaper_teacher_and_one_below_the_cheapest_stops_the_stage(
+        tmp_path, teacher_dirs):
+    """The rules engine (always right) at $1000 per million tokens, a tiny white-box lm (rarely right) priced by
+    compute on this machine. A budget below the cheapest routing: refused before training, the distill stage leaves
+    nothing behind. No budget: the most accurate routing. A budget between the cheapest routing and that one: some
+    slices move to the lm and the teacher work fits."""
+    from stratos.distill.routing import route_teachers
+    from stratos.models.teachers import RoutedTeacher, build_members
+    from stratos.tasks import build_task
+
+    over = ["+teacher@teachers.engine=task_engine", "+teacher@teachers.lm=tiny_teacher",
+            f"teachers.lm.name_or_path={teacher_dirs[0]}", "teachers.lm.max_new_tokens=16", "strategy=alignment",
+            "route.by=auto", "route.probe_n=2", "++route.usd_per_mtok={engine: 1000}", "trainer.max_steps=2"]
+    with pytest.raises(UserError, match=r"invalid value for 'route.budget_usd': 1e-12 \(allowed: route.budget_usd >= ") as e:
+        run(tmp_path, [*over, "route.budget_usd=1e-12"])
+    d = tmp_path / "run" / "distill"
+    assert "\n" not in str(e.value) and not d.exists() and (d.parent / "data" / "manifest.json").exists()
+
+    cfg = compose_cfg([*SMALL, *over], tmp_path)  # no budget: the stage's own routing step, without training
+    train, val = ([json.loads(x) for x in (d.parent / "data" / f).read_text().splitlines()]
+                  for f in ("train.jsonl", "val.jsonl"))
+    free = route_teachers(cfg, build_task(cfg.task), RoutedTeacher(build_members(cfg)), train, val).as_dict()
+    cost = free["cost"]
+    assert cost["budget_usd"] is None and cost["usd"] == cost["unconstrained_usd"] > cost["cheapest_usd"] > 0
+    assert cost["teachers"]["engine"]["priced_by"] == "tokens" and cost["teachers"]["lm"]["priced_by"] == "compute"
+
+    budget = (cost["usd"] + cost["cheapest_usd"]) / 2
+    run(tmp_path, [*over, f"route.budget_usd={budget}"])
+    tight = json.loads((d / "routing.json").read_text())
+    assert tight["assignment"] != free["assignment"] and tight["cost"]["unconstrained"] == free["assignment"]
+    assert tight["cost"]["usd"] <= budget < tight["cost"]["unconstrained_usd"] == cost["usd"]
+    assert tight["rows"]["lm"] > free["rows"].get("lm", 0)
+    strategy = json.loads((d / "strategy.json").read_text())["routing"]
+    assert strategy["budget_usd"] == budget and strategy["usd"] == tight["cost"]["usd"]
+    metrics = json.loads((d / "manifest.json").read_text())["metrics"]
+    assert {k for k in metrics if k.startswith("distill/teacher_share/")} == {
+        f"distill/teacher_share/{t}" for t in tight["token_shares"]}

@@ -85,6 +85,21 @@ def test_several_teachers_show_the_route_the_shares_and_the_probe_table():
     assert "## Teachers" not in markdown(REPORT, None)
 
 
+def test_a_priced_route_shows_the_teacher_work_against_the_budget_and_per_slice():
+    routing = {"by": "auto", "reason": "route.by=auto: within route.budget_usd=$11", "assignment": {"0": "b", "5": "a"},
+               "table": {"0": {"a": {"accuracy": 0.9, "n": 4}, "b": {"accuracy": 0.85, "n": 4}},
+                         "5": {"a": {"accuracy": 0.9, "n": 4}, "b": {"accuracy": 0.3, "n": 4}}},
+               "rows": {"a": 10, "b": 10}, "token_shares": {"a": 0.5, "b": 0.5},
+               "cost": {"budget_usd": 11.0, "usd": 11.0, "unconstrained_usd": 20.0, "cheapest_usd": 2.0,
+                        "per_slice": {"0": {"usd": 1.0}, "5": {"usd": 10.0}},
+                        "server": {"name": "local", "price_hour": 0.1, "flops_per_s": 6.72e10, "source": "this machine"}}}
+    md = markdown({**REPORT, "strategy": {**REPORT["strategy"], "routing": routing}}, None)
+    for needle in ("- teacher work: $11 of route.budget_usd $11 (unconstrained best $20, cheapest $2); priced "
+                   "on local at $0.1/h, 0.0672 TFLOP/s (this machine)",
+                   "| slice | a probe accuracy | b probe accuracy | routed teacher USD |", "| 0 (n=4) | 0.9 | **0.85** | 1 |"):
+        assert needle in md, needle
+
+
 def test_on_policy_kd_gets_its_line_in_the_strategy_section():
     off = markdown(REPORT, None)
     assert "on-policy KD" not in off
