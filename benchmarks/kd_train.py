@@ -14,8 +14,10 @@ off-policy with forward KL(teacher || student) at T = 1 and nothing else in the 
            beta=0 (its generalized JSD is then exactly the forward KL): full (B, T, V) logits of
            both models, softmax over every position, masked afterwards
 Equal settings: batch 16, fp32, AdamW (lr 1e-3, betas 0.9/0.95, weight decay 0.01), cosine decay
-after 5 warm-up steps, gradient clipping 1.0, the per-token mean over supervised tokens, torch
-with `--threads` threads. Each side shuffles the same data with its own sampler.
+after 5 warm-up steps, gradient clipping 1.0, the per-token mean over supervised tokens, no gradient
+checkpointing (TRL's GKDConfig inherits SFTConfig's default gradient_checkpointing=True, which recomputes
+activations in the backward and, on-policy, makes GKD generate without a KV cache; Stratos does neither, so
+TRL runs with it off here), torch with `--threads` threads. Each side shuffles the same data with its own sampler.
 
 The pair: a Llama teacher (hidden 256, 4 layers, initialised with std 0.1 so its next-token
 distributions are far from uniform) and a Llama student (hidden 128, 2 layers), vocabulary V.
@@ -177,7 +179,7 @@ def train_stratos(root: str, rows, steps: int, clock: StepClock, bf16: bool = Fa
     return student, teacher.model, extra
 
 
-def train_trl(root: str, rows, steps: int, clock: StepClock, bf16: bool = False):
+def train_trl(root: str, rows, steps: int, clock: StepClock, bf16: bool = False, checkpointing: bool = False):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl.experimental.gkd import GKDConfig, GKDTrainer
@@ -199,6 +201,7 @@ def train_trl(root: str, rows, steps: int, clock: StepClock, bf16: bool = False)
     args = GKDConfig(output_dir=f"{root}/trl_out", per_device_train_batch_size=BATCH, max_steps=steps,
                      learning_rate=LR, lr_scheduler_type="cosine", warmup_steps=WARMUP, adam_beta2=0.95,
                      weight_decay=0.01, max_grad_norm=1.0, lmbda=0.0, beta=0.0, seq_kd=False, save_strategy="no",
+                     gradient_checkpointing=checkpointing,
                      report_to=[], logging_steps=max(1, steps // 4), dataloader_num_workers=0, use_cpu=True,
                      seed=0, disable_tqdm=True, dataloader_drop_last=True, bf16=bf16, fp16=False)
     trainer = GKDTrainer(model=student, teacher_model=teacher, args=args, train_dataset=Dataset.from_list(rows),
