@@ -215,6 +215,29 @@ def test_on_policy_loss_is_one_token_mean_kd_alone_on_rollout_rows():
     assert n_roll > 0
 
 
+def test_on_policy_loss_at_rate_one_calls_only_the_rollout_loss():
+    """Every row rolled out: the data part (no tokens) is skipped, the result is the rollout loss alone."""
+    torch.manual_seed(0)
+    B, T, H, V = 3, 7, 8, 30
+    h = torch.randn(B, T, H, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(V, H, dtype=torch.float64) * 0.3
+    t_logits = torch.randn(B, T, V, dtype=torch.float64)
+    labels = torch.randint(0, V, (B, T))
+    labels[:, :2] = -100
+    roll_fn = ChunkedDistillLoss(kd_weight=1.0, chunk_size=4)
+
+    def data_fn(*a, **kw):
+        raise AssertionError("the data part has no tokens")
+
+    out = on_policy_losses(data_fn, roll_fn, h, W, labels, torch.ones(B, dtype=torch.bool), {"teacher_logits": t_logits})
+    want = roll_fn(h, W, labels, teacher_logits=t_logits)
+    assert out["loss"].item() == pytest.approx(want["loss"].item(), rel=1e-12) and out["loss"].dtype == torch.float64
+    assert out["rollout_kd"].item() == pytest.approx(want["kd"].item(), rel=1e-12) and out["ce"].item() == 0
+    g_got, = torch.autograd.grad(out["loss"], h)
+    g_want, = torch.autograd.grad(want["loss"], h)
+    assert torch.allclose(g_got, g_want, atol=1e-12)
+
+
 def test_module_scores_rollouts_with_the_teacher_even_at_kd_weight_zero():
     teacher = in_memory_teacher()
     student = tiny_llama(seed=5)
