@@ -33,8 +33,9 @@ temperature 1.0 from the full distribution (no top-k / top-p), up to 64 new toke
 teacher scoring them, per-token mean over the sampled tokens of the batch:
   stratos  DistillModule with `on_policy` = the RolloutSampler the distill stage builds
            (OnPolicyPlan("logits", rate 1.0, T 1.0, 64).sampler(seed 0, tokenizer, the student's context);
-           stratos/distill/rollouts.py: a KV-cached sampling loop, last-position logits only), the rollout
-           rows' KD through the same chunked fused loss as off-policy
+           stratos/distill/rollouts.py: a KV-cached sampling loop, last-position logits only, one uniform
+           per row and step (inverse CDF) where torch.multinomial draws V), the rollout rows' KD through the
+           same chunked fused loss as off-policy
   trl      GKDTrainer with lmbda=1 (`random.random() <= lmbda`: every step), seq_kd=False, beta=0,
            temperature=1.0, max_new_tokens=64: `model.generate(prompts, do_sample, top_k=0, top_p=1.0,
            use_cache)`, positions after the first </s> masked, then full (B, T, V) logits of both models
