@@ -34,11 +34,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
 import time
+
+from benchmarks.evidence_runs import add_run_args, common, ensure_run, eval_metrics, load_run, mean_std, out_dir, \
+    run_grid
 
 CONDITIONS = {
     "xtok": [],
@@ -64,92 +63,47 @@ def student_tokenizer(cond: str) -> list[str]:
         ["student.tokenizer_from=train"]
 
 
-def common(a, steps: int, batch: int) -> list[str]:
-    return ["+task=mahjong", f"task.n_train={a.n_train}", f"task.n_val={a.n_val}", f"task.n_test={a.n_test}",
-            f"trainer.max_steps={steps}", f"trainer.batch_size={batch}", "trainer.max_minutes=0",
-            f"trainer.num_threads={a.threads}", "trainer.progress_bar=false", f"trainer.val_every_n_steps={steps}",
-            f"trainer.checkpoint_every_n_steps={steps}", "pipeline.stages=[data,distill,evaluate]",
-            f"paths.output_root={a.out}"]
-
-
-def cli(overrides: list[str], run_dir: str) -> float:
-    t0 = time.time()
-    with open(f"{run_dir}.log", "w") as log:
-        r = subprocess.run([sys.executable, "-m", "stratos", *overrides, f"hydra.run.dir={run_dir}"],
-                           stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    if r.returncode != 0:
-        raise SystemExit(f"run failed (exit {r.returncode}): see {run_dir}.log")
-    return time.time() - t0
-
-
 def train_teacher(a) -> str:
     run_dir = os.path.join(a.out, "teacher")
-    if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
-        os.makedirs(a.out, exist_ok=True)
-        cli([*common(a, a.teacher_steps, a.teacher_batch), "strategy=injection", "strategy.injection.corpus_weight=0"], run_dir)
+    ensure_run([*common(a, a.teacher_steps, a.teacher_batch), "strategy=injection", "strategy.injection.corpus_weight=0"],
+               run_dir)
     return os.path.join(run_dir, "distill", "model")
 
 
 def read_run(run_dir: str) -> dict:
-    from stratos.artifacts import Manifest
-    from stratos.distill.outputs import read_train_metrics
-
-    di = Manifest.load(os.path.join(run_dir, "distill", "manifest.json"))
-    ev = Manifest.load(os.path.join(run_dir, "evaluate", "manifest.json"))
-    with open(os.path.join(run_dir, "distill", "strategy.json")) as f:
-        mode = json.load(f)["mode"]
-    val_ce = [r["val/ce"] for r in read_train_metrics(di) if "val/ce" in r]
-    return {"mode": mode, "accuracy": ev.metrics["evaluate/test/accuracy"], "val_ce": val_ce[-1] if val_ce else None,
+    di, ev, st, val_ce = load_run(run_dir)
+    return {"mode": st["mode"], "accuracy": ev.metrics["evaluate/test/accuracy"], "val_ce": val_ce,
             "kept": di.metrics.get("strategy/kept"), "seconds": di.metrics["distill/seconds"],
             "steps": di.metrics["distill/steps"], "aligned_share": di.metrics.get("strategy/xtok_aligned_share"),
             "shared_tokens": di.metrics.get("strategy/xtok_shared_tokens")}
 
 
-def mean_std(xs: list[float], digits: int, signed: bool = False) -> str:
-    """Mean ± sample standard deviation (0 for one value)."""
-    sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
-    return f"{statistics.fmean(xs):{'+' if signed else ''}.{digits}f} ± {sd:.{digits}f}"
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=DEFAULT)
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--teacher-steps", type=int, default=1200)
-    ap.add_argument("--teacher-batch", type=int, default=64)
     ap.add_argument("--teacher", help="an HF model dir to use as the teacher instead of training one")
     ap.add_argument("--student-vocab", type=int, default=448)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--n-train", type=int, default=3000)
-    ap.add_argument("--n-val", type=int, default=100)
-    ap.add_argument("--n-test", type=int, default=500)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline", default="sequence", help="the condition paired differences are taken against")
-    ap.add_argument("--out", default=None, help="run directories (default: a temporary one)")
+    add_run_args(ap, teacher_steps=1200, teacher_batch=64, n_val=100, threads=2)
     a = ap.parse_args(argv)
-    a.out = os.path.abspath(a.out or tempfile.mkdtemp(prefix="stratos_xtok_"))
+    a.out = out_dir(a, "stratos_xtok_")
     t0 = time.time()
     teacher = a.teacher or train_teacher(a)
-    res: dict[str, dict[int, dict]] = {c: {} for c in a.conditions}
     base = [*common(a, a.steps, a.batch), "teacher=tiny_teacher", f"teacher.name_or_path={teacher}", "strategy=alignment",
             *STUDENT, f"student.tokenizer_vocab={a.student_vocab}"]
-    for seed in a.seeds:
-        for cond in a.conditions:
-            run_dir = os.path.join(a.out, "runs", cond, f"seed{seed}")
-            os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-            if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
-                cli([*base, *student_tokenizer(cond), *CONDITIONS[cond], f"seed={seed}"], run_dir)
-            r = res[cond][seed] = read_run(run_dir)
-            print(f"{cond:<10} seed {seed}  mode {r['mode']:<15} test accuracy {100 * r['accuracy']:5.1f} %  "
-                  f"held-out CE {r['val_ce']:.4f}  kept {r['kept']}  {r['steps']} steps in {r['seconds']:.0f} s"
-                  + (f"  aligned {100 * r['aligned_share']:.1f} % of tokens, {r['shared_tokens']} shared tokens"
-                     if r["aligned_share"] is not None else ""), flush=True)
-    if not a.teacher:
-        from stratos.artifacts import Manifest
 
-        ev = Manifest.load(os.path.join(a.out, "teacher", "evaluate", "manifest.json"))
-        print(f"teacher: {a.teacher_steps} steps at batch {a.teacher_batch}, test accuracy {100 * ev.metrics['evaluate/test/accuracy']:.1f} %")
+    def line(cond: str, seed: int, r: dict) -> str:
+        return (f"{cond:<10} seed {seed}  mode {r['mode']:<15} test accuracy {100 * r['accuracy']:5.1f} %  "
+                f"held-out CE {r['val_ce']:.4f}  kept {r['kept']}  {r['steps']} steps in {r['seconds']:.0f} s"
+                + (f"  aligned {100 * r['aligned_share']:.1f} % of tokens, {r['shared_tokens']} shared tokens"
+                   if r["aligned_share"] is not None else ""))
+
+    res = run_grid(a.out, a.seeds, a.conditions,
+                   lambda cond, seed: [*base, *student_tokenizer(cond), *CONDITIONS[cond], f"seed={seed}"],
+                   read_run, line)
+    if not a.teacher:
+        acc = eval_metrics(os.path.join(a.out, "teacher"))["evaluate/test/accuracy"]
+        print(f"teacher: {a.teacher_steps} steps at batch {a.teacher_batch}, test accuracy {100 * acc:.1f} %")
     base_c = a.baseline if a.baseline in res else None
     print(f"\n| condition | test accuracy (mean ± std) | held-out CE, nats/token (mean ± std) | "
           f"Δ accuracy vs {base_c} (paired, pts) | Δ CE vs {base_c} (paired) |\n|---|---|---|---|---|")

@@ -31,10 +31,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 
-from benchmarks.cross_tokenizer import cli, mean_std
+from benchmarks.evidence_runs import add_run_args, common, ensure_run, eval_metrics, load_run, mean_std, out_dir, \
+    run_grid
 
 SLICES = {"low": (0, 2), "high": (3, 99)}  # number of winning tiles per slice (inclusive)
 TEACHER_DATA = {
@@ -73,14 +73,6 @@ CONDITIONS = ("routed_auto", "routed_slice", "low_only", "high_only", "no_kd")
 DEFAULT = ["routed_auto", "routed_slice", "low_only", "high_only"]
 
 
-def common(a, steps: int, batch: int) -> list[str]:
-    return ["+task=mahjong", f"task.n_train={a.n_train}", f"task.n_val={a.n_val}", f"task.n_test={a.n_test}",
-            f"trainer.max_steps={steps}", f"trainer.batch_size={batch}", "trainer.max_minutes=0",
-            f"trainer.num_threads={a.threads}", "trainer.progress_bar=false", f"trainer.val_every_n_steps={steps}",
-            f"trainer.checkpoint_every_n_steps={steps}", "pipeline.stages=[data,distill,evaluate]",
-            f"paths.output_root={a.out}"]
-
-
 def teacher_overrides(a, which: str, low_dir: str | None = None) -> list[str]:
     """The CLI run that trains teacher `which` on its slice (high: a kd_weight=0 student of low, for its tokenizer)."""
     base = [*common(a, a.teacher_steps, a.teacher_batch), *TEACHER_DATA[which]]
@@ -94,9 +86,7 @@ def train_teachers(a) -> dict[str, str]:
     dirs = {}
     for which in ("low", "high"):
         run_dir = os.path.join(a.out, f"teacher_{which}")
-        if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
-            os.makedirs(a.out, exist_ok=True)
-            cli(teacher_overrides(a, which, dirs.get("low")), run_dir)
+        ensure_run(teacher_overrides(a, which, dirs.get("low")), run_dir)
         dirs[which] = os.path.join(run_dir, "distill", "model")
     return dirs
 
@@ -113,18 +103,11 @@ def slice_accuracy(ev: dict, split: str = "test") -> dict[str, float | None]:
 
 
 def read_run(run_dir: str) -> dict:
-    from stratos.artifacts import Manifest
-    from stratos.distill.outputs import read_train_metrics
-
-    di = Manifest.load(os.path.join(run_dir, "distill", "manifest.json"))
-    ev = Manifest.load(os.path.join(run_dir, "evaluate", "manifest.json"))
-    with open(os.path.join(run_dir, "distill", "strategy.json")) as f:
-        st = json.load(f)
-    val_ce = [r["val/ce"] for r in read_train_metrics(di) if "val/ce" in r]
+    di, ev, st, val_ce = load_run(run_dir)
     shares = {k.rsplit("/", 1)[-1]: v for k, v in di.metrics.items() if k.startswith("distill/teacher_share/")}
     return {"mode": st["mode"], "route": (st.get("routing") or {}).get("assignment"),
             "accuracy": ev.metrics["evaluate/test/accuracy"], **slice_accuracy(ev.metrics),
-            "val_ce": val_ce[-1] if val_ce else None, "shares": shares, "seconds": di.metrics["distill/seconds"],
+            "val_ce": val_ce, "shares": shares, "seconds": di.metrics["distill/seconds"],
             "steps": di.metrics["distill/steps"]}
 
 
@@ -134,47 +117,33 @@ def _fmt_pct(x: float | None) -> str:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=DEFAULT)
     ap.add_argument("--baselines", nargs="+", default=["low_only", "high_only"])
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--teacher-steps", type=int, default=1200)
-    ap.add_argument("--teacher-batch", type=int, default=64)
     ap.add_argument("--teachers", nargs=2, metavar=("LOW", "HIGH"), help="two HF model dirs (one tokenizer) "
                     "instead of training them")
     ap.add_argument("--probe-n", type=int, default=16, help="route.probe_n for routed_auto (held-out rows per slice)")
-    ap.add_argument("--n-train", type=int, default=3000)
-    ap.add_argument("--n-val", type=int, default=200)
-    ap.add_argument("--n-test", type=int, default=500)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", default=None, help="run directories (default: a temporary one)")
+    add_run_args(ap, teacher_steps=1200, teacher_batch=64, n_val=200, threads=2)
     a = ap.parse_args(argv)
-    a.out = os.path.abspath(a.out or tempfile.mkdtemp(prefix="stratos_multi_teacher_"))
+    a.out = out_dir(a, "stratos_multi_teacher_")
     t0 = time.time()
     dirs = dict(zip(("low", "high"), a.teachers)) if a.teachers else train_teachers(a)
     if not a.teachers:
-        from stratos.artifacts import Manifest
-
         for which in ("low", "high"):
-            ev = Manifest.load(os.path.join(a.out, f"teacher_{which}", "evaluate", "manifest.json")).metrics
+            ev = eval_metrics(os.path.join(a.out, f"teacher_{which}"))
             s = slice_accuracy(ev)
             print(f"teacher {which}: {a.teacher_steps} steps at batch {a.teacher_batch}, balanced test accuracy "
                   f"{_fmt_pct(ev['evaluate/test/accuracy'])} %  low slice {_fmt_pct(s['low'])} %  high slice "
                   f"{_fmt_pct(s['high'])} %", flush=True)
-    res: dict[str, dict[int, dict]] = {c: {} for c in a.conditions}
     base = [*common(a, a.steps, a.batch), *STUDENT, *STUDENT_DATA, "strategy=alignment"]
-    for seed in a.seeds:
-        for cond in a.conditions:
-            run_dir = os.path.join(a.out, "runs", cond, f"seed{seed}")
-            os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-            if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
-                cli([*base, *condition(cond, dirs["low"], dirs["high"], a.probe_n), f"seed={seed}"], run_dir)
-            r = res[cond][seed] = read_run(run_dir)
-            print(f"{cond:<12} seed {seed}  mode {r['mode']:<8} test {_fmt_pct(r['accuracy'])} %  low {_fmt_pct(r['low'])} %"
-                  f"  high {_fmt_pct(r['high'])} %  held-out CE {r['val_ce']:.4f}  {r['steps']} steps in "
-                  f"{r['seconds']:.0f} s" + (f"  shares {r['shares']}  route {r['route']}" if r["shares"] else ""),
-                  flush=True)
+
+    def line(cond: str, seed: int, r: dict) -> str:
+        return (f"{cond:<12} seed {seed}  mode {r['mode']:<8} test {_fmt_pct(r['accuracy'])} %  low {_fmt_pct(r['low'])} %"
+                f"  high {_fmt_pct(r['high'])} %  held-out CE {r['val_ce']:.4f}  {r['steps']} steps in "
+                f"{r['seconds']:.0f} s" + (f"  shares {r['shares']}  route {r['route']}" if r["shares"] else ""))
+
+    res = run_grid(a.out, a.seeds, a.conditions,
+                   lambda cond, seed: [*base, *condition(cond, dirs["low"], dirs["high"], a.probe_n), f"seed={seed}"],
+                   read_run, line)
     metrics = [("accuracy", "test accuracy", 100, 1), ("low", "low slice (0-2)", 100, 1),
                ("high", "high slice (3+)", 100, 1), ("val_ce", "held-out CE", 1, 3)]
     heads = [h for _, h, _, _ in metrics]

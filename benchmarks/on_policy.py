@@ -33,10 +33,10 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 
-from benchmarks.cross_tokenizer import cli, common, mean_std
+from benchmarks.evidence_runs import add_run_args, common, ensure_run, eval_metrics, load_run, mean_std, out_dir, \
+    run_grid
 
 ON = "strategy.alignment.on_policy"
 CONDITIONS = {  # condition -> (teacher: "trained" | "engine", overrides)
@@ -59,8 +59,8 @@ def teacher_args(cond: str, teacher_dir: str) -> list[str]:
 
 
 def task_common(a, steps: int, batch: int) -> list[str]:
-    """benchmarks/cross_tokenizer.py's run settings, on `--task`."""
-    return [f"+task={a.task}" if o == "+task=mahjong" else o for o in common(a, steps, batch)]
+    """The evidence benchmarks' run settings (benchmarks/evidence_runs.py), on `--task`."""
+    return common(a, steps, batch, task=a.task)
 
 
 def run_args(a, cond: str, teacher_dir: str, seed: int) -> list[str]:
@@ -71,25 +71,16 @@ def run_args(a, cond: str, teacher_dir: str, seed: int) -> list[str]:
 
 def train_teacher(a) -> str:
     run_dir = os.path.join(a.out, "teacher")
-    if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
-        os.makedirs(a.out, exist_ok=True)
-        cli([*task_common(a, a.teacher_steps, a.teacher_batch), "strategy=injection", "strategy.injection.corpus_weight=0"],
-            run_dir)
+    ensure_run([*task_common(a, a.teacher_steps, a.teacher_batch), "strategy=injection",
+                "strategy.injection.corpus_weight=0"], run_dir)
     return os.path.join(run_dir, "distill", "model")
 
 
 def read_run(run_dir: str) -> dict:
-    from stratos.artifacts import Manifest
-    from stratos.distill.outputs import read_train_metrics
-
-    di = Manifest.load(os.path.join(run_dir, "distill", "manifest.json"))
-    ev = Manifest.load(os.path.join(run_dir, "evaluate", "manifest.json"))
-    with open(os.path.join(run_dir, "distill", "strategy.json")) as f:
-        st = json.load(f)
-    val_ce = [r["val/ce"] for r in read_train_metrics(di) if "val/ce" in r]
+    di, ev, st, val_ce = load_run(run_dir)
     m = di.metrics
     return {"mode": st["mode"], "on_policy": st.get("on_policy") or {}, "accuracy": ev.metrics["evaluate/test/accuracy"],
-            "val_ce": val_ce[-1] if val_ce else None, "seconds": m["distill/seconds"], "steps": m["distill/steps"],
+            "val_ce": val_ce, "seconds": m["distill/seconds"], "steps": m["distill/steps"],
             "sampled_tokens_per_s": m.get("distill/on_policy/tokens_per_s"),
             "sampled_tokens": m.get("distill/on_policy/sampled_tokens"),
             "lines_ok_share": m.get("distill/on_policy/lines_ok_share")}
@@ -97,49 +88,34 @@ def read_run(run_dir: str) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--task", choices=["mahjong", "gsm8k"], default="mahjong")
     ap.add_argument("--conditions", nargs="+", choices=list(CONDITIONS), default=DEFAULT)
-    ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--teacher-steps", type=int, default=300, help="brief: an imperfect teacher")
-    ap.add_argument("--teacher-batch", type=int, default=32)
     ap.add_argument("--teacher", help="an HF model dir to use as the white-box teacher instead of training one")
     ap.add_argument("--sample-temperature", type=float, default=1.0)
     ap.add_argument("--max-new-tokens", type=int, default=0, help="rollout length (0 = the task's budget)")
-    ap.add_argument("--n-train", type=int, default=3000)
-    ap.add_argument("--n-val", type=int, default=100)
-    ap.add_argument("--n-test", type=int, default=500)
-    # 1 thread: a decode step of these tiny models is a few small ops, and on a shared 2-core machine 2 threads spent
+    # threads 1: a decode step of these tiny models is a few small ops, and on a shared 2-core machine 2 threads spent
     # their time in barriers: the same 10-step on-policy run took 208 s at 2 threads, 1.1 s at 1 (identical loss)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=None, help="run directories (default: a temporary one)")
+    add_run_args(ap, teacher_steps=300, teacher_batch=32, n_val=100, threads=1,
+                 teacher_steps_help="brief: an imperfect teacher")
     a = ap.parse_args(argv)
-    a.out = os.path.abspath(a.out or tempfile.mkdtemp(prefix="stratos_onpolicy_"))
+    a.out = out_dir(a, "stratos_onpolicy_")
     t0 = time.time()
     needs_teacher = any(CONDITIONS[c][0] == "trained" for c in a.conditions)
     teacher = a.teacher or (train_teacher(a) if needs_teacher else "")
-    res: dict[str, dict[int, dict]] = {c: {} for c in a.conditions}
-    for seed in a.seeds:
-        for cond in a.conditions:
-            run_dir = os.path.join(a.out, "runs", cond, f"seed{seed}")
-            os.makedirs(os.path.dirname(run_dir), exist_ok=True)
-            if not os.path.exists(os.path.join(run_dir, "evaluate", "manifest.json")):
-                cli(run_args(a, cond, teacher, seed), run_dir)
-            r = res[cond][seed] = read_run(run_dir)
-            op = r["on_policy"]
-            print(f"{cond:<15} seed {seed}  mode {r['mode']:<9} test accuracy {100 * r['accuracy']:5.1f} %  "
-                  f"held-out CE {r['val_ce']:.4f}  {r['steps']} steps in {r['seconds']:.0f} s"
-                  + (f"  lambda {op['rate']} ({op['scorer']}): {r['sampled_tokens']} tokens sampled at "
-                     f"{r['sampled_tokens_per_s']:.0f} tokens/s" if op else "")
-                  + (f", {100 * r['lines_ok_share']:.1f} % of judged lines right" if r["lines_ok_share"] is not None
-                     else ""), flush=True)
-    if needs_teacher and not a.teacher:
-        from stratos.artifacts import Manifest
 
-        ev = Manifest.load(os.path.join(a.out, "teacher", "evaluate", "manifest.json"))
-        print(f"teacher: {a.teacher_steps} steps at batch {a.teacher_batch}, test accuracy "
-              f"{100 * ev.metrics['evaluate/test/accuracy']:.1f} %")
+    def line(cond: str, seed: int, r: dict) -> str:
+        op = r["on_policy"]
+        return (f"{cond:<15} seed {seed}  mode {r['mode']:<9} test accuracy {100 * r['accuracy']:5.1f} %  "
+                f"held-out CE {r['val_ce']:.4f}  {r['steps']} steps in {r['seconds']:.0f} s"
+                + (f"  lambda {op['rate']} ({op['scorer']}): {r['sampled_tokens']} tokens sampled at "
+                   f"{r['sampled_tokens_per_s']:.0f} tokens/s" if op else "")
+                + (f", {100 * r['lines_ok_share']:.1f} % of judged lines right" if r["lines_ok_share"] is not None
+                   else ""))
+
+    res = run_grid(a.out, a.seeds, a.conditions, lambda cond, seed: run_args(a, cond, teacher, seed), read_run, line)
+    if needs_teacher and not a.teacher:
+        acc = eval_metrics(os.path.join(a.out, "teacher"))["evaluate/test/accuracy"]
+        print(f"teacher: {a.teacher_steps} steps at batch {a.teacher_batch}, test accuracy {100 * acc:.1f} %")
     print("\n| condition | pair | test accuracy (mean ± std) | held-out CE, nats/token (mean ± std) | "
           "Δ accuracy vs pair (paired, pts) | Δ CE vs pair (paired) | sampled tokens/s |\n|---|---|---|---|---|---|---|")
     for cond, by_seed in res.items():

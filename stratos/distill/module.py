@@ -255,14 +255,18 @@ def on_policy_losses(loss_fn, rollout_fn, hidden, weight, labels, rolled, teache
 
     hidden (B, T-1, H), labels (B, T-1), rolled (B,) bool; each part is summed over its own tokens and divided
     by the batch's token count n, so the two add up to the mean. Logged: "ce" per data token, "rollout_kd" per
-    sampled token, "kd" over all tokens.
+    sampled token, "kd" over all tokens. A part without tokens (every row rolled out, at rate 1) is not called:
+    it would add nothing but a zero (V, H) weight gradient (~10 ms a step at V = 32k, H = 128).
     """
     rolled = rolled.to(labels.device)[:, None]  # (B, 1)
     data_labels, roll_labels = labels.masked_fill(rolled, -100), labels.masked_fill(~rolled, -100)
     n_data, n_roll = int((data_labels != -100).sum()), int((roll_labels != -100).sum())
     n = max(1, n_data + n_roll)
-    data = loss_fn(hidden, weight, data_labels, num_items=n, **(teacher if loss_fn.kd_weight > 0 else {}))
-    roll = rollout_fn(hidden, weight, roll_labels, num_items=n, **teacher)
+    dt = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # the loss's compute dtype
+    zero = {k: hidden.new_zeros((), dtype=dt) for k in ("loss", "ce", "kd")}
+    data_teacher = teacher if loss_fn.kd_weight > 0 else {}  # served rows: the data part reads no teacher
+    data = loss_fn(hidden, weight, data_labels, num_items=n, **data_teacher) if n_data or not n_roll else zero
+    roll = rollout_fn(hidden, weight, roll_labels, num_items=n, **teacher) if n_roll else zero
     return {"loss": data["loss"] + roll["loss"], "ce": data["ce"] * n / max(1, n_data),
             "kd": data["kd"] + roll["kd"], "rollout_kd": roll["kd"] * n / max(1, n_roll)}
 

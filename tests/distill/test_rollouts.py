@@ -11,7 +11,7 @@ import torch
 
 from stratos.distill.losses import ChunkedDistillLoss, ce_loss, kd_loss
 from stratos.distill.module import DistillModule, on_policy_losses
-from stratos.distill.rollouts import RolloutSampler, prompt_lengths, rollout_seed, sample
+from stratos.distill.rollouts import RolloutSampler, draw, prompt_lengths, rollout_seed, sample
 from stratos.distill.trainer import build_trainer
 from stratos.resilience.checkpoints import latest_checkpoint
 from stratos.resilience.loader import ResumableLoader
@@ -62,6 +62,66 @@ def test_greedy_limit_low_temperature_matches_greedy_generation_row_by_row(build
         g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=8, do_sample=False,
                            pad_token_id=PAD, eos_token_id=EOS)[0, len(p):].tolist()
         assert row == (g[: g.index(EOS) + 1] if EOS in g else g)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
+def test_draw_follows_the_softmax_distribution(temperature):
+    """Chi-square of 60,000 draws per distribution against softmax(z / T). Seeded, hence deterministic: the
+    bound is the 1e-4 tail of chi-square with 7 degrees of freedom (27.9 at p = 1e-4 would fail 1 seed in 10^4)."""
+    z = torch.tensor([[2.0, 0.5, -1.0, 0.0, 1.0, -3.0, 0.3, 1.5],
+                      [0.0] * 8,
+                      [5.0, -2.0, 4.0, -8.0, 0.0, 3.0, -1.0, 1.0]])  # (3, V = 8)
+    n = 60_000
+    tok = draw(z.repeat_interleave(n, 0), temperature, torch.Generator().manual_seed(11))  # (3 n, 1)
+    assert tok.shape == (3 * n, 1) and tok.dtype == torch.long
+    want = torch.softmax(z.double() / temperature, -1) * n  # (3, V) expected counts
+    for r in range(3):
+        got = torch.bincount(tok[r * n:(r + 1) * n, 0], minlength=8).double()
+        chi2 = float(((got - want[r]) ** 2 / want[r]).sum())
+        assert chi2 < 27.9, (r, chi2, got.tolist())
+
+
+def test_draw_never_takes_a_token_without_mass_and_refuses_nan(monkeypatch):
+    z = torch.tensor([[float("-inf"), 0.0, 1.0, float("-inf")], [float("-inf"), float("-inf"), 2.0, float("-inf")]])
+    tok = draw(z.repeat(5000, 1), 1.0, torch.Generator().manual_seed(0))[:, 0]
+    assert set(tok[0::2].tolist()) == {1, 2} and set(tok[1::2].tolist()) == {2}
+    assert (draw(z, 1e-4, torch.Generator().manual_seed(0))[:, 0] == 2).all()  # greedy limit
+    # u = 1 exactly (a bound the generator never reaches) still lands on the last token with mass, not on V - 1
+    monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, dtype=torch.float64))
+    assert draw(z, 1.0, torch.Generator())[:, 0].tolist() == [2, 2]
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="NaN"):
+        draw(torch.tensor([[0.0, float("nan")]]), 1.0, torch.Generator())
+
+
+class Spy(torch.nn.Module):
+    """A causal LM that records each forward's input width, `logits_to_keep` and logits shape; `eos_after`: from
+    that forward on, <eos> gets all the mass (every row then ends)."""
+
+    def __init__(self, model, eos_after=None):
+        super().__init__()
+        self.model, self.eos_after, self.calls = model, eos_after, []
+
+    def forward(self, **kw):
+        out = self.model(**kw)
+        self.calls.append((tuple(kw["input_ids"].shape), kw.get("logits_to_keep"), tuple(out.logits.shape)))
+        if self.eos_after is not None and len(self.calls) > self.eos_after:
+            out.logits[..., EOS] = 1e4
+        return out
+
+
+def test_prefill_and_steps_compute_only_the_last_positions_logits():
+    spy = Spy(tiny_llama(seed=5))
+    prompts = [[5, 6, 7], [9, 10, 11, 12, 13], [20]]
+    sample(spy, prompts, max_new_tokens=4, temperature=1.0, seed=0, pad_id=PAD, eos_id=EOS)
+    assert spy.calls[0] == ((3, 5), 1, (3, 1, 48))  # prefill: (B, T_p) in, (B, 1, V) logits out
+    assert all(c == ((3, 1), 1, (3, 1, 48)) for c in spy.calls[1:]) and len(spy.calls) <= 4
+
+
+def test_sampling_stops_once_every_row_has_emitted_eos():
+    spy = Spy(tiny_llama(seed=5), eos_after=2)  # forwards 1-2 sample freely, the third's logits give <eos>
+    got = sample(spy, [[5, 6, 7], [9, 10]], max_new_tokens=50, temperature=1.0, seed=0, pad_id=PAD, eos_id=EOS)
+    assert len(spy.calls) <= 3 and all(row[-1] == EOS and len(row) <= 3 for row in got)
 
 
 def test_rows_are_chosen_by_seed_and_step_and_corpus_rows_never():
@@ -181,6 +241,29 @@ def test_on_policy_loss_is_one_token_mean_kd_alone_on_rollout_rows():
     n_roll = int((rl != -100).sum())
     assert out["rollout_kd"].item() == pytest.approx(kd_loss(z, t_logits, rl, temperature=temp).item(), rel=1e-9)
     assert n_roll > 0
+
+
+def test_on_policy_loss_at_rate_one_calls_only_the_rollout_loss():
+    """Every row rolled out: the data part (no tokens) is skipped, the result is the rollout loss alone."""
+    torch.manual_seed(0)
+    B, T, H, V = 3, 7, 8, 30
+    h = torch.randn(B, T, H, dtype=torch.float64, requires_grad=True)
+    W = torch.randn(V, H, dtype=torch.float64) * 0.3
+    t_logits = torch.randn(B, T, V, dtype=torch.float64)
+    labels = torch.randint(0, V, (B, T))
+    labels[:, :2] = -100
+    roll_fn = ChunkedDistillLoss(kd_weight=1.0, chunk_size=4)
+
+    def data_fn(*a, **kw):
+        raise AssertionError("the data part has no tokens")
+
+    out = on_policy_losses(data_fn, roll_fn, h, W, labels, torch.ones(B, dtype=torch.bool), {"teacher_logits": t_logits})
+    want = roll_fn(h, W, labels, teacher_logits=t_logits)
+    assert out["loss"].item() == pytest.approx(want["loss"].item(), rel=1e-12) and out["loss"].dtype == torch.float64
+    assert out["rollout_kd"].item() == pytest.approx(want["kd"].item(), rel=1e-12) and out["ce"].item() == 0
+    g_got, = torch.autograd.grad(out["loss"], h)
+    g_want, = torch.autograd.grad(want["loss"], h)
+    assert torch.allclose(g_got, g_want, atol=1e-12)
 
 
 def test_module_scores_rollouts_with_the_teacher_even_at_kd_weight_zero():
