@@ -264,8 +264,9 @@ def on_policy_losses(loss_fn, rollout_fn, hidden, weight, labels, rolled, teache
     n = max(1, n_data + n_roll)
     dt = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # the loss's compute dtype
     zero = {k: hidden.new_zeros((), dtype=dt) for k in ("loss", "ce", "kd")}
-    data_teacher = teacher if loss_fn.kd_weight > 0 else {}  # served rows: the data part reads no teacher
-    data = loss_fn(hidden, weight, data_labels, num_items=n, **data_teacher) if n_data or not n_roll else zero
+    # the data part reads the teacher only with a KD term (a served teacher's rows cover the rollouts alone)
+    data = (loss_fn(hidden, weight, data_labels, num_items=n, **(teacher if loss_fn.kd_weight > 0 else {}))
+            if n_data or not n_roll else zero)
     roll = rollout_fn(hidden, weight, roll_labels, num_items=n, **teacher) if n_roll else zero
     return {"loss": data["loss"] + roll["loss"], "ce": data["ce"] * n / max(1, n_data),
             "kd": data["kd"] + roll["kd"], "rollout_kd": roll["kd"] * n / max(1, n_roll)}
