@@ -161,3 +161,29 @@ def test_on_policy_with_a_served_teacher_runs_the_cli(tmp_path, torch_one_thread
     assert any(row.get("train/rollout_kd", 0) > 0 for row in logged)
     assert any(row.get("train/on_policy/scored_tokens", 0) > 0 for row in logged)
     print(f"served on-policy CLI run: {seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_on_policy_under_ddp_on_two_cpu_processes(tmp_path, teacher_dir):  # noqa: F811
+    """`trainer=ddp_cpu` (Lightning DDP, gloo, 2 processes) through the real CLI: each rank samples its own rows
+    (seeded by (seed, step, rank)) through the DDP-wrapped student and the live teacher scores them; the ranks never
+    wait on each other inside sampling, so rollouts of different lengths on the two ranks must not hang the run."""
+    from stratos.artifacts import Manifest
+
+    out = tmp_path / "out"
+    args = ["+task=mahjong", "debug=fast", "task.n_train=64", "task.n_val=8", "task.n_test=8", "trainer=ddp_cpu",
+            "trainer.max_steps=4", "trainer.batch_size=8", "trainer.val_every_n_steps=4",
+            "trainer.checkpoint_every_n_steps=4", *kd(teacher_dir, f"{ON}.rate=0.5", f"{ON}.max_new_tokens=16"),
+            f"paths.output_root={out}"]
+    r = subprocess.run([sys.executable, "-m", "stratos", *args], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("length slices:") == 2  # each rank's process builds its own loader: two ranks sampled
+    (distill,) = out.rglob("distill/strategy.json")
+    strategy = json.loads(distill.read_text())
+    assert strategy["mode"] == "logit" and strategy["on_policy"]["scorer"] == "logits"
+    m = Manifest.load(str(distill.parent / "manifest.json")).metrics
+    assert m["distill/steps"] == 4 and 0 < m["distill/on_policy/share"] < 1
+    assert m["distill/on_policy/sampled_tokens"] > 0
+    logged = read_train_metrics(Manifest.load(str(distill.parent / "manifest.json")))
+    assert any(row.get("train/rollout_kd", 0) > 0 for row in logged)
