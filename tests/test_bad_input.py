@@ -226,15 +226,18 @@ def cli_args(overrides: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def launched(request, tmp_path_factory, stand_ins):
-    """The selected rows' CLI runs, started two at a time as soon as the first row asks.
+    """The selected rows' CLI runs, started as soon as the first row asks: two at a time in one pytest
+    process, one at a time under pytest-xdist (the other worker has the other core).
 
     Each row is a fresh interpreter whose start (imports, Hydra composition) is CPU-bound; on the 2-core CI
-    machine two at a time take ~55 % of the serial time. Every row still gets its own output root.
+    machine two at a time take ~55 % of the serial time. Every row still gets its own output root. Under
+    xdist every worker collects every row, so the rows are one xdist group (the `bad_input` mark below):
+    the one worker that runs them launches them once.
     """
     name = "test_bad_input_is_one_line_exit_2_and_writes_nothing"
     selected = [tuple(item.callspec.params["overrides"]) for item in request.session.items
                 if getattr(item, "originalname", None) == name]
-    pool = ThreadPoolExecutor(max_workers=2)
+    pool = ThreadPoolExecutor(max_workers=1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
     runs = {}
     for overrides in selected:
         root = tmp_path_factory.mktemp("bad") / "out"
@@ -250,6 +253,7 @@ def _fill(override: str, stand_ins: dict) -> str:
     return override
 
 
+@pytest.mark.xdist_group("bad_input")
 @pytest.mark.parametrize("overrides,needle", CASES, ids=[" ".join(o) for o, _ in CASES])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(overrides, needle, launched):
     root, future = launched[tuple(overrides)]
