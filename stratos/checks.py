@@ -53,6 +53,9 @@ def validate(cfg: DictConfig) -> None:
     from stratos.distill.loggers import validate_logger
 
     validate_logger(cfg.logger, will_train=will_train)
+    from stratos.evaluate.vote import validate_evaluate
+
+    validate_evaluate(cfg.evaluate)
     from stratos.export import validate_deploy
 
     validate_deploy(cfg.deploy)

@@ -158,6 +158,9 @@ CASES = [  # (overrides, text the one line must contain)
     (["deploy.threads=0"], "invalid value for 'deploy.threads': 0"),
     # serve
     (["serve.port=70000"], "invalid value for 'serve.port': 70000"),
+    # evaluate
+    (["evaluate.samples=0"], "invalid value for 'evaluate.samples': 0 (allowed: 1 (greedy) or more"),
+    (["evaluate.temperature=0"], "invalid value for 'evaluate.temperature': 0.0 (allowed: a temperature > 0)"),
     (["serve.host=0.0.0.0.1"], "invalid value for 'serve.host': '0.0.0.0.1'"),
     (["serve.backend=tensorrt"], "invalid value for 'serve.backend': 'tensorrt' (allowed: auto, onnx, torch)"),
     (["serve.api_key=secret"], "invalid value for 'serve.api_key'"),

@@ -41,6 +41,8 @@ class EvaluateConfig:
     batch_size: int = 64
     max_new_tokens: int = 0  # 0 => task default
     n_latency: int = 16  # answers timed one by one for latency per answer
+    samples: int = 1  # k > 1: answer by the majority of k sampled completions (stratos/evaluate/vote.py); 1 = greedy
+    temperature: float = 0.7  # sampling temperature when samples > 1 (latency figures stay greedy, batch 1)
 
 
 @dataclass

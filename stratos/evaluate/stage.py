@@ -7,6 +7,8 @@ Metrics (all computed from model outputs; SPLIT = test, test_natural, ...):
   evaluate/SPLIT/by_difficulty                accuracy per difficulty bucket (Mahjong: "waits=N")
   evaluate/SPLIT/n_by_difficulty              items per difficulty bucket
   evaluate/SPLIT/generate_seconds             batched generation time
+  evaluate/SPLIT/samples, .../vote_share       with evaluate.samples = k > 1 (answers by k-sample majority vote,
+                                              stratos/evaluate/vote.py): k, and the winning answer's mean share
   evaluate/teacher/accuracy, .../n            the teacher's probe accuracy, read from distill/strategy.json: the
                                               distill stage probed it on `strategy.probe_n` held-out val items
                                               (None when strategy=labels_only did not probe). Not re-run here, so
@@ -32,7 +34,8 @@ from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.outputs import held_out_files
 from stratos.distill.outputs import MODEL_DIR, STRATEGY_JSON
-from stratos.models.generate import greedy_generate
+from stratos.evaluate.vote import Vote, majority
+from stratos.models.generate import greedy_generate, sampled_generate
 from stratos.models.tokenizer import load_tokenizer
 from stratos.tasks import bucket_order, build_task
 
@@ -60,21 +63,39 @@ def count_by(rows: list[dict], key: str = "difficulty") -> dict[str, int]:
     return {k: len(v) for k, v in _groups(rows, [False] * len(rows), key).items()}
 
 
+def answer(task, model, tok, questions: list[str], max_new: int, batch_size: int, samples: int = 1,
+           temperature: float = 1.0, seed: int = 0) -> tuple[list[str], list[Vote] | None]:
+    """The student's answer text per question: greedy (samples 1), or the majority of `samples` sampled
+    completions (stratos/evaluate/vote.py), with the votes."""
+    if samples <= 1:
+        return greedy_generate(model, tok, questions, max_new, batch_size), None
+    drawn = sampled_generate(model, tok, questions, max_new, samples, temperature, seed, batch_size)
+    votes = [majority(s, task.extract) for s in drawn]
+    return [v.text for v in votes], votes
+
+
 def score_split(task, model, tok, rows: list[dict], split: str, max_new: int, batch_size: int,
-                ctx: StageContext) -> dict:
+                ctx: StageContext, samples: int = 1, temperature: float = 1.0, seed: int = 0) -> dict:
     """Generate and grade one test split; writes its predictions file and returns its metrics."""
     t0 = time.time()
-    outputs = greedy_generate(model, tok, [r["question"] for r in rows], max_new, batch_size)
+    outputs, votes = answer(task, model, tok, [r["question"] for r in rows], max_new, batch_size, samples,
+                            temperature, seed)
     gen_s = time.time() - t0
     correct = [task.is_correct(r, o) for r, o in zip(rows, outputs)]
-    ctx.write_jsonl("predictions.jsonl" if split == "test" else f"predictions_{split}.jsonl", [
-        {"id": r["id"], "question": r["question"], "expected": r["answer"], "output": o, "correct": c}
-        for r, o, c in zip(rows, outputs, correct)])
-    return {f"evaluate/{split}/accuracy": round(sum(correct) / max(1, len(correct)), 4),
-            f"evaluate/{split}/n": len(correct),
-            f"evaluate/{split}/by_difficulty": accuracy_by(rows, correct),
-            f"evaluate/{split}/n_by_difficulty": count_by(rows),
-            f"evaluate/{split}/generate_seconds": round(gen_s, 2)}
+    preds = [{"id": r["id"], "question": r["question"], "expected": r["answer"], "output": o, "correct": c}
+             for r, o, c in zip(rows, outputs, correct)]
+    for p, v in zip(preds, votes or []):
+        p.update(votes=v.votes, samples=v.k)
+    ctx.write_jsonl("predictions.jsonl" if split == "test" else f"predictions_{split}.jsonl", preds)
+    out = {f"evaluate/{split}/accuracy": round(sum(correct) / max(1, len(correct)), 4),
+           f"evaluate/{split}/n": len(correct),
+           f"evaluate/{split}/by_difficulty": accuracy_by(rows, correct),
+           f"evaluate/{split}/n_by_difficulty": count_by(rows),
+           f"evaluate/{split}/generate_seconds": round(gen_s, 2)}
+    if votes:  # how much the k samples agreed: the winning answer's share of them, averaged over questions
+        out[f"evaluate/{split}/samples"] = samples
+        out[f"evaluate/{split}/vote_share"] = round(sum(v.votes / v.k for v in votes) / len(votes), 4)
+    return out
 
 
 def time_answers(model, tok, questions: list[str], max_new_tokens: int) -> dict[str, float]:
@@ -102,7 +123,8 @@ def run(cfg: DictConfig, ctx: StageContext) -> Manifest:
     max_new = int(cfg.evaluate.max_new_tokens) or int(task.max_new_tokens)
     scores: dict = {}
     for split, rows in splits.items():
-        scores.update(score_split(task, model, tok, rows, split, max_new, int(cfg.evaluate.batch_size), ctx))
+        scores.update(score_split(task, model, tok, rows, split, max_new, int(cfg.evaluate.batch_size), ctx,
+                                  int(cfg.evaluate.samples), float(cfg.evaluate.temperature), int(cfg.seed)))
 
     decision = artifacts.read_json(distill.path(STRATEGY_JSON))
     t_acc, t_n = decision.get("teacher_probe_accuracy"), int(decision.get("probe_n") or 0)

@@ -1,0 +1,155 @@
+"""The flagship student's recipe, measured: what buys balanced-split accuracy per CPU-minute (issue 14).
+
+    python -m benchmarks.mahjong_recipes --seeds 0 1 2                      # every condition, 3 seeds
+    python -m benchmarks.mahjong_recipes --conditions proof flat_mix --threads 1 --out /work/bench/recipes
+
+Every condition is the default run's recipe -- `tiny_llama` (0.9M parameters), sequence-level alignment on the
+rules engine's verified rationales, batch 64, 50,000 training hands, `--steps` steps (default 1,250: what the
+default plan chose on a fresh cache) -- with one thing changed:
+
+  proof      the default itself (`task.rationale_format=proof`: one line per winning tile with its groups)
+  search     rationale format `search`: one line per candidate tile, its groups or `no`
+  suits      rationale format `suits`: the suits a winning tile can land in, then that search
+  bytes      one token per byte (`student.tokenizer_vocab=259`): `123m` is 4 tokens, not 1-2
+  flat_mix   training hands drawn equally from 1..8 winning tiles (`task.wait_distribution`), like the
+             balanced test split, instead of the natural mix (61 % of hands have 2 winning tiles)
+  steps_2x   twice the steps
+  mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
+  vote8      the `proof` models answering by a majority vote of 8 samples at T = 0.7 (stratos/evaluate/vote.py):
+             no training, the proof run's model and test splits
+
+Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
+few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
+accuracy per number of winning tiles, training seconds and the whole run's seconds. Finished runs are reused
+(`<out>/runs/<condition>/seed<N>`), so a re-run resumes; two benchmark processes with disjoint `--conditions` at
+`--threads 1` share a 2-core machine (seconds are then those of a shared machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+from benchmarks.evidence_runs import ensure_run, load_run, mean_std, out_dir
+
+FLAT_MIX = [f"+task.wait_distribution.{k}=0.125" for k in range(1, 9)]  # keys are strings: "1".."8"
+CONDITIONS = {
+    "proof": [],
+    "search": ["task.rationale_format=search"],
+    "suits": ["task.rationale_format=suits"],
+    "bytes": ["student.tokenizer_vocab=259"],
+    "flat_mix": FLAT_MIX,
+    "steps_2x": None,  # filled from --steps
+    "mini": ["student=mini_llama"],
+    "vote8": None,  # evaluation of the proof runs
+}
+VOTE_K, VOTE_T = 8, 0.7
+
+
+def overrides(a, cond: str, seed: int) -> list[str]:
+    steps = a.steps * (2 if cond == "steps_2x" else 1)
+    extra = CONDITIONS[cond] or []
+    return ["+task=mahjong", "strategy=alignment", "strategy.alignment.mode=sequence", f"trainer.max_steps={steps}",
+            "trainer.max_minutes=0", f"trainer.num_threads={a.threads}", "trainer.progress_bar=false",
+            f"trainer.checkpoint_every_n_steps={steps}", "pipeline.stages=[data,distill,evaluate]", f"seed={seed}",
+            f"paths.output_root={a.out}", *extra]
+
+
+def vote_run(a, seed: int) -> str:
+    """Score the proof run of `seed` by an 8-sample vote; its metrics in runs/vote8/seed<N>/evaluate/."""
+    import torch
+
+    from stratos import artifacts
+    from stratos.artifacts import Manifest, StageContext
+    from stratos.evaluate.stage import load_model, score_split
+    from stratos.tasks.mahjong.task import MahjongTask
+
+    src = os.path.join(a.out, "runs", "proof", f"seed{seed}")
+    ensure_run(overrides(a, "proof", seed), src)
+    dst = os.path.join(a.out, "runs", "vote8", f"seed{seed}")
+    done = os.path.join(dst, "evaluate", "metrics.json")
+    if os.path.exists(done):
+        return dst
+    torch.set_num_threads(a.threads)
+    data = Manifest.load(os.path.join(src, "data", "manifest.json"))
+    model, tok = load_model(os.path.join(src, "distill", "model"))
+    task = MahjongTask(name="mahjong")
+    ctx = StageContext(run_dir=dst, stage="evaluate", config_hash="vote8", inputs={})
+    t0 = time.time()
+    metrics = {}
+    for split in ("test", "test_natural"):
+        rows = artifacts.read_jsonl(data.path(f"{split}.jsonl"))
+        metrics.update(score_split(task, model, tok, rows, split, task.max_new_tokens, 64, ctx, VOTE_K, VOTE_T, seed))
+    metrics["seconds"] = round(time.time() - t0, 1)
+    artifacts.write_json(done, metrics)
+    return dst
+
+
+def read(run_dir: str, cond: str) -> dict:
+    if cond == "vote8":
+        with open(os.path.join(run_dir, "evaluate", "metrics.json")) as f:
+            m = json.load(f)
+        return {"balanced": m["evaluate/test/accuracy"], "natural": m["evaluate/test_natural/accuracy"],
+                "by": m["evaluate/test/by_difficulty"], "train_s": 0.0, "run_s": m["seconds"]}
+    di, ev, _, _ = load_run(run_dir)
+    m = ev.metrics
+    run_s = 0.0
+    for stage in ("data", "distill", "evaluate"):
+        with open(os.path.join(run_dir, stage, "manifest.json")) as f:
+            run_s += float(json.load(f).get("seconds") or 0)
+    return {"balanced": m["evaluate/test/accuracy"], "natural": m["evaluate/test_natural/accuracy"],
+            "by": m["evaluate/test/by_difficulty"], "train_s": float(di.metrics.get("distill/seconds") or di.seconds or 0),
+            "run_s": float(run_s)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=list(CONDITIONS))
+    ap.add_argument("--steps", type=int, default=1250)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=None, help="run directories (default: a temporary one)")
+    a = ap.parse_args(argv)
+    a.out = out_dir(a, "mahjong-recipes-")
+    res: dict[str, dict[int, dict]] = {c: {} for c in a.conditions}
+    for cond in a.conditions:
+        for seed in a.seeds:
+            if cond == "vote8":
+                run_dir = vote_run(a, seed)
+            else:
+                run_dir = os.path.join(a.out, "runs", cond, f"seed{seed}")
+                ensure_run(overrides(a, cond, seed), run_dir)
+            r = res[cond][seed] = read(run_dir, cond)
+            print(f"{cond:9s} seed {seed}: balanced {r['balanced']:.3f}, natural {r['natural']:.3f}, "
+                  f"train {r['train_s']:.0f} s, run {r['run_s']:.0f} s", flush=True)
+    print(table(res, a.seeds))
+
+
+def table(res: dict[str, dict[int, dict]], seeds: list[int]) -> str:
+    """Markdown: balanced (mean ± sd), paired delta vs proof, natural, per wait count, seconds."""
+    waits = sorted({k for c in res.values() for r in c.values() for k in r["by"]}, key=lambda k: int(k.split("=")[-1]))
+    head = "| condition | seeds | balanced | Δ vs proof (paired) | natural | " + " | ".join(
+        k.split("=")[-1] for k in waits) + " | train s | run s |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    base = res.get("proof", {})
+    for cond, runs in res.items():
+        got = [s for s in seeds if s in runs]
+        if not got:
+            continue
+        bal = [runs[s]["balanced"] * 100 for s in got]
+        paired = [runs[s]["balanced"] * 100 - base[s]["balanced"] * 100 for s in got if s in base]
+        delta = "—" if cond == "proof" or not paired else mean_std(paired, 1, signed=True)
+        per = [statistics.fmean(runs[s]["by"].get(k, 0.0) for s in got) * 100 for k in waits]
+        lines.append(f"| {cond} | {len(got)} | {mean_std(bal, 1)} % | {delta} | "
+                     f"{statistics.fmean(runs[s]['natural'] for s in got) * 100:.1f} % | "
+                     + " | ".join(f"{p:.0f}" for p in per)
+                     + f" | {statistics.fmean(runs[s]['train_s'] for s in got):.0f} | "
+                     f"{statistics.fmean(runs[s]['run_s'] for s in got):.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
