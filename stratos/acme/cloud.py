@@ -77,28 +77,30 @@ def cloud_job(spec: dict) -> str:
     selections, onnx = {}, {}
     calib_idx, _ = balanced_subset(public, min(CALIB_N, len(public)), np.random.default_rng(seed + 1))
     calib_rows = public.take(calib_idx).to_rows()
-    work = tempfile.mkdtemp(prefix="acme-cloud-")
-    for dev in spec["device_classes"]:
-        dev = OmegaConf.create(dev)
-        sel = select_for_device(costs, acc_pred, acc_true, dev, acme.selection.rule, acme.selection.tradeoff_weight)
-        selections[dev.name] = sel
-        w, d = sel["chosen"]["width"], sel["chosen"]["depth"]
-        folder = os.path.join(work, dev.name)
-        sub = extract(model, w, d)
-        save_subnet(sub, tok, folder)
-        if acme.onnx:  # standalone ONNX of the chosen sub-network, parity on two batch shapes
-            path = os.path.join(work, f"{dev.name}.onnx")
-            export_onnx(sub, path, {k: v[:4] for k, v in te.items()})
-            odd = bb.encode(tok, [t[: len(t) // 2] for t in public.texts[-3:]], b.max_length)
-            onnx[dev.name] = {"max_abs_diff": onnx_parity(sub, path, [{k: v[:4] for k, v in te.items()}, odd]),
-                              "bytes": os.path.getsize(path)}
-            with open(path, "rb") as f, artifacts.atomic_open(artifacts.join(me, "out", f"{dev.name}.onnx"), "wb") as g:
-                g.write(f.read())
-        edge = f"edge:{dev.name}"
-        ex.send_dir("cloud", edge, "backbone", folder, kind="model")
-        ex.send_json("cloud", edge, "calib.json", {"classes": list(public.classes), "rows": calib_rows}, kind="data")
-        ex.send_json("cloud", edge, "selection.json", {"width": w, "depth": d, "max_length": int(b.max_length)},
-                     kind="control")
+    with tempfile.TemporaryDirectory(prefix="acme-cloud-") as work:  # subnets and ONNX files, sent on, then gone
+        for dev in spec["device_classes"]:
+            dev = OmegaConf.create(dev)
+            sel = select_for_device(costs, acc_pred, acc_true, dev, acme.selection.rule, acme.selection.tradeoff_weight)
+            selections[dev.name] = sel
+            w, d = sel["chosen"]["width"], sel["chosen"]["depth"]
+            folder = os.path.join(work, dev.name)
+            sub = extract(model, w, d)
+            save_subnet(sub, tok, folder)
+            if acme.onnx:  # standalone ONNX of the chosen sub-network, parity on two batch shapes
+                path = os.path.join(work, f"{dev.name}.onnx")
+                export_onnx(sub, path, {k: v[:4] for k, v in te.items()})
+                odd = bb.encode(tok, [t[: len(t) // 2] for t in public.texts[-3:]], b.max_length)
+                onnx[dev.name] = {"max_abs_diff": onnx_parity(sub, path, [{k: v[:4] for k, v in te.items()}, odd]),
+                                  "bytes": os.path.getsize(path)}
+                with open(path, "rb") as f, \
+                        artifacts.atomic_open(artifacts.join(me, "out", f"{dev.name}.onnx"), "wb") as g:
+                    g.write(f.read())
+            edge = f"edge:{dev.name}"
+            ex.send_dir("cloud", edge, "backbone", folder, kind="model")
+            ex.send_json("cloud", edge, "calib.json", {"classes": list(public.classes), "rows": calib_rows},
+                         kind="data")
+            ex.send_json("cloud", edge, "selection.json", {"width": w, "depth": d, "max_length": int(b.max_length)},
+                         kind="control")
     report = {"teacher_acc": teacher_acc, "subnets": [list(s) for s in subnets], "acc": acc_true.tolist(),
               "costs": [c.as_dict() for c in costs], "surrogate": sur, "selections": selections, "onnx": onnx,
               "family": model.config.model_type, "full_params": costs[0].params, "seconds": round(time.time() - t0, 2)}

@@ -94,8 +94,8 @@ def _centralised_transfers(root: str, name: str, devices: list[str], head: Head)
         ex.send_bytes(d, edge, key, raw, kind="data")
         ex.forward(edge, "cloud", key, kind="data")
     # the trained model down: cloud -> edge once, edge -> each device
-    backbone = Exchange(root).local_dir(edge, "backbone")
-    ex.send_dir("cloud", edge, f"central/{name}/backbone", backbone, kind="model")
+    with Exchange(root).local_dir(edge, "backbone") as backbone:
+        ex.send_dir("cloud", edge, f"central/{name}/backbone", backbone, kind="model")
     ex.send_bytes("cloud", edge, f"central/{name}/head.safetensors",
                   st_save({k: v.contiguous() for k, v in head.state_dict().items()}), kind="model")
     for d in devices:

@@ -61,7 +61,8 @@ def private_features(root: str, device: str, ex: Exchange, meta: dict) -> dict[s
     cache = artifacts.join(private, "features.safetensors")
     if artifacts.exists(cache):
         return read_tensors(cache)
-    model, tok = load_subnet(ex.local_dir(device, "backbone"))
+    with ex.local_dir(device, "backbone") as folder:
+        model, tok = load_subnet(folder)
     out = {}
     for split in ("train", "test"):
         ds = Dataset.from_rows(artifacts.read_jsonl(artifacts.join(private, f"{split}.jsonl")), tuple(meta["classes"]))

@@ -38,7 +38,8 @@ def edge_job(spec: dict) -> str:
     acme, ex = _setup(spec)
     me = f"edge:{spec['device_class']['name']}"
     dev = OmegaConf.create(spec["device_class"])
-    model, tok = load_subnet(ex.local_dir(me, "backbone"))
+    with ex.local_dir(me, "backbone") as folder:
+        model, tok = load_subnet(folder)
     calib = ex.read_json(me, "calib.json")
     sel = ex.read_json(me, "selection.json")
     ds = Dataset.from_rows(calib["rows"], tuple(calib["classes"]))

@@ -13,11 +13,13 @@ files written atomically, so concurrent jobs never contend for one file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import uuid
 from collections import defaultdict
+from typing import Iterator
 
 import fsspec
 
@@ -103,18 +105,21 @@ class Exchange:
     def read_json(self, node: str, name: str):
         return json.loads(self.read_bytes(node, name))
 
-    def local_dir(self, node: str, name: str) -> str:
-        """A local path of a received folder (the inbox itself when storage is local, else a temp copy)."""
+    @contextlib.contextmanager
+    def local_dir(self, node: str, name: str) -> Iterator[str]:
+        """`with ex.local_dir(node, name) as path:` a local path of a received folder: the inbox itself when
+        storage is local, else a temporary copy that is removed when the block ends (load what you need inside)."""
         url = inbox(self.root, node, name)
         fs, path = fsspec.core.url_to_fs(url)
         if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-            return path
-        tmp = tempfile.mkdtemp(prefix="acme-")
-        for p in fs.find(path):
-            dest = os.path.join(tmp, p[len(path):].lstrip("/"))
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            fs.get_file(p, dest)
-        return tmp
+            yield path
+            return
+        with tempfile.TemporaryDirectory(prefix="acme-") as tmp:
+            for p in fs.find(path):
+                dest = os.path.join(tmp, p[len(path):].lstrip("/"))
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                fs.get_file(p, dest)
+            yield tmp
 
 
 def read_ledger(root: str) -> list[dict]:

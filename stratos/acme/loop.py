@@ -114,10 +114,11 @@ def run_loop(acme: DictConfig, device_classes, seed: int, root: str, slurm=None)
     classes = [OmegaConf.to_container(d, resolve=True) if isinstance(d, DictConfig) else dict(d) for d in device_classes]
     world = setup_world(root, acme, classes, seed)
     e = acme.executor
+    private = False
     try:  # job pickles and logs: beside the exchange when it is on local disk, else a private temp dir
         folder = os.path.join(artifacts.local_path(root), "_submitit")
     except ValueError:
-        folder = tempfile.mkdtemp(prefix="acme-submitit-")
+        folder, private = tempfile.mkdtemp(prefix="acme-submitit-"), True
     engine = Engine(e.kind, folder, e.timeout_min, e.threads_per_job, e.max_parallel, slurm)
     base = {"root": root, "acme": acme_d, "seed": seed, "threads": int(e.threads_per_job)}
     nodes = device_nodes(classes)
@@ -130,7 +131,7 @@ def run_loop(acme: DictConfig, device_classes, seed: int, root: str, slurm=None)
     engine.map(device_round1, dev_specs)
     reports["edge_aggregation"] = engine.map(edge_aggregate, edge_specs)
     reports["devices"] = engine.map(device_round2, dev_specs)
-    if engine.executor is not None and e.kind != "slurm" and os.path.isdir(folder):
+    if (engine.executor is not None or private) and e.kind != "slurm" and os.path.isdir(folder):
         shutil.rmtree(folder, ignore_errors=True)  # job pickles/logs: kept only for Slurm post-mortems
     return {"world": world, "engine": engine.cluster, "reports": reports}
 

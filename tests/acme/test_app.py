@@ -1,6 +1,7 @@
 """End to end at toy size: the whole loop inline (and, marked slow, as submitit processes)."""
 
 import json
+import tempfile
 
 import pytest
 
@@ -69,14 +70,18 @@ def test_local_engine_runs_every_tier_as_its_own_process_and_matches_inline(tmp_
     assert "head" not in kinds and "summary" in kinds  # upload_head=false: importance + summaries only
 
 
-def test_inline_loop_with_a_llama_backbone(tmp_path):
+def test_inline_loop_with_a_llama_backbone(tmp_path, monkeypatch):
     # grouped-query attention (2 q heads share 1 kv head); storage on a non-local fsspec filesystem
+    scratch = tmp_path / "tmp"  # this process's temp folder: the cloud's work folder and the copies of received
+    scratch.mkdir()  # models live there while a job needs them and are gone when it ends
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     m, _ = _run(tmp_path, ["acme.executor.kind=inline", "acme.backbone.family=llama",
                            "acme.backbone.kv_heads=1", "acme.executor.storage=memory://acme-e2e"])
     assert m.metrics["acme/consistency/max_abs"] == 0.0 and m.metrics["acme/onnx/max_abs_diff"] < 1e-4
     rep = json.loads(open(artifacts.local_path(m.outputs["report.json"])).read())
     assert rep["cloud"]["family"] == "llama" and rep["storage"] == "memory://acme-e2e/acme-test"
     assert read_ledger(rep["storage"]) and not (tmp_path / "acme" / "exchange").exists()
+    assert sorted(p.name for p in scratch.iterdir()) == []
 
 
 @pytest.mark.slurm

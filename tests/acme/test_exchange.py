@@ -15,8 +15,11 @@ def test_transfers_land_in_inboxes_and_every_byte_is_in_the_ledger(tmp_path):
     ex.send_json("device:phone-0", "edge:phone", "s.json", {"k": 1}, kind="summary")
     Exchange(root, scenario="centralised").send_bytes("device:phone-0", "edge:phone", "raw", b"r" * 50, kind="data")
     assert ex.read_json("edge:phone", "s.json") == {"k": 1}
-    local = ex.local_dir("device:phone-0", "backbone")  # memory:// -> a local temp copy
-    assert open(os.path.join(local, "sub", "b.json")).read() == "{}"
+    with ex.local_dir("device:phone-0", "backbone") as local:  # memory:// -> a local temp copy ...
+        assert open(os.path.join(local, "sub", "b.json")).read() == "{}"
+    assert not os.path.exists(local)  # ... removed when the block ends (no temp folder left per job)
+    with Exchange(f"file://{tmp_path}/ex").local_dir("cloud", "nothing") as here:  # local storage: the inbox itself
+        assert here == inbox(str(tmp_path / "ex"), "cloud", "nothing")
     t = totals(read_ledger(root))
     assert t["acme"]["bytes"] == 102 + 102 + len(b'{"k": 1}')
     assert t["acme"]["by_boundary"] == {"cloud->edge": 102, "edge->device": 102, "device->edge": 8}
