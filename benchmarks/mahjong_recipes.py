@@ -20,7 +20,8 @@ default plan chose on a fresh cache) -- with one thing changed:
 
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
 few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
-accuracy per number of winning tiles, training seconds and the whole run's seconds. Finished runs are reused
+accuracy per number of winning tiles, the share of outputs without a readable answer line (the most that constrained
+decoding of the answer line could fix), training seconds and the whole run's seconds. Finished runs are reused
 (`<out>/runs/<condition>/seed<N>`), so a re-run resumes; two benchmark processes with disjoint `--conditions` at
 `--threads 1` share a 2-core machine (seconds are then those of a shared machine).
 """
@@ -88,11 +89,23 @@ def vote_run(a, seed: int) -> str:
     return dst
 
 
+def unreadable(run_dir: str) -> float:
+    """Share of balanced-test outputs without a readable answer line: all that constrained decoding of the answer
+    line could turn from wrong to (possibly) right."""
+    from stratos import artifacts
+    from stratos.tasks.mahjong.task import MahjongTask
+
+    task = MahjongTask(name="mahjong")
+    preds = artifacts.read_jsonl(os.path.join(run_dir, "evaluate", "predictions.jsonl"))
+    return sum(task.extract(p["output"]) is None for p in preds) / max(1, len(preds))
+
+
 def read(run_dir: str, cond: str) -> dict:
+    out = {"unreadable": unreadable(run_dir)}
     if cond == "vote8":
         with open(os.path.join(run_dir, "evaluate", "metrics.json")) as f:
             m = json.load(f)
-        return {"balanced": m["evaluate/test/accuracy"], "natural": m["evaluate/test_natural/accuracy"],
+        return {**out, "balanced": m["evaluate/test/accuracy"], "natural": m["evaluate/test_natural/accuracy"],
                 "by": m["evaluate/test/by_difficulty"], "train_s": 0.0, "run_s": m["seconds"]}
     di, ev, _, _ = load_run(run_dir)
     m = ev.metrics
@@ -100,7 +113,7 @@ def read(run_dir: str, cond: str) -> dict:
     for stage in ("data", "distill", "evaluate"):
         with open(os.path.join(run_dir, stage, "manifest.json")) as f:
             run_s += float(json.load(f).get("seconds") or 0)
-    return {"balanced": m["evaluate/test/accuracy"], "natural": m["evaluate/test_natural/accuracy"],
+    return {**out, "balanced": m["evaluate/test/accuracy"], "natural": m["evaluate/test_natural/accuracy"],
             "by": m["evaluate/test/by_difficulty"], "train_s": float(di.metrics.get("distill/seconds") or di.seconds or 0),
             "run_s": float(run_s)}
 
@@ -132,7 +145,7 @@ def table(res: dict[str, dict[int, dict]], seeds: list[int]) -> str:
     """Markdown: balanced (mean ± sd), paired delta vs proof, natural, per wait count, seconds."""
     waits = sorted({k for c in res.values() for r in c.values() for k in r["by"]}, key=lambda k: int(k.split("=")[-1]))
     head = "| condition | seeds | balanced | Δ vs proof (paired) | natural | " + " | ".join(
-        k.split("=")[-1] for k in waits) + " | train s | run s |"
+        k.split("=")[-1] for k in waits) + " | unreadable | train s | run s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     base = res.get("proof", {})
     for cond, runs in res.items():
@@ -146,6 +159,7 @@ def table(res: dict[str, dict[int, dict]], seeds: list[int]) -> str:
         lines.append(f"| {cond} | {len(got)} | {mean_std(bal, 1)} % | {delta} | "
                      f"{statistics.fmean(runs[s]['natural'] for s in got) * 100:.1f} % | "
                      + " | ".join(f"{p:.0f}" for p in per)
+                     + f" | {statistics.fmean(runs[s].get('unreadable', 0.0) for s in got) * 100:.1f} %"
                      + f" | {statistics.fmean(runs[s]['train_s'] for s in got):.0f} | "
                      f"{statistics.fmean(runs[s]['run_s'] for s in got):.0f} |")
     return "\n".join(lines)
