@@ -41,7 +41,7 @@ CASES = [  # (overrides, text the one line must contain)
     # several teachers (teachers + route)
     (["+teacher@teachers.low=gpt5"], "Could not find 'teacher/gpt5'"),
     (["+teacher@teachers.low=task_engine", "+teacher@teachers.high=task_engine", "strategy.alignment.on_policy.rate=0.5"],
-     "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with several teachers)"),
+     "invalid value for 'strategy.alignment.on_policy.rate': 0.5 (allowed: 0 with several teachers unless every one is white-box"),
     (["+teacher@teachers.low=tiny_teacher"], "missing value for 'teachers.low.name_or_path'"),
     (["+teacher@teachers.low=task_engine", "+teacher@teachers.high=tiny_teacher",
       "teachers.high.name_or_path=/no/such/teacher"], "invalid value for 'teachers.high.name_or_path': '/no/such/teacher'"),

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from stratos.config import AlignmentConfig
 from stratos.distill.cross_tokenizer_loss import ChunkedCrossTokenizerKD
 from stratos.distill.losses import ChunkedDistillLoss
+from stratos.distill.rollouts import on_policy_losses
 from stratos.distill.routing import RoutedTopK, check_resume, live_signal, routed_kd
 from stratos.distill.slices import batch_slices, computed_positions, sliced_forward
 from stratos.models.hub import lm_parts
@@ -119,8 +120,9 @@ class DistillModule(L.LightningModule):
                              store.signal(batch["index"], ids.shape[1], hidden.device))
         elif self.mode == "logit" and "teacher_index" in batch and hasattr(self.teacher, "members"):
             # several teachers, live: each row's KD from its own teacher's forward
+            rolled = batch["on_policy"] if self._rolled(batch) else None  # rollouts: KD alone, from the row's teacher
             return routed_kd(self.loss_fn, hidden, head.weight, labels, batch["teacher_index"], self.teacher.ids,
-                             live_signal(self.teacher, ids, mask))
+                             live_signal(self.teacher, ids, mask), rolled, self.rollout_kd_fn)
         elif self.mode == "logit" and split in self.topk:
             T = batch["input_ids"].shape[1]  # store rows are right-padded like the batch: (B, T, k), (B, T)
             rows = self.topk[split].read_batch(batch["index"].tolist(), length=T)
@@ -248,28 +250,6 @@ class DistillModule(L.LightningModule):
 
         sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-def on_policy_losses(loss_fn, rollout_fn, hidden, weight, labels, rolled, teacher) -> dict[str, torch.Tensor]:
-    """One per-token mean over every supervised token: data rows (1 - w) * CE + w * KD, rollout rows KD alone.
-
-    hidden (B, T-1, H), labels (B, T-1), rolled (B,) bool; each part is summed over its own tokens and divided
-    by the batch's token count n, so the two add up to the mean. Logged: "ce" per data token, "rollout_kd" per
-    sampled token, "kd" over all tokens. A part without tokens (every row rolled out, at rate 1) is not called:
-    it would add nothing but a zero (V, H) weight gradient (~10 ms a step at V = 32k, H = 128).
-    """
-    rolled = rolled.to(labels.device)[:, None]  # (B, 1)
-    data_labels, roll_labels = labels.masked_fill(rolled, -100), labels.masked_fill(~rolled, -100)
-    n_data, n_roll = int((data_labels != -100).sum()), int((roll_labels != -100).sum())
-    n = max(1, n_data + n_roll)
-    dt = torch.float64 if hidden.dtype == torch.float64 else torch.float32  # the loss's compute dtype
-    zero = {k: hidden.new_zeros((), dtype=dt) for k in ("loss", "ce", "kd")}
-    # the data part reads the teacher only with a KD term (a served teacher's rows cover the rollouts alone)
-    data = (loss_fn(hidden, weight, data_labels, num_items=n, **(teacher if loss_fn.kd_weight > 0 else {}))
-            if n_data or not n_roll else zero)
-    roll = rollout_fn(hidden, weight, roll_labels, num_items=n, **teacher) if n_roll else zero
-    return {"loss": data["loss"] + roll["loss"], "ce": data["ce"] * n / max(1, n_data),
-            "kd": data["kd"] + roll["kd"], "rollout_kd": roll["kd"] * n / max(1, n_roll)}
 
 
 def shifted_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -18,6 +18,10 @@ own mistakes, which training on data sequences alone never shows it. The scorer 
             wrong line (CE on all of it): on-policy correction without logits
   auto      logits for a white-box teacher, logprobs for a served one, verifier for the engine teacher
 
+Several teachers (`teachers` + `route`) take on-policy KD when every one is white-box (kind hf, logits): a rollout
+row keeps its data row's teacher (`teacher_index`), and that teacher's live logits score the sampled tokens
+(stratos/distill/routing.py routed_kd with `rolled`).
+
 A teacher that cannot score given tokens is refused before any work (one line, exit 2): the engine of a task
 without a line judge (math from a dataset's prose solutions) and a student that cannot share a served teacher's
 vocabulary (built from config: it trains its own tokenizer) by `validate_on_policy`; a server that does not
@@ -62,6 +66,15 @@ def scorer_for(op: Any, teacher_kind: str) -> str | None:
     return AUTO.get(str(teacher_kind))
 
 
+def kind_of(teacher: Any) -> str:
+    """A teacher's kind; several teachers (RoutedTeacher, kind routed) count as their members' one kind."""
+    members = getattr(teacher, "members", None)
+    if members:
+        kinds = {str(getattr(m, "kind", "")) for m in members.values()}
+        return kinds.pop() if len(kinds) == 1 else "routed"
+    return str(getattr(teacher, "kind", ""))
+
+
 def task_has_judge(task: Any) -> bool:
     """The task can judge a rationale line by line (Mahjong; math on generated, step-by-step rationales)."""
     return callable(getattr(task, "judge", None)) and bool(getattr(task, "has_line_judge", True))
@@ -77,6 +90,14 @@ def validate_on_policy(cfg: Any) -> None:
     if cfg.strategy.name in ("injection", "labels_only"):
         raise bad_value(f"{KEY}.rate", op.rate, f"0 with strategy={cfg.strategy.name} (on-policy KD needs a teacher "
                                                 "signal: strategy=alignment or auto)")
+    teachers = cfg.get("teachers") or {}
+    if teachers:  # several: each row's rollout is scored by its own teacher, which takes live logits from each
+        kinds = {str(t.kind) for t in teachers.values()}
+        if kinds != {"hf"} or scorer_for(op, "hf") != "logits":
+            raise bad_value(f"{KEY}.rate", op.rate, "0 with several teachers unless every one is white-box (kind hf, "
+                                                    "scorer auto or logits): each row's rollout is scored by its own "
+                                                    "teacher's logits")
+        kind, name = "hf", "+".join(sorted(teachers))
     scorer = scorer_for(op, kind)
     if scorer is None:
         raise bad_value(f"{KEY}.rate", op.rate, f"0 with teacher={name}: an {kind} teacher cannot score given tokens "
@@ -190,7 +211,7 @@ def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolic
     KD and a task with a line judge. None: off-policy (rate 0, or refused)."""
     if float(op.rate) == 0:
         return None
-    scorer = scorer_for(op, getattr(teacher, "kind", ""))
+    scorer = scorer_for(op, kind_of(teacher))
     mode = str(decision.mode)
     served = getattr(teacher, "scoring", None) if scorer == "logprobs" else None
     fits = ((scorer == "logits" and mode == "logit") or (scorer == "verifier" and mode == "sequence"

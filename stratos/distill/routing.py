@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from stratos.distill.rollouts import on_policy_losses
 from stratos.errors import UserError
 
 log = logging.getLogger("stratos")
@@ -284,7 +285,7 @@ def open_routed_stores(teacher, dataset, split: str, **store_kw) -> tuple[Routed
 
 
 def routed_kd(loss_fn, hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, teacher_index: torch.Tensor,
-              ids: list[str], signal) -> dict[str, torch.Tensor]:
+              ids: list[str], signal, rolled: torch.Tensor | None = None, rollout_fn=None) -> dict[str, torch.Tensor]:
     r"""Logit KD of each row from its own teacher.
 
     hidden (B, T-1, H) student states, weight (V, H) its head, labels (B, T-1) with -100 unsupervised,
@@ -295,7 +296,11 @@ def routed_kd(loss_fn, hidden: torch.Tensor, weight: torch.Tensor, labels: torch
     $$ \mathcal{L} = \sum_g \frac{n_g}{N}\, \mathcal{L}_{\text{chunked}}(h_{G_g}, W, y_{G_g}; \text{teacher}_g) $$
 
     which is the batch's per-token mean, as `ChunkedDistillLoss` gives for a single teacher.
-    Returns {"loss", "ce", "kd"} plus "teacher_share/<id>" (detached share of the batch's supervised tokens).
+    On-policy (`rolled` (B,) bool, the rows the student sampled): each group's part is `on_policy_losses` over its
+    rows -- data rows (1 - w) CE + w KD by `loss_fn`, rollout rows KD alone by `rollout_fn` -- still scored by
+    the group's own teacher, so a rollout is judged by the teacher its prompt was routed to.
+    Returns {"loss", "ce", "kd"} (+ "rollout_kd" on-policy) plus "teacher_share/<id>" (detached share of the
+    batch's supervised tokens).
     """
     sup = labels != -100  # (B, T-1)
     n_all = sup.sum().clamp(min=1)
@@ -303,16 +308,28 @@ def routed_kd(loss_fn, hidden: torch.Tensor, weight: torch.Tensor, labels: torch
         raise ValueError("a supervised row has no teacher (teacher_index -1) in multi-teacher logit KD")
     zero = hidden.sum() * 0.0  # keeps the graph when the batch has no supervised token
     out = {"loss": zero, "ce": zero.detach(), "kd": zero.detach()}
+    if rolled is not None:
+        rolled = rolled.to(labels.device)
+        n_roll = (sup & rolled[:, None]).sum().clamp(min=1)  # the per-token logs: ce over data tokens,
+        n_data = (sup & ~rolled[:, None]).sum().clamp(min=1)  # rollout_kd over sampled ones
+        out["rollout_kd"] = zero.detach()
     for g, tid in enumerate(ids):
         rows = (teacher_index == g).nonzero(as_tuple=True)[0]  # (b_g,)
         n = sup[rows].sum()
         out[f"teacher_share/{tid}"] = (n / n_all).detach().float()
         if rows.numel() == 0 or int(n) == 0:
             continue
-        part = loss_fn(hidden[rows], weight, labels[rows], **signal(g, rows))
         w = n / n_all
+        if rolled is None:
+            part = loss_fn(hidden[rows], weight, labels[rows], **signal(g, rows))
+            out["ce"] = out["ce"] + w * part["ce"]
+        else:  # its "ce" is per data token of the group, its "rollout_kd" per sampled token: weight by those counts
+            part = on_policy_losses(loss_fn, rollout_fn, hidden[rows], weight, labels[rows], rolled[rows],
+                                    signal(g, rows))
+            n_g_roll = (sup[rows] & rolled[rows][:, None]).sum()
+            out["ce"] = out["ce"] + part["ce"] * (n - n_g_roll) / n_data
+            out["rollout_kd"] = out["rollout_kd"] + part["rollout_kd"].detach() * n_g_roll / n_roll
         out["loss"] = out["loss"] + w * part["loss"]
-        out["ce"] = out["ce"] + w * part["ce"]
         out["kd"] = out["kd"] + w * part["kd"]
     return out
 

@@ -113,8 +113,7 @@ def validate_teachers(cfg) -> None:
                         "(each row's KD comes from its own teacher)")
     if float(al.hidden_weight) > 0:
         raise bad_value("strategy.alignment.hidden_weight", al.hidden_weight, "0 with several teachers")
-    if float(al.on_policy.rate) > 0:  # rollouts are scored by one teacher (stratos/distill/on_policy.py)
-        raise bad_value("strategy.alignment.on_policy.rate", al.on_policy.rate, "0 with several teachers")
+    # on-policy KD with several teachers (white-box members only): stratos/distill/on_policy.py validate_on_policy
 
 
 def check_source_ids(source: str, column: str, teachers, default) -> None:

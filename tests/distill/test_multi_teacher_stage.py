@@ -281,3 +281,26 @@ def test_a_lower_route_budget_moves_slices_to_the_cheaper_teacher_and_one_below_
     metrics = json.loads((d / "manifest.json").read_text())["metrics"]
     assert {k for k in metrics if k.startswith("distill/teacher_share/")} == {
         f"distill/teacher_share/{t}" for t in tight["token_shares"]}
+
+
+def test_on_policy_kd_with_several_white_box_teachers_scores_each_rollout_by_its_rows_teacher(tmp_path, teacher_dirs):
+    run_dir = run(tmp_path, two(teacher_dirs, "route.by=slice", "++route.slices={0-1: low, 2+: high}",
+                                "strategy.alignment.mode=logit", "strategy.alignment.on_policy.rate=0.5",
+                                "strategy.alignment.on_policy.max_new_tokens=8"))
+    d = run_dir / "distill"
+    strategy = json.loads((d / "strategy.json").read_text())
+    assert strategy["on_policy"]["scorer"] == "logits" and strategy["on_policy"]["rate"] == 0.5
+    assert not any("on-policy KD refused" in r for r in strategy.get("refused", []))
+    metrics = json.loads((d / "manifest.json").read_text())["metrics"]
+    assert 0 < metrics["distill/on_policy/share"] < 1 and metrics["distill/on_policy/sampled_tokens"] > 0
+    assert metrics["distill/teacher_share/low"] + metrics["distill/teacher_share/high"] == pytest.approx(1, abs=1e-3)
+    header = next(iter((d / "logs").glob("version_*/metrics.csv"))).read_text().splitlines()[0]
+    assert "train/rollout_kd" in header
+
+
+def test_on_policy_with_several_teachers_needs_every_one_white_box(tmp_path, teacher_dirs):
+    cfg = compose_cfg([*SMALL, "+teacher@teachers.low=task_engine", "+teacher@teachers.high=tiny_teacher",
+                       f"teachers.high.name_or_path={teacher_dirs[1]}", "strategy.alignment.on_policy.rate=0.5"],
+                      tmp_path)
+    with pytest.raises(UserError, match="0 with several teachers unless every one is white-box"):
+        validate(cfg)

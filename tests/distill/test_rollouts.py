@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from stratos.distill.losses import ChunkedDistillLoss, ce_loss, kd_loss
-from stratos.distill.module import DistillModule, on_policy_losses
+from stratos.distill.module import DistillModule
+from stratos.distill.rollouts import on_policy_losses
 from stratos.distill.rollouts import RolloutSampler, draw, prompt_lengths, rollout_seed, sample
 from stratos.distill.trainer import build_trainer
 from stratos.resilience.checkpoints import latest_checkpoint

@@ -167,6 +167,37 @@ def test_routed_kd_takes_each_rows_kd_from_its_own_teacher_weighted_by_tokens():
                   live_signal(routed, ids, mask))
 
 
+def test_on_policy_routed_kd_scores_each_rollout_by_its_own_teacher():
+    """Rolled rows (student samples) take KD alone, from the teacher their row is routed to: with one teacher behind
+    every id it is the single-teacher on-policy loss; with two, a rollout's gradient moves with its own teacher only."""
+    from stratos.distill.rollouts import on_policy_losses
+
+    ids, mask, labels, hidden, weight = batch()
+    ta, tb = tiny_teacher(1), tiny_teacher(2)
+    data_fn, roll_fn = ChunkedDistillLoss(kd_weight=0.5, temperature=2.0), ChunkedDistillLoss(kd_weight=1.0)
+    rolled = torch.tensor([True, False, True, False, True])
+    index = torch.tensor([0, 1, 1, 0, 1])
+    same = RoutedTeacher({"a": ta, "b": ta})
+    w, _ = ta.head
+    want = on_policy_losses(data_fn, roll_fn, hidden, weight, labels, rolled,
+                            {"teacher_hidden": ta.final_hidden(ids, mask)[:, :-1], "teacher_weight": w})
+    got = routed_kd(data_fn, hidden, weight, labels, index, same.ids, live_signal(same, ids, mask), rolled, roll_fn)
+    for k in ("loss", "ce", "kd", "rollout_kd"):
+        assert got[k].item() == pytest.approx(want[k].item(), rel=1e-5), k
+
+    def grads(teachers):
+        h = hidden.detach().clone().requires_grad_(True)
+        r = RoutedTeacher(teachers)
+        routed_kd(data_fn, h, weight.detach(), labels, index, r.ids, live_signal(r, ids, mask), rolled,
+                  roll_fn)["loss"].backward()
+        return h.grad
+
+    g1, g2 = grads({"a": ta, "b": tb}), grads({"a": ta, "b": tiny_teacher(7)})  # only teacher b changes
+    a_rows, b_rows = (index == 0), (index == 1)
+    assert torch.allclose(g1[a_rows], g2[a_rows], atol=1e-6)  # rows of teacher a (one a rollout) unmoved
+    assert not torch.allclose(g1[b_rows & rolled], g2[b_rows & rolled], atol=1e-4)  # b's rollouts follow b
+
+
 def test_the_module_routes_a_collated_batch_by_its_teacher_index():
     from stratos.distill.module import DistillModule
 
