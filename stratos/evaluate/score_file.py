@@ -45,7 +45,7 @@ def score(model_dir: str, file: str, variant: str, notation: str, batch_size: in
     if out:
         preds = [{"line": r["line"], "question": q, "output": t} for r, q, t in zip(rows, questions, texts)]
         for p, v in zip(preds, votes or []):
-            p.update(votes=v.votes, samples=v.k)
+            p.update(votes=v.count, samples=v.k)
         artifacts.write_jsonl(out, preds)
     return result
 

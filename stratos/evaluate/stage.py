@@ -34,7 +34,7 @@ from stratos import artifacts
 from stratos.artifacts import Manifest, StageContext
 from stratos.data.outputs import held_out_files
 from stratos.distill.outputs import MODEL_DIR, STRATEGY_JSON
-from stratos.evaluate.vote import Vote, majority
+from stratos.evaluate.vote import Vote, vote
 from stratos.models.generate import greedy_generate, sampled_generate
 from stratos.models.tokenizer import load_tokenizer
 from stratos.tasks import bucket_order, build_task
@@ -70,8 +70,8 @@ def answer(task, model, tok, questions: list[str], max_new: int, batch_size: int
     if samples <= 1:
         return greedy_generate(model, tok, questions, max_new, batch_size), None
     drawn = sampled_generate(model, tok, questions, max_new, samples, temperature, seed, batch_size)
-    votes = [majority(s, task.extract) for s in drawn]
-    return [v.text for v in votes], votes
+    votes = [vote(s, task.extract) for s in drawn]
+    return [v.text if v.text is not None else s[0] for v, s in zip(votes, drawn)], votes
 
 
 def score_split(task, model, tok, rows: list[dict], split: str, max_new: int, batch_size: int,
@@ -85,7 +85,7 @@ def score_split(task, model, tok, rows: list[dict], split: str, max_new: int, ba
     preds = [{"id": r["id"], "question": r["question"], "expected": r["answer"], "output": o, "correct": c}
              for r, o, c in zip(rows, outputs, correct)]
     for p, v in zip(preds, votes or []):
-        p.update(votes=v.votes, samples=v.k)
+        p.update(votes=v.count, samples=v.k)
     ctx.write_jsonl("predictions.jsonl" if split == "test" else f"predictions_{split}.jsonl", preds)
     out = {f"evaluate/{split}/accuracy": round(sum(correct) / max(1, len(correct)), 4),
            f"evaluate/{split}/n": len(correct),
@@ -94,7 +94,7 @@ def score_split(task, model, tok, rows: list[dict], split: str, max_new: int, ba
            f"evaluate/{split}/generate_seconds": round(gen_s, 2)}
     if votes:  # how much the k samples agreed: the winning answer's share of them, averaged over questions
         out[f"evaluate/{split}/samples"] = samples
-        out[f"evaluate/{split}/vote_share"] = round(sum(v.votes / v.k for v in votes) / len(votes), 4)
+        out[f"evaluate/{split}/vote_share"] = round(sum(v.count / v.k for v in votes) / len(votes), 4)
     return out
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from stratos.evaluate.stage import answer
-from stratos.evaluate.vote import majority
+from stratos.tasks.vote import vote
 from stratos.models.generate import sampled_generate
 from stratos.models.student import load_student
 from stratos.tasks.mahjong.task import MahjongTask
@@ -20,18 +20,18 @@ TASK = MahjongTask(name="mahjong")
 
 def test_majority_counts_answers_not_texts():
     samples = ["1m: x\n4m: y\nAnswer: 1m 4m", "Answer: 4m 1m", "Answer: 2p", "garbled", "Answer: 2p", "Answer: 4m 1m"]
-    v = majority(samples, TASK.extract)
-    assert (v.answer, v.votes, v.k) == (["1m", "4m"], 3, 6)  # order inside the line does not split the vote
+    v = vote(samples, TASK.extract)
+    assert (v.answer, v.count, v.k) == (["1m", "4m"], 3, 6)  # order inside the line does not split the vote
     assert v.text == samples[0]  # the first sample that gave the winner is the one written out
 
 
 def test_a_tie_goes_to_the_answer_reached_first_and_unreadable_samples_do_not_vote():
-    v = majority(["no idea: 8z", "Answer: 2p", "Answer: none", "Answer: none", "Answer: 2p", "?"], TASK.extract)
-    assert (v.answer, v.votes, v.text) == (["2p"], 2, "Answer: 2p")
-    v = majority(["?", "Answer: none"], TASK.extract)
-    assert (v.answer, v.votes) == ([], 1)  # "none" is an answer (the empty set), and it wins over no answer
-    v = majority(["??", "!!"], TASK.extract)
-    assert (v.answer, v.votes, v.text) == (None, 0, "??")
+    v = vote(["no idea: 8z", "Answer: 2p", "Answer: none", "Answer: none", "Answer: 2p", "?"], TASK.extract)
+    assert (v.answer, v.count, v.text) == (["2p"], 2, "Answer: 2p")
+    v = vote(["?", "Answer: none"], TASK.extract)
+    assert (v.answer, v.count) == ([], 1)  # "none" is an answer (the empty set), and it wins over no answer
+    v = vote(["??", "!!"], TASK.extract)
+    assert (v.answer, v.count, v.text) == (None, 0, None)
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +61,8 @@ def test_answer_by_vote_returns_the_majority_of_the_drawn_samples(student):
     texts, votes = answer(TASK, student.model, student.tokenizer, qs, 12, 8, samples=5, temperature=1.0, seed=3)
     drawn = sampled_generate(student.model, student.tokenizer, qs, 12, 5, 1.0, 3, 8)
     assert [v.k for v in votes] == [5, 5, 5]
-    for text, vote, samples in zip(texts, votes, drawn):
-        assert text in samples and vote == majority(samples, TASK.extract)
+    for text, v, samples in zip(texts, votes, drawn):
+        assert text in samples and v == vote(samples, TASK.extract)
     greedy, none = answer(TASK, student.model, student.tokenizer, qs, 12, 8)
     assert none is None and len(greedy) == 3
 

@@ -1,24 +1,19 @@
 """Pure evaluation helpers: exact-match grading, self-consistency voting, per-difficulty breakdown.
 
-The evaluate stage calls these with any task's `extract` (they only need its answers to be
-comparable); the math-specific part is `is_correct`, which compares exact Fractions.
-
-Self-consistency (Wang et al., 2023): sample k answers, extract each, return the most frequent.
-Tie rule: among the answers with the highest count, the one whose *first* occurrence comes
-earliest in `texts` wins. Callers put the greedy/first sample first, so a tie falls back to it;
-the rule is deterministic and independent of hash order. Texts with no answer do not vote;
-if none has an answer the vote is None.
+The math-specific part is `is_correct`, which compares exact Fractions; `vote` (any task's `extract`) lives in
+stratos/tasks/vote.py, and `majority_vote` is it with the math extractor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Iterable, Sequence
 
 from stratos.tasks.base import bucket_order
 from stratos.tasks.math.extract import extract_aime, extract_answer
 from stratos.tasks.math.numbers import to_fraction
+from stratos.tasks import vote as _voting
+from stratos.tasks.vote import Vote  # noqa: F401
 
 
 def is_correct(text: str | None, answer: str | int | Fraction, fmt: str = "gsm8k") -> bool:
@@ -33,42 +28,9 @@ def is_correct(text: str | None, answer: str | int | Fraction, fmt: str = "gsm8k
     return got is not None and Fraction(got) == ref
 
 
-def _key(x: Any) -> Any:
-    """Hashable voting key: lists/sets/dicts from other tasks' extractors compare by content."""
-    if isinstance(x, (list, tuple)):
-        return tuple(_key(v) for v in x)
-    if isinstance(x, (set, frozenset)):
-        return frozenset(_key(v) for v in x)
-    if isinstance(x, dict):
-        return tuple(sorted((k, _key(v)) for k, v in x.items()))
-    return x
-
-
-@dataclass(frozen=True)
-class Vote:
-    answer: Any  # the winning extracted answer (None when no sample had one)
-    text: str | None  # first sample that gave the winning answer (grade it with task.is_correct)
-    count: int  # votes for the winner
-    k: int  # samples cast (including those with no answer)
-
-
 def vote(texts: Sequence[str], extract: Callable[[str], Any] = extract_answer) -> Vote:
-    """Self-consistency over k samples; see the module docstring for the tie rule."""
-    counts: dict[Any, int] = {}
-    first: dict[Any, int] = {}
-    answers: dict[Any, Any] = {}
-    for i, t in enumerate(texts):
-        a = extract(t)
-        if a is None:
-            continue
-        k = _key(a)
-        counts[k] = counts.get(k, 0) + 1
-        first.setdefault(k, i)
-        answers.setdefault(k, a)
-    if not counts:
-        return Vote(None, None, 0, len(texts))
-    best = min(counts, key=lambda k: (-counts[k], first[k]))
-    return Vote(answers[best], texts[first[best]], counts[best], len(texts))
+    """Self-consistency over k samples (stratos/tasks/vote.py), with the math extractor by default."""
+    return _voting.vote(texts, extract)
 
 
 def majority_vote(texts: Sequence[str], extract: Callable[[str], Any] = extract_answer) -> Any:
