@@ -21,7 +21,9 @@ default plan chose on a fresh cache) -- with one thing changed:
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
 few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
 accuracy per number of winning tiles, the share of outputs without a readable answer line (the most that constrained
-decoding of the answer line could fix), training seconds and the whole run's seconds. Finished runs are reused
+decoding of the answer line could fix), the share of the student's `tile: groups` lines that are valid proofs
+(proof-format runs; the rules engine's text verifier measures, it never answers), training seconds and the whole
+run's seconds. Finished runs are reused
 (`<out>/runs/<condition>/seed<N>`), so a re-run resumes; two benchmark processes with disjoint `--conditions` at
 `--threads 1` share a 2-core machine (seconds are then those of a shared machine).
 """
@@ -100,8 +102,35 @@ def unreadable(run_dir: str) -> float:
     return sum(task.extract(p["output"]) is None for p in preds) / max(1, len(preds))
 
 
+def proof_lines(run_dir: str) -> float | None:
+    """Proof-format outputs on the balanced test: the share of `tile: groups` lines whose groups really are hand +
+    tile in a winning shape (the rules engine's text verifier, used here only to measure, never to answer).
+    None for other formats."""
+    from stratos import artifacts
+    from stratos.tasks.mahjong.rationale import RationaleError, verify_line
+    from stratos.tasks.mahjong.task import parse_hand
+
+    data = os.path.join(os.path.dirname(run_dir.replace("/vote8/", "/proof/")), os.path.basename(run_dir), "data")
+    rows = {r["id"]: r for r in artifacts.read_jsonl(os.path.join(data, "test.jsonl"))}
+    if any(r.get("rationale", "").split("\n")[0].endswith(": no") for r in rows.values()):
+        return None  # a search-style format: its lines are not proofs alone
+    ok = n = 0
+    for p in artifacts.read_jsonl(os.path.join(run_dir, "evaluate", "predictions.jsonl")):
+        counts = parse_hand(rows[p["id"]]["hand"])
+        for line in p["output"].split("\n"):
+            if ":" not in line or line.startswith("Answer"):
+                continue
+            n += 1
+            try:
+                verify_line(counts, line, "basic")
+                ok += 1
+            except (RationaleError, ValueError):
+                pass
+    return ok / n if n else None
+
+
 def read(run_dir: str, cond: str) -> dict:
-    out = {"unreadable": unreadable(run_dir)}
+    out = {"unreadable": unreadable(run_dir), "valid_lines": proof_lines(run_dir)}
     if cond == "vote8":
         with open(os.path.join(run_dir, "evaluate", "metrics.json")) as f:
             m = json.load(f)
@@ -141,11 +170,16 @@ def main(argv: list[str] | None = None) -> None:
     print(table(res, a.seeds))
 
 
+def _pct(xs: list) -> str:
+    xs = [x for x in xs if x is not None]
+    return f"{statistics.fmean(xs) * 100:.0f} %" if xs else "—"
+
+
 def table(res: dict[str, dict[int, dict]], seeds: list[int]) -> str:
     """Markdown: balanced (mean ± sd), paired delta vs proof, natural, per wait count, seconds."""
     waits = sorted({k for c in res.values() for r in c.values() for k in r["by"]}, key=lambda k: int(k.split("=")[-1]))
     head = "| condition | seeds | balanced | Δ vs proof (paired) | natural | " + " | ".join(
-        k.split("=")[-1] for k in waits) + " | unreadable | train s | run s |"
+        k.split("=")[-1] for k in waits) + " | unreadable | valid proof lines | train s | run s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     base = res.get("proof", {})
     for cond, runs in res.items():
@@ -160,6 +194,7 @@ def table(res: dict[str, dict[int, dict]], seeds: list[int]) -> str:
                      f"{statistics.fmean(runs[s]['natural'] for s in got) * 100:.1f} % | "
                      + " | ".join(f"{p:.0f}" for p in per)
                      + f" | {statistics.fmean(runs[s].get('unreadable', 0.0) for s in got) * 100:.1f} %"
+                     + f" | {_pct([runs[s].get('valid_lines') for s in got])}"
                      + f" | {statistics.fmean(runs[s]['train_s'] for s in got):.0f} | "
                      f"{statistics.fmean(runs[s]['run_s'] for s in got):.0f} |")
     return "\n".join(lines)
