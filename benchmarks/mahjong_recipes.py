@@ -11,8 +11,8 @@ default plan chose on a fresh cache) -- with one thing changed:
   search     rationale format `search`: one line per candidate tile, its groups or `no`
   suits      rationale format `suits`: the suits a winning tile can land in, then that search
   bytes      one token per byte (`student.tokenizer_vocab=259`): `123m` is 4 tokens, not 1-2
-  flat_mix   training hands drawn equally from 1..8 winning tiles (`task.wait_distribution`), like the
-             balanced test split, instead of the natural mix (61 % of hands have 2 winning tiles)
+  flat_mix   a flattened training mix of winning-tile counts (`task.wait_distribution`: 26/25/22/16/8/2/0.8/0.4 %
+             for 1..8), the flattest the hand space allows, instead of the natural mix (61 % have 2)
   steps_2x   twice the steps
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
   vote8      the `proof` models answering by a majority vote of 8 samples at T = 0.7 (stratos/evaluate/vote.py):
@@ -38,7 +38,12 @@ import time
 
 from benchmarks.evidence_runs import ensure_run, load_run, mean_std, out_dir
 
-FLAT_MIX = [f"+task.wait_distribution.{k}=0.125" for k in range(1, 9)]  # keys are strings: "1".."8"
+# The flattest training mix the hand space allows at 50,000 hands: 1-5 waits as even as rejection sampling can
+# fill them, and every 6+-wait hand it can find -- only 471 basic hands have 7 winning tiles and 282 have 8
+# (stratos/tasks/mahjong/synthesis.py tail_hands), 55 of each go to the balanced test split. (1/8 each is refused:
+# 5- and 6-wait hands run out of draws.) Keys are strings "1".."8" (shares are normalised).
+FLAT_MIX = [f"+task.wait_distribution.{k}={v}"
+            for k, v in {1: 0.258, 2: 0.25, 3: 0.22, 4: 0.16, 5: 0.08, 6: 0.02, 7: 0.008, 8: 0.004}.items()]
 CONDITIONS = {
     "proof": [],
     "search": ["task.rationale_format=search"],
