@@ -13,6 +13,9 @@ default plan chose on a fresh cache) -- with one thing changed:
   bytes      one token per byte (`student.tokenizer_vocab=259`): `123m` is 4 tokens, not 1-2
   flat_mix   a flattened training mix of winning-tile counts (`task.wait_distribution`: 26/25/22/16/8/2/0.8/0.4 %
              for 1..8), the flattest the hand space allows, instead of the natural mix (61 % have 2)
+  curriculum     a staged curriculum (`task.curriculum`, stratos/distill/curriculum.py): the first half of the rows
+                 and steps on the natural mix, the second half on the flat_mix one (each stage its own 25,000 hands)
+  curriculum_rev the same stages the other way round: flat first, natural last
   steps_2x   twice the steps
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
   vote8      the `proof` models answering by a majority vote of 8 samples at T = 0.7 (stratos/evaluate/vote.py):
@@ -42,14 +45,19 @@ from benchmarks.evidence_runs import ensure_run, load_run, mean_std, out_dir
 # fill them, and every 6+-wait hand it can find -- only 471 basic hands have 7 winning tiles and 282 have 8
 # (stratos/tasks/mahjong/synthesis.py tail_hands), 55 of each go to the balanced test split. (1/8 each is refused:
 # 5- and 6-wait hands run out of draws.) Keys are strings "1".."8" (shares are normalised).
-FLAT_MIX = [f"+task.wait_distribution.{k}={v}"
-            for k, v in {1: 0.258, 2: 0.25, 3: 0.22, 4: 0.16, 5: 0.08, 6: 0.02, 7: 0.008, 8: 0.004}.items()]
+FLAT = {1: 0.258, 2: 0.25, 3: 0.22, 4: 0.16, 5: 0.08, 6: 0.02, 7: 0.008, 8: 0.004}
+FLAT_MIX = [f"+task.wait_distribution.{k}={v}" for k, v in FLAT.items()]
+_FLAT_STAGE = "{share:1,wait_distribution:{" + ",".join(f"{k}:{v}" for k, v in FLAT.items()) + "}}"
+CURRICULUM = [f"task.curriculum=[{{share:1}},{_FLAT_STAGE}]"]  # natural half, then flat half
+CURRICULUM_REV = [f"task.curriculum=[{_FLAT_STAGE},{{share:1}}]"]  # flat half, then natural half
 CONDITIONS = {
     "proof": [],
     "search": ["task.rationale_format=search"],
     "suits": ["task.rationale_format=suits"],
     "bytes": ["student.tokenizer_vocab=259"],
     "flat_mix": FLAT_MIX,
+    "curriculum": CURRICULUM,
+    "curriculum_rev": CURRICULUM_REV,
     "steps_2x": None,  # filled from --steps
     "mini": ["student=mini_llama"],
     "vote8": None,  # evaluation of the proof runs

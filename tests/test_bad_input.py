@@ -25,6 +25,7 @@ CASES = [  # (overrides, text the one line must contain)
     (["task.rationale_format=essay"], "invalid value for 'task.rationale_format': 'essay'"),
     (["task.variant=riichi", "task.rationale_format=suits"], "invalid value for 'task.rationale_format': 'suits'"),
     (["task.nontenpai_rate=1.5"], "invalid value for 'task.nontenpai_rate': 1.5"),
+    (["task.curriculum=[{share:1}]"], "invalid value for 'task.curriculum': '1 stage' (allowed: a list of >= 2"),
     (["task.test_distribution=flat"], "invalid value for 'task.test_distribution': 'flat' (allowed: natural, balanced)"),
     (["+task.wait_distribution.12=0.5"], "invalid value for 'task.wait_distribution': '12'"),
     (["task.wait_distribution.12=0.5"], "unknown key 'task.wait_distribution.12'"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
@@ -25,6 +25,16 @@ class TaskConfig:
 
 
 @dataclass
+class CurriculumStage:
+    """One stage of `task.curriculum` (Mahjong): its share of the training rows (and so of the steps) and its mix."""
+
+    share: float = 1.0
+    # {} = the natural mix; keys as in `wait_distribution` ("1".."8", "9+"). Any-typed keys so that the command
+    # line's `{3: 1, 4: 1}` (Hydra parses unquoted 3 as an int) is accepted; the task reads str(key).
+    wait_distribution: dict[Any, float] = field(default_factory=dict)
+
+
+@dataclass
 class MahjongTaskConfig(TaskConfig):
     n_train: int = 50000  # synthesis is ~5k verified rows/s: data is cheap, steps are not
     n_val: int = 200
@@ -33,6 +43,10 @@ class MahjongTaskConfig(TaskConfig):
     nontenpai_rate: float = 0.1  # share of hands with no winning tile (empty answer)
     # target share of hands by number of winning tiles (keys "1".."9+"); empty => natural distribution
     wait_distribution: dict[str, float] = field(default_factory=dict)
+    # a staged curriculum (>= 2 stages): the training rows are drawn stage by stage, each with its own mix and
+    # `share` of n_train, and train in stage order, each stage for its share of the steps
+    # (stratos/distill/curriculum.py); [] = one mix, `wait_distribution`. The held-out splits keep `wait_distribution`.
+    curriculum: list[CurriculumStage] = field(default_factory=list)
     notation: TileNotation = TileNotation.spaced  # how hands are written in prompts
     # how the teacher's rationales reason: proof lines for the winning tiles, a search over every candidate
     # tile, or the open suits then that search (stratos/tasks/mahjong/search.py)

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import fsspec
 import torch
 
-from stratos.tasks.base import Task
+from stratos.tasks.base import NO_STAGE, Task, stage_of
 from stratos.distill.blackbox_kd import FILL
 from stratos.distill.rejection import sequence_distillation_rows
 from stratos.distill.token_alignment import aligned_pairs, encode_example
@@ -46,6 +46,7 @@ class TextExample:
     teacher_logprobs: Any = None  # black-box teacher: (tokens, top) of its answer, as the server sent them
     teacher_topk: Any = None  # blackbox_kd.TeacherTopK: the target as the teacher's ids + its top-k rows
     teacher: int = -1  # several teachers: the index of the row's own teacher (stratos/distill/routing.py)
+    stage: int = NO_STAGE  # the row's curriculum stage (stratos/distill/curriculum.py)
 
 
 def supervised_texts(source, task: Task, rows: list[dict], teacher, rules_in_prompt: bool, verify: bool = True,
@@ -56,13 +57,16 @@ def supervised_texts(source, task: Task, rows: list[dict], teacher, rules_in_pro
     `rationale(row)` only for rows that carry none, e.g. user data without solutions).
     """
     if source == "answer":
-        return [TextExample(r["question"], task.answer_line(r)) for r in rows], {"kept": len(rows), "rejected": 0}
+        return [TextExample(r["question"], task.answer_line(r), stage=stage_of(r)) for r in rows], \
+            {"kept": len(rows), "rejected": 0}
     if source == "teacher":
         kept, stats = sequence_distillation_rows(teacher, task, rows, verify=verify, n_samples=n_samples,
                                                  rules_in_prompt=rules_in_prompt)
-        return [TextExample(r["question"], r["rationale"].strip(), r.get("teacher_logprobs")) for r in kept], stats
+        return [TextExample(r["question"], r["rationale"].strip(), r.get("teacher_logprobs"), stage=stage_of(r))
+                for r in kept], stats
     # the verified rationale built backwards from the known answer, as the data stage wrote it
-    return [TextExample(r["question"], written_rationale(task, r)) for r in rows], {"kept": len(rows), "rejected": 0}
+    return [TextExample(r["question"], written_rationale(task, r), stage=stage_of(r)) for r in rows], \
+        {"kept": len(rows), "rejected": 0}
 
 
 def written_rationale(task: Task, row: dict) -> str:
@@ -136,6 +140,7 @@ class Item(NamedTuple):
     topk: Any = None  # (ids (L, k), logprobs (L, k), tail (L,)); row p = the teacher at position p
     xtok: Any = None  # cross-tokenizer KD: (teacher input ids (L_t,), aligned (student row, teacher row) pairs)
     teacher: int = -1  # several teachers: the row's own teacher (index into RoutedTeacher.ids); -1 = none
+    stage: int = NO_STAGE  # curriculum stage of the row (stratos/distill/curriculum.py); corpus windows have none
 
 
 def topk_rows(teacher: Any, n_prompt: int, length: int):
@@ -176,7 +181,7 @@ class ExampleDataset(torch.utils.data.Dataset):
             if e.teacher_topk is not None:
                 n_prompt = sum(1 for x in labels if x == IGNORE)
                 top = topk_rows(e.teacher_topk, n_prompt, len(ids))
-            items.append(Item(ids, labels, topk=top, teacher=e.teacher))
+            items.append(Item(ids, labels, topk=top, teacher=e.teacher, stage=e.stage))
         self.topk_k = next((int(x.topk[0].shape[1]) for x in items if x.topk is not None), 0)
         if corpus and corpus_weight > 0:
             # windows at the 90th percentile of SFT lengths: a batch's longest SFT row (about its 98th
@@ -197,7 +202,7 @@ class ExampleDataset(torch.utils.data.Dataset):
         pairs, counts = aligned_pairs(s, t, (tokenizer.eos_token_id, teacher_tokenizer.eos_token_id))
         for k, v in counts.items():
             self.xtok_counts[k] = self.xtok_counts.get(k, 0) + v
-        return Item(s.ids, s.labels, xtok=(t.ids, pairs))
+        return Item(s.ids, s.labels, xtok=(t.ids, pairs), stage=e.stage)
 
     @classmethod
     def from_items(cls, items: list[tuple[list[int], list[int]]]) -> "ExampleDataset":
@@ -217,6 +222,11 @@ class ExampleDataset(torch.utils.data.Dataset):
     @property
     def lengths(self) -> list[int]:
         return [len(x.input_ids) for x in self.items]
+
+    @property
+    def stages(self) -> list[int]:
+        """Per item, its curriculum stage (NO_STAGE for corpus windows and untagged rows)."""
+        return [x.stage for x in self.items]
 
     @property
     def max_len(self) -> int:
@@ -246,6 +256,10 @@ class WithIndex(torch.utils.data.Dataset):
     @property
     def lengths(self) -> list[int]:
         return self.dataset.lengths
+
+    @property
+    def stages(self) -> list[int]:
+        return self.dataset.stages
 
 
 def collate(pad_id: int, topk_k: int = 0):

@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from stratos.distill.curriculum import curriculum_phases
 from stratos.distill.examples import collate
 from stratos.distill.module import DistillModule
 from stratos.distill.recipe import TeacherSource, TrainingRecipe
@@ -35,6 +36,7 @@ class FitResult:
     stats: StepMetrics  # tokens, padding shares, last loss
     seconds: float
     length_slices: int
+    curriculum: list[tuple[int, int]]  # (items, steps) per curriculum stage in training order; [] = none
 
 
 def build_module(cfg: DictConfig, student, teacher, recipe: TrainingRecipe, length_slices: int) -> DistillModule:
@@ -57,7 +59,8 @@ def loaders(cfg: DictConfig, recipe: TrainingRecipe, pad_id: int):
     train = ResumableLoader(
         recipe.train, per_device, shuffle=True, seed=int(cfg.seed), drop_last=len(recipe.train) >= int(tr.batch_size),
         collate_fn=collate(pad_id, recipe.base_train.topk_k), num_workers=int(tr.num_workers),
-        lengths=recipe.train.lengths if bool(tr.group_by_length) else None)
+        lengths=recipe.train.lengths if bool(tr.group_by_length) else None,
+        phases=curriculum_phases(recipe.train.stages, int(tr.max_steps)))  # rows tagged with stages: in stage order
     return train, val
 
 
@@ -79,5 +82,6 @@ def fit(cfg: DictConfig, ckpt_dir: str, logs_dir: str | None, student, teacher, 
         log.info("resuming distill from %s", resume)
     t0 = time.time()
     trainer.fit(module, train, val, ckpt_path=resume)
-    return FitResult(trainer, stats, time.time() - t0, slices)
+    phases = [(len(pool), b) for pool, b in train.resumable_sampler.phases]
+    return FitResult(trainer, stats, time.time() - t0, slices, phases)
 

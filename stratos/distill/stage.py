@@ -123,6 +123,9 @@ def distill_metrics(recipe: TrainingRecipe, result: FitResult, student) -> dict:
         "strategy/kept": recipe.stats.get("kept"),
         "strategy/rejected": recipe.stats.get("rejected"),
     }
+    for i, (items, steps) in enumerate(result.curriculum):  # a staged curriculum: its phases, in training order
+        metrics[f"distill/curriculum/phase{i}_items"] = items
+        metrics[f"distill/curriculum/phase{i}_steps"] = steps
     token_kd = recipe.records.get(outputs.TOKEN_KD_JSON)
     if token_kd is not None:
         metrics["strategy/token_kd"] = token_kd["used"]

@@ -28,6 +28,12 @@ Validation loaders need none of this: keep a plain `DataLoader(shuffle=False)`.
   megabatches of 50 global batches, each sorted by length and cut into global batches, whose order
   inside the megabatch is shuffled again. Batches then hold similar lengths (less padding) while
   the order stays a pure function of `(seed, e)`, so resume and DDP keep both properties above.
+
+* **Phases** (optional, `phases=`; a curriculum, stratos/distill/curriculum.py): a list of
+  (pool of item indices, global batches). The epoch is then the whole schedule: phase p's
+  batches come from its own pool only, in shuffled passes over it (pass j drawn from
+  `(seed, e, p, j)`), one phase after the other. The order is still a pure function of the
+  seed, so resume and DDP keep both properties; length grouping applies inside each phase.
 """
 
 from __future__ import annotations
@@ -39,6 +45,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 STATE_VERSION = 1
+
+
+def hash_seed(*parts: int) -> int:
+    """A 63-bit generator seed from integers (no two small tuples collide, unlike seed + epoch + p)."""
+    out = 0
+    for x in parts:
+        out = (out * 1_000_003 + int(x)) % (1 << 63)
+    return out
 
 
 def _world() -> tuple[int, int]:
@@ -58,11 +72,17 @@ class ResumableSampler(Sampler[int]):
     MEGABATCH = 50  # global batches per length-sorted group (HF's LengthGroupedSampler uses 50 too)
 
     def __init__(self, n: int, batch_size: int, *, shuffle: bool = True, seed: int = 0, drop_last: bool = True,
-                 world_size: int | None = None, rank: int | None = None, lengths: list[int] | None = None) -> None:
+                 world_size: int | None = None, rank: int | None = None, lengths: list[int] | None = None,
+                 phases: list[tuple[list[int], int]] | None = None) -> None:
         if n <= 0 or batch_size <= 0:
             raise ValueError(f"ResumableSampler needs n > 0 and batch_size > 0 (got n={n}, batch_size={batch_size})")
         if lengths is not None and len(lengths) != n:
             raise ValueError(f"ResumableSampler got {len(lengths)} lengths for {n} items")
+        for pool, batches in phases or []:
+            if not pool or batches <= 0 or min(pool) < 0 or max(pool) >= n:
+                raise ValueError(f"ResumableSampler phases need a non-empty pool of indices < {n} and batches > 0 "
+                                 f"(got {len(pool)} indices, {batches} batches)")
+        self.phases = [(torch.as_tensor(pool, dtype=torch.long), int(b)) for pool, b in phases or []]
         self.n, self.batch_size, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
         self.lengths = None if lengths is None else torch.as_tensor(lengths, dtype=torch.long)
         self._world_size, self._rank = world_size, rank
@@ -81,11 +101,15 @@ class ResumableSampler(Sampler[int]):
 
     def num_batches(self) -> int:
         """Batches per epoch on every rank."""
+        if self.phases:
+            return sum(b for _, b in self.phases)
         g = self.batch_size * self.world()[0]
         return max(1, self.n // g) if self.drop_last else math.ceil(self.n / g)
 
     def order(self, epoch: int) -> torch.Tensor:
         """$\\pi_e$, padded/truncated to whole global batches. Shape (num_batches * G,)."""
+        if self.phases:
+            return torch.cat([self._phase_order(epoch, p) for p in range(len(self.phases))])
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + epoch)
             perm = torch.randperm(self.n, generator=g)
@@ -98,6 +122,22 @@ class ResumableSampler(Sampler[int]):
         perm = perm[:total]
         if self.lengths is not None and self.shuffle:
             perm = self._group_by_length(perm, G, epoch)
+        return perm
+
+    def _phase_order(self, epoch: int, p: int) -> torch.Tensor:
+        """Phase p's (batches * G,) item indices: whole shuffled passes over its pool, cut to its batches."""
+        pool, batches = self.phases[p]
+        G = self.batch_size * self.world()[0]
+        need, passes = batches * G, []
+        while sum(len(x) for x in passes) < need:
+            if self.shuffle:
+                g = torch.Generator().manual_seed(hash_seed(self.seed, epoch, p, len(passes)))
+                passes.append(pool[torch.randperm(len(pool), generator=g)])
+            else:
+                passes.append(pool)
+        perm = torch.cat(passes)[:need]
+        if self.lengths is not None and self.shuffle:
+            perm = self._group_by_length(perm, G, epoch * 1_000 + p)
         return perm
 
     def _group_by_length(self, perm: torch.Tensor, G: int, epoch: int) -> torch.Tensor:
@@ -129,9 +169,10 @@ class ResumableLoader(DataLoader):
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = True, lengths: list[int] | None = None, **kwargs: Any) -> None:
+                 drop_last: bool = True, lengths: list[int] | None = None,
+                 phases: list[tuple[list[int], int]] | None = None, **kwargs: Any) -> None:
         sampler = ResumableSampler(len(dataset), batch_size, shuffle=shuffle, seed=seed,  # type: ignore[arg-type]
-                                   drop_last=drop_last, lengths=lengths)
+                                   drop_last=drop_last, lengths=lengths, phases=phases)
         # The sampler already yields whole batches' worth of indices: the loader must drop nothing.
         super().__init__(dataset, batch_size=batch_size, sampler=sampler, drop_last=False, **kwargs)
         self.resumable_sampler = sampler
@@ -151,13 +192,17 @@ class ResumableLoader(DataLoader):
         s = self.resumable_sampler
         return {"version": STATE_VERSION, "epoch": s.epoch, "batches_done": self.batches_done, "n": s.n,
                 "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle,
-                "group_by_length": s.lengths is not None}
+                "group_by_length": s.lengths is not None, "phases": self._phase_batches()}
+
+    def _phase_batches(self) -> list[int]:
+        return [b for _, b in self.resumable_sampler.phases]
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         s = self.resumable_sampler
         here = {"n": s.n, "global_batch": s.batch_size * s.world()[0], "seed": s.seed, "shuffle": s.shuffle,
-                "group_by_length": s.lengths is not None}
-        there = {k: state.get(k, False if k == "group_by_length" else None) for k in here}  # older: not grouped
+                "group_by_length": s.lengths is not None, "phases": self._phase_batches()}
+        older = {"group_by_length": False, "phases": []}  # checkpoints from before these keys: not grouped, no phases
+        there = {k: state.get(k, older.get(k)) for k in here}
         if here != there:
             # Another dataset size / global batch / seed cannot continue the same order.
             raise ValueError(f"checkpoint's data order {there} does not match this loader {here}: cannot resume "

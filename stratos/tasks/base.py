@@ -11,7 +11,8 @@ Row = one JSON-serialisable dict. Keys every task provides:
   answer      str   canonical final answer text (what `answer_line` prints after "Answer: ")
   rationale   str   verified step-by-step solution, ending with the answer line
   difficulty  str   bucket for breakdowns (e.g. "waits=3", "steps=4")
-Tasks add their own keys (e.g. "hand", "winning_tiles").
+Tasks add their own keys (e.g. "hand", "winning_tiles"). Optional, read by the distill stage:
+  curriculum_stage  int >= 0   training rows train in stage order (stratos/distill/curriculum.py)
 
 Extra held-out splits: `build_splits` may return more test splits, named `test_<label>` (Mahjong adds
 `test_natural` or `test_balanced`, the test distribution `task.test_distribution` did not pick). The data
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, runtime_checkable
+from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
 
 ANSWER_PREFIX = "Answer:"
 
@@ -38,6 +39,26 @@ class Judgement:
     judged_lines: int  # lines read: the right ones, plus the first wrong one if any
     corrected: str  # the text's right leading lines + the engine's continuation from the first wrong line
     all_correct: bool  # the text is a verified rationale, line for line, with nothing after its answer line
+
+
+NO_STAGE = -1  # a row (or corpus window) without a curriculum stage
+
+
+def stage_of(row: dict) -> int:
+    """The row's `curriculum_stage` (an int >= 0), or NO_STAGE."""
+    s = row.get("curriculum_stage")
+    return int(s) if isinstance(s, int) and not isinstance(s, bool) and s >= 0 else NO_STAGE
+
+
+def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
+    """`total` split in proportion to `weights` (sum > 0), rounded by largest remainders: the counts sum to
+    `total` and each is its exact share rounded down or up; ties go to the earlier weight."""
+    w = sum(weights)
+    exact = [total * x / w for x in weights]
+    out = [int(x) for x in exact]
+    for i in sorted(range(len(out)), key=lambda i: (out[i] - exact[i], i))[: total - sum(out)]:
+        out[i] += 1
+    return out
 
 
 def bucket_order(buckets: Iterable[str]) -> list[str]:

@@ -21,7 +21,8 @@ def test_every_condition_composes_and_validates(cond, tmp_path):
     base = compose_cfg(R.overrides(A, "proof", 2), tmp_path)
     changed = {k for k in ("task", "student", "trainer") if cfg[k] != base[k]}
     assert cfg.seed == 2 and cfg.strategy.alignment.mode == "sequence"
-    assert changed == {"proof": set(), "search": {"task"}, "suits": {"task"}, "flat_mix": {"task"}, "bytes": {"student"},
+    assert changed == {"proof": set(), "search": {"task"}, "suits": {"task"}, "flat_mix": {"task"}, "curriculum": {"task"},
+                       "curriculum_rev": {"task"}, "bytes": {"student"},
                        "mini": {"student"}, "steps_2x": {"trainer"}}[cond]
     assert cfg.trainer.max_steps == (200 if cond == "steps_2x" else 100)
 

@@ -157,3 +157,53 @@ def test_group_by_length_resumes_mid_epoch_exactly():
 def test_group_by_length_needs_one_length_per_item():
     with pytest.raises(ValueError, match="3 lengths for 4 items"):
         ResumableSampler(4, 2, lengths=[1, 2, 3])
+
+
+PHASES = [(list(range(0, 10)), 3), (list(range(10, 30)), 4)]  # stage 0: rows 0-9 for 3 batches; stage 1: 10-29 for 4
+
+
+def test_phases_draw_each_phase_from_its_own_pool_in_order():
+    s = ResumableSampler(30, 4, seed=1, world_size=1, rank=0, phases=PHASES)
+    got = batches(s)
+    assert s.num_batches() == 7 == len(got)
+    assert all(i < 10 for b in got[:3] for i in b) and all(10 <= i < 30 for b in got[3:] for i in b)
+    # 12 draws from 10 rows: one whole pass, then the start of another (every row seen before any repeats)
+    first = sum(got[:3], [])
+    assert sorted(first[:10]) == list(range(10)) and len(set(first[10:])) == 2
+    assert got == batches(ResumableSampler(30, 4, seed=1, world_size=1, rank=0, phases=PHASES))  # pure in the seed
+    assert got != batches(ResumableSampler(30, 4, seed=2, world_size=1, rank=0, phases=PHASES))
+
+
+@pytest.mark.parametrize("lengths", [None, [(i * 7) % 13 + 1 for i in range(30)]])
+def test_phases_give_ddp_ranks_slices_of_the_one_process_batch(lengths):
+    one = batches(ResumableSampler(30, 4, seed=1, world_size=1, rank=0, phases=PHASES, lengths=lengths))
+    ranks = [batches(ResumableSampler(30, 2, seed=1, world_size=2, rank=r, phases=PHASES, lengths=lengths))
+             for r in range(2)]
+    assert [a + b for a, b in zip(*ranks)] == one
+
+
+def test_phases_resume_mid_curriculum_exactly_and_refuse_other_phases():
+    expected = [b.tolist() for b in ResumableLoader(Rows(), 4, seed=5, phases=PHASES)]
+    a = ResumableLoader(Rows(), 4, seed=5, phases=PHASES)
+    it = iter(a)
+    seen = [next(it).tolist() for _ in range(4)]  # into the second phase
+    state = a.state_dict()
+    assert state["phases"] == [3, 4]
+    b = ResumableLoader(Rows(), 4, seed=5, phases=PHASES)
+    b.load_state_dict(state)
+    assert seen + [x.tolist() for x in b] == expected
+    with pytest.raises(ValueError, match="cannot resume exactly"):
+        ResumableLoader(Rows(), 4, seed=5, phases=[(list(range(10)), 4), (list(range(10, 30)), 3)]).load_state_dict(state)
+    with pytest.raises(ValueError, match="cannot resume exactly"):
+        ResumableLoader(Rows(), 4, seed=5).load_state_dict(state)
+    old = {k: v for k, v in ResumableLoader(Rows(), 4, seed=5).state_dict().items() if k != "phases"}
+    ResumableLoader(Rows(), 4, seed=5).load_state_dict(old)  # a checkpoint from before phases: none
+
+
+def test_phases_need_valid_pools():
+    with pytest.raises(ValueError, match="non-empty pool"):
+        ResumableSampler(30, 4, phases=[([], 3)])
+    with pytest.raises(ValueError, match="non-empty pool"):
+        ResumableSampler(30, 4, phases=[([0, 30], 3)])
+    with pytest.raises(ValueError, match="batches > 0"):
+        ResumableSampler(30, 4, phases=[([0, 1], 0)])

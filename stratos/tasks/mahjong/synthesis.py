@@ -43,6 +43,7 @@ from typing import Callable, Mapping, Sequence
 from stratos.tasks.mahjong.tiles import N_KINDS, ORPHANS
 from stratos.tasks.mahjong.waits import winning_tiles
 from stratos.errors import UserError
+from stratos.tasks.base import largest_remainder
 
 BUCKETS = ("1", "2", "3", "4", "5", "6", "7", "8", "9+")
 NONE_BUCKET = "0"
@@ -74,13 +75,8 @@ def quotas(n: int, nontenpai_rate: float, distribution: dict[str, float]) -> dic
     if not distribution:
         out["*"] = rest
         return out
-    total = sum(distribution.values())
-    exact = {b: rest * distribution.get(b, 0.0) / total for b in BUCKETS}
-    floor = {b: int(x) for b, x in exact.items()}
-    left = rest - sum(floor.values())
-    for b in sorted(BUCKETS, key=lambda b: (floor[b] - exact[b], BUCKETS.index(b)))[:left]:
-        floor[b] += 1
-    out.update({b: c for b, c in floor.items() if c})
+    counts = largest_remainder(rest, [distribution.get(b, 0.0) for b in BUCKETS])
+    out.update({b: c for b, c in zip(BUCKETS, counts) if c})
     return out
 
 

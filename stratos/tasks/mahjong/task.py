@@ -20,6 +20,11 @@ A row (JSON-serialisable):
 Rows are synthesised (synthesis.py) or, with `source`, read from a benchmark JSONL (jsonl.py),
 checked by the engine and split deterministically by seed.
 
+`curriculum` (>= 2 stages, each {share, wait_distribution}): the training rows are drawn stage by stage, n_train
+split by share, each stage with its own mix and RNG stream, and carry `curriculum_stage` (the stage's index), which
+the distill stage trains in order, each stage for its share of the steps (stratos/distill/curriculum.py). Val and
+test splits are drawn before and keep `wait_distribution`, so a curriculum never moves a held-out hand.
+
 Two test splits of n_test hands are synthesised: the natural one (the training mix) and a balanced
 one (equally many hands per number of winning tiles). `test_distribution` picks which is `test`, the
 headline; the other is returned as `test_natural` / `test_balanced`, an extra held-out split the
@@ -45,7 +50,7 @@ from stratos.tasks.mahjong.synthesis import BUCKETS, Example, Generator, synthes
 from stratos.tasks.mahjong.tiles import (NAMES, TileError, format_compact, format_tiles, parse_hand, parse_tile,
                                         to_kinds)
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
-from stratos.tasks.base import ANSWER_PREFIX, Judgement
+from stratos.tasks.base import ANSWER_PREFIX, Judgement, largest_remainder
 from stratos.config import MahjongTaskConfig
 from stratos.errors import UserError, bad_value
 
@@ -85,21 +90,56 @@ def _check_config(n_train, n_val, n_test, variant, nontenpai_rate, wait_distribu
         rate = math.nan
     if not 0.0 <= rate < 1.0:
         raise bad_value("task.nontenpai_rate", nontenpai_rate, "a number with 0 <= rate < 1")
+    return _check_mix(wait_distribution, "task.wait_distribution")
+
+
+def _check_mix(wait_distribution, where: str) -> dict[str, float]:
+    """A wait mix as {bucket: share}; {} = natural."""
     dist: dict[str, float] = {}
     for k, v in dict(wait_distribution or {}).items():
         key = str(k)
         if key not in BUCKETS:
-            raise bad_value("task.wait_distribution", key, f"keys {', '.join(BUCKETS)}")
-        try:
-            x = float(v)
-        except (TypeError, ValueError):
-            x = math.nan
+            raise bad_value(where, key, f"keys {', '.join(BUCKETS)}")
+        x = _number(v)
         if not (x >= 0.0 and math.isfinite(x)):
-            raise bad_value(f"task.wait_distribution.{key}", v, "a share >= 0")
+            raise bad_value(f"{where}.{key}", v, "a share >= 0")
         dist[key] = x
     # all shares 0 means "no preference", i.e. natural: Hydra merges dict overrides, so from the
     # command line a dict can be zeroed key by key but never replaced by {}
     return dist if sum(dist.values()) > 0 else {}
+
+
+def _number(v) -> float:
+    try:
+        return math.nan if isinstance(v, bool) else float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def check_curriculum(curriculum, n_train: int, source) -> list[tuple[int, dict[str, float]]]:
+    """`task.curriculum` as [(training rows, wait mix)] per stage; [] for none. Rows split n_train by share."""
+    stages = list(curriculum or [])
+    if not stages:
+        return []
+    allowed = "a list of >= 2 stages {share: > 0, wait_distribution: {...}}"
+    if source:
+        raise bad_value("task.curriculum", "a list", "[] with task.source (a file gives its stages in a "
+                        "`curriculum_stage` column of its rows)")
+    if len(stages) < 2:
+        raise bad_value("task.curriculum", f"{len(stages)} stage", allowed)
+    shares, mixes = [], []
+    for i, st in enumerate(stages):
+        if not isinstance(st, Mapping) or set(st) - {"share", "wait_distribution"}:
+            raise bad_value(f"task.curriculum[{i}]", st, allowed)
+        share = _number(st.get("share", 1.0))
+        if not (share > 0 and math.isfinite(share)):
+            raise bad_value(f"task.curriculum[{i}].share", st.get("share"), "a number > 0")
+        shares.append(share)
+        mixes.append(_check_mix(st.get("wait_distribution"), f"task.curriculum[{i}].wait_distribution"))
+    rows = largest_remainder(n_train, shares)
+    if min(rows) == 0:
+        raise bad_value("task.n_train", n_train, f"at least one training row per curriculum stage (rows {rows})")
+    return list(zip(rows, mixes))
 
 
 _D = MahjongTaskConfig  # the one place the defaults live
@@ -125,10 +165,12 @@ class MahjongTask:
         notation: str = _D.notation,
         test_distribution: str = _D.test_distribution,
         rationale_format: str = _D.rationale_format,
+        curriculum: Optional[Sequence[Mapping]] = None,
     ) -> None:
         self.wait_distribution = _check_config(n_train, n_val, n_test, variant, nontenpai_rate,
                                                wait_distribution, notation, test_distribution, str(rationale_format))
         self.rationale_format = str(rationale_format)
+        self.curriculum = check_curriculum(curriculum, n_train, source)  # [(rows, mix)] per stage
         self.name = name
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
         self.seed = seed
@@ -187,6 +229,9 @@ class MahjongTask:
             rng = random.Random(f"{self.seed}:{'test' if split == 'test_natural' else split}")
             if split == "test_balanced":
                 exs = synthesize_balanced(gen, self.sizes[split], rng, seen, split)
+            elif split == "train" and self.curriculum:
+                out[split] = self._staged_train(gen, seen)
+                continue
             else:
                 exs = synthesize_split(gen, self.sizes[split], rng, self.nontenpai_rate, self.wait_distribution,
                                        seen, split)
@@ -194,6 +239,17 @@ class MahjongTask:
         other = "natural" if self.test_distribution == "balanced" else "balanced"
         return {"train": out["train"], "val": out["val"], "test": out[f"test_{self.test_distribution}"],
                 f"test_{other}": out[f"test_{other}"]}
+
+    def _staged_train(self, gen: Generator, seen: set[bytes]) -> list[dict]:
+        """The training rows of `task.curriculum`, stage by stage (each its own rows, mix and RNG stream), tagged
+        with `curriculum_stage` (the distill stage trains them in that order: stratos/distill/curriculum.py)."""
+        rows = []
+        for i, (n, mix) in enumerate(self.curriculum):
+            rng = random.Random(f"{self.seed}:train:stage{i}")
+            exs = synthesize_split(gen, n, rng, self.nontenpai_rate, mix, seen, f"train (curriculum stage {i})")
+            rows += [{**self.make_row(e.counts, solve(e.counts, self.variant), e.tiles), "curriculum_stage": i}
+                     for e in exs]
+        return rows
 
     def _splits_from_source(self) -> dict[str, list[dict]]:
         """Read, engine-check, dedupe, shuffle by seed, then fill test, val, train (in that order)."""

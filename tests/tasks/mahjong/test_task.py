@@ -51,6 +51,13 @@ BAD = [
     (dict(n_test=2.5), "task.n_test"),
     (dict(wait_distribution={"10": 1.0}), "task.wait_distribution"),
     (dict(wait_distribution={"1": -1.0}), r"task.wait_distribution.1"),
+    (dict(curriculum=[{"share": 1}]), r"task.curriculum': '1 stage' \(allowed: a list of >= 2 stages"),
+    (dict(curriculum=[{"share": 1}, {"share": 0}]), r"task.curriculum\[1\].share': 0"),
+    (dict(curriculum=[{"share": 1}, {"steps": 1}]), r"task.curriculum\[1\]'"),
+    (dict(curriculum=[{"share": 1}, 3]), r"task.curriculum\[1\]': 3"),
+    (dict(curriculum=[{}, {"wait_distribution": {"12": 1}}]), r"task.curriculum\[1\].wait_distribution': '12'"),
+    (dict(curriculum=[{}, {}], n_train=1), r"task.n_train': 1 \(allowed: at least one training row per"),
+    (dict(curriculum=[{}, {}], source="hands.jsonl"), r"task.curriculum'.*curriculum_stage` column"),
 ]
 
 
@@ -64,6 +71,22 @@ def test_bad_config_is_one_line_user_error(kwargs, key):
 def test_all_zero_shares_mean_natural():
     assert MahjongTask(wait_distribution={"1": 0.0, "9+": 0}).wait_distribution == {}
     assert MahjongTask(wait_distribution={1: 2, "2": 1}).wait_distribution == {"1": 2.0, "2": 1.0}
+
+
+def test_curriculum_draws_each_stage_with_its_own_mix_and_keeps_the_held_out_splits():
+    kw = dict(n_train=400, n_val=20, n_test=40, seed=3)
+    flat = {"3": 1, "4": 1}
+    staged = MahjongTask(**kw, curriculum=[{"share": 3}, {"share": 1, "wait_distribution": flat}]).build_splits()
+    plain = MahjongTask(**kw).build_splits()
+    for split in ("val", "test", "test_natural"):  # drawn first, from the same streams: the same hands
+        assert staged[split] == plain[split]
+    train = staged["train"]
+    by_stage = {s: [r for r in train if r["curriculum_stage"] == s] for s in (0, 1)}
+    assert [len(by_stage[0]), len(by_stage[1])] == [300, 100]  # n_train split by share
+    assert {r["n_waits"] for r in by_stage[1]} == {0, 3, 4}  # stage 1's own mix (+ the non-tenpai share)
+    assert sum(r["n_waits"] in (1, 2) for r in by_stage[0]) > 200  # stage 0: the natural mix, mostly 1-2 waits
+    assert len({r["hand"] for r in train}) == 400  # stages never repeat a hand
+    assert "curriculum_stage" not in plain["train"][0]
 
 
 def test_rows_follow_the_schema(task, splits):
