@@ -32,6 +32,8 @@ from typing import Callable, Optional
 
 import torch
 
+from stratos.models.generate import left_padded
+
 IGNORE = -100
 
 
@@ -62,13 +64,9 @@ def sample(model, prompts: list[list[int]], *, max_new_tokens: int, temperature:
     """
     if not prompts:
         return []
-    B, width = len(prompts), max(len(p) for p in prompts)
+    B = len(prompts)
     device = next(model.parameters()).device
-    ids = torch.full((B, width), pad_id, dtype=torch.long)  # (B, T_p) left-padded
-    mask = torch.zeros((B, width), dtype=torch.long)
-    for r, p in enumerate(prompts):
-        ids[r, width - len(p):] = torch.tensor(p)
-        mask[r, width - len(p):] = 1
+    ids, mask = left_padded(prompts, pad_id)  # (B, T_p) each
     ids, mask = ids.to(device), mask.to(device)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, T_p)
     g = torch.Generator(device=device).manual_seed(int(seed))

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from stratos.errors import UserError
+from stratos.errors import UserError, check_values
 
 
 def score(model_dir: str, file: str, variant: str, notation: str, batch_size: int, max_new_tokens: int,
@@ -29,10 +29,9 @@ def score(model_dir: str, file: str, variant: str, notation: str, batch_size: in
     from stratos.tasks.mahjong.jsonl import read_benchmark, score_rows
     from stratos.tasks.mahjong.task import MahjongTask
     from stratos.evaluate.stage import answer, load_model
+    from stratos.evaluate.vote import sampling_checks
 
-    if samples < 1 or temperature <= 0:
-        key, value = ("--samples", samples) if samples < 1 else ("--temperature", temperature)
-        raise UserError(f"invalid value for '{key}': {value!r} (allowed: samples >= 1, temperature > 0)")
+    check_values(sampling_checks(samples, temperature, "--samples", "--temperature"))
     if not os.path.isdir(model_dir):
         raise UserError(f"invalid value for '--model': {model_dir!r} (allowed: a directory with a saved HF model)")
     rows = read_benchmark(file, variant=variant, verify=verify)

@@ -23,6 +23,11 @@ def validate_evaluate(ev) -> None:
         ("evaluate.batch_size", ev.batch_size, int(ev.batch_size) >= 1, "an integer >= 1"),
         ("evaluate.max_new_tokens", ev.max_new_tokens, int(ev.max_new_tokens) >= 0, "0 (the task's default) or more"),
         ("evaluate.n_latency", ev.n_latency, int(ev.n_latency) >= 0, "an integer >= 0"),
-        ("evaluate.samples", ev.samples, int(ev.samples) >= 1, "1 (greedy) or more samples to vote over"),
-        ("evaluate.temperature", ev.temperature, float(ev.temperature) > 0, "a temperature > 0"),
+        *sampling_checks(ev.samples, ev.temperature, "evaluate.samples", "evaluate.temperature"),
     ])
+
+
+def sampling_checks(samples, temperature, samples_key: str, temperature_key: str) -> list[tuple]:
+    """`check_values` rows for a vote's k and temperature, under the caller's names (config keys or CLI flags)."""
+    return [(samples_key, samples, int(samples) >= 1, "1 (greedy) or more samples to vote over"),
+            (temperature_key, temperature, float(temperature) > 0, "a temperature > 0")]

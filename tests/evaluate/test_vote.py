@@ -87,3 +87,5 @@ def test_score_file_answers_by_vote_and_records_the_votes(student, tmp_path, cap
     assert all(p["samples"] == 3 and 0 <= p["votes"] <= 3 for p in preds)
     assert main(["--model", str(model), "--file", str(bench), "--samples", "0"]) == 2
     assert "invalid value for '--samples': 0" in capsys.readouterr().err
+    assert main(["--model", str(model), "--file", str(bench), "--temperature", "0"]) == 2
+    assert "invalid value for '--temperature': 0.0 (allowed: a temperature > 0)" in capsys.readouterr().err
