@@ -201,9 +201,12 @@ def main() -> None:
             sys.exit(2)
         raise
     except Exception as e:
-        if _task_started or full_error == "1":  # a bug in a stage: keep its traceback
-            raise
-        print(f"stratos: error: {describe_config_error(e)}", file=sys.stderr)
+        from stratos.sweep import JOB_ERRORS, job_user_error
+
+        job_error = job_user_error(e)  # a submitit sweep job that stopped on a user mistake: its own line
+        if job_error is None and (_task_started or full_error == "1" or type(e).__name__ in JOB_ERRORS):
+            raise  # a bug in a stage, here or in a sweep job (or a job killed): keep its traceback
+        print(f"stratos: error: {job_error or describe_config_error(e)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -54,6 +54,27 @@ class Run:
     pareto: bool = False
 
 
+USER_ERROR = "stratos: error: "  # how the CLI prints a user mistake (stratos/cli.py)
+JOB_ERRORS = ("UncompletedJobError", "FailedJobError")  # submitit's, for a job without a result / that raised
+
+
+def job_user_error(exc: BaseException) -> str | None:
+    """The one-line user error a failed sweep job printed, as "sweep job <id>: <line>"; None for anything else.
+
+    A job on a submitit launcher that stops on a user mistake prints "stratos: error: ..." and exits 2, so it writes
+    no result and submitit raises UncompletedJobError ("Job ... has not produced any output") in the launching
+    process, with the job's error stream in the message: the line is read back from there. A job that failed on a
+    bug has no such line (its traceback is the message): None, so the caller keeps the traceback."""
+    if type(exc).__name__ not in JOB_ERRORS:
+        return None
+    text = str(exc)
+    lines = [x.split(USER_ERROR, 1)[1].strip() for x in text.splitlines() if USER_ERROR in x]
+    if not lines:
+        return None
+    job = text.split()[1] if text.startswith("Job ") else "?"
+    return f"sweep job {job}: {lines[-1]}"
+
+
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(d, dict):
         out: dict[str, Any] = {}

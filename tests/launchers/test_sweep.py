@@ -109,3 +109,28 @@ def test_stratos_sweep_on_slurm_gathers_every_job(slurm_cluster, tmp_path):
     assert len(s["pareto"]) >= 1 and (tmp_path / "sweep_pareto.png").exists()
     submitted = list((tmp_path / ".submitit").glob("*_0"))
     assert submitted and "_" in submitted[0].name  # one array job (<job>_<task> folders)
+
+
+def test_job_user_error_reads_the_jobs_own_line():
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    text = ("Job 4242 (task: 0) with path /s/.submitit/4242/4242_0_result.pkl\nhas not produced any output "
+            "(state: FINISHED)\nError stream produced:\n----------------------------------------\n"
+            "[2026-12-06][INFO] - x\nstratos: error: invalid value for 'task.n_train': 0 (allowed: an integer > 0)\n")
+    assert sweep.job_user_error(UncompletedJobError(text)) == \
+        "sweep job 4242: invalid value for 'task.n_train': 0 (allowed: an integer > 0)"
+    assert sweep.job_user_error(UncompletedJobError("Job 7 (task: 0) ...\nKilled")) is None  # no user line: a crash
+    assert sweep.job_user_error(FailedJobError("Job 7 raised:\nTraceback ...\nKeyError: 'x'")) is None  # a bug
+    assert sweep.job_user_error(RuntimeError(text)) is None  # not a submitit job error
+
+
+def test_a_local_sweep_job_that_stops_on_a_user_mistake_prints_its_line(tmp_path):
+    """Before: "Job ... has not produced any output" (submitit) and a traceback; now the job's own line, exit 2."""
+    r = subprocess.run([sys.executable, "-m", "stratos", "-m", "+task=mahjong", "task.n_train=0,-1",
+                        "pipeline.stages=[plan]", "hydra/launcher=stratos_local", f"hydra.sweep.dir={tmp_path}",
+                        f"paths.output_root={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("stratos: error: sweep job ") and \
+        "invalid value for 'task.n_train': 0 (allowed: an integer > 0)" in last, r.stderr
+    assert "Traceback" not in r.stderr
