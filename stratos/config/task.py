@@ -43,9 +43,10 @@ class MahjongTaskConfig(TaskConfig):
     nontenpai_rate: float = 0.1  # share of hands with no winning tile (empty answer)
     # target share of hands by number of winning tiles (keys "1".."9+"); empty => natural distribution
     wait_distribution: dict[str, float] = field(default_factory=dict)
-    # a staged curriculum (>= 2 stages): the training rows are drawn stage by stage, each with its own mix and
-    # `share` of n_train, and train in stage order, each stage for its share of the steps
-    # (stratos/distill/curriculum.py); [] = one mix, `wait_distribution`. The held-out splits keep `wait_distribution`.
+    # a staged curriculum (>= 2 stages, each {share, wait_distribution}): the training rows are drawn stage
+    # by stage, each with its own mix and `share` of n_train, and train in stage order, each stage for its
+    # share of the steps (stratos/distill/curriculum.py); [] = one mix, `wait_distribution`. Held-out splits
+    # keep `wait_distribution`.
     curriculum: list[CurriculumStage] = field(default_factory=list)
     notation: TileNotation = TileNotation.spaced  # how hands are written in prompts
     # how the teacher's rationales reason: proof lines for the winning tiles, a search over every candidate
