@@ -2,6 +2,7 @@
 
     python -m benchmarks.mahjong_recipes --seeds 0 1 2                      # every condition, 3 seeds
     python -m benchmarks.mahjong_recipes --conditions proof flat_mix --threads 1 --out /work/bench/recipes
+    python -m benchmarks.mahjong_recipes --report --out /work/bench/recipes    # the table of what has finished
 
 Every condition is the default run's recipe -- `tiny_llama` (0.9M parameters), sequence-level alignment on the
 rules engine's verified rationales, batch 64, 50,000 training hands, `--steps` steps (default 1,250: what the
@@ -167,11 +168,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=1250)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None, help="run directories (default: a temporary one)")
+    ap.add_argument("--report", action="store_true",
+                    help="start nothing: the table of the runs already finished under --out (seeds may differ)")
     a = ap.parse_args(argv)
     a.out = out_dir(a, "mahjong-recipes-")
     res: dict[str, dict[int, dict]] = {c: {} for c in a.conditions}
     for cond in a.conditions:
         for seed in a.seeds:
+            if a.report and not os.path.exists(os.path.join(a.out, "runs", cond, f"seed{seed}", "evaluate",
+                                                            "manifest.json")):
+                continue
             if cond == "vote8":
                 run_dir = vote_run(a, seed)
             else:
