@@ -79,8 +79,11 @@ def test_auto_probes_prompt_logprobs_first_and_scores_in_order(script, api):
             assert o.logprobs[i] == pytest.approx(toy_logprobs(ids, i, 64)[ids[i]])
             if api == "prompt_logprobs":
                 assert {tid for _, tid, _ in o.top[i]} >= {ids[i]} and len(o.top[i]) in (3, 4)
-    sent = [r["body"] for r in srv.log][-3:]
-    assert sent[0] == score_request("test-model", IDS, 3, api)  # the documented request, nothing else
+    # the three requests run in parallel (concurrency 4), so they reach the server in any order: find IDS's by its
+    # prompt; the output order above is what `score` promises
+    sent = {json.dumps(r["body"]["prompt"]): r["body"] for r in srv.log[-3:]}
+    assert set(sent) == {json.dumps(s) for s in seqs}
+    assert sent[json.dumps(IDS)] == score_request("test-model", IDS, 3, api)  # the documented request, nothing else
     assert t.score_stats.sequences == 3 and t.score_stats.tokens == sum(len(s) - 1 for s in seqs)
 
 
