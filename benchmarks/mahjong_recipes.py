@@ -17,14 +17,16 @@ default plan chose on a fresh cache) -- with one thing changed:
   curriculum     a staged curriculum (`task.curriculum`, stratos/distill/curriculum.py): the first half of the rows
                  and steps on the natural mix, the second half on the flat_mix one (each stage its own 25,000 hands)
   curriculum_rev the same stages the other way round: flat first, natural last
+  curriculum_late three quarters of the rows and steps on the natural mix, the last quarter on the flat one
   steps_2x   twice the steps
+  curriculum_2x  `curriculum` at twice the steps (paired with `steps_2x`, the same steps without it)
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
   vote8      the `proof` models answering by a majority vote of 8 samples at T = 0.7 (stratos/evaluate/vote.py):
              no training, the proof run's model and test splits
 
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
 few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
-accuracy per number of winning tiles, the share of outputs without a readable answer line (the most that constrained
+accuracy per number of winning tiles (the paired difference is to `steps_2x` for `curriculum_2x`), the share of outputs without a readable answer line (the most that constrained
 decoding of the answer line could fix), the share of the student's `tile: groups` lines that are valid proofs
 (proof-format runs; the rules engine's text verifier measures, it never answers), training seconds and the whole
 run's seconds. Finished runs are reused
@@ -51,6 +53,7 @@ FLAT_MIX = [f"+task.wait_distribution.{k}={v}" for k, v in FLAT.items()]
 _FLAT_STAGE = "{share:1,wait_distribution:{" + ",".join(f"{k}:{v}" for k, v in FLAT.items()) + "}}"
 CURRICULUM = [f"task.curriculum=[{{share:1}},{_FLAT_STAGE}]"]  # natural half, then flat half
 CURRICULUM_REV = [f"task.curriculum=[{_FLAT_STAGE},{{share:1}}]"]  # flat half, then natural half
+CURRICULUM_LATE = [f"task.curriculum=[{{share:3}},{_FLAT_STAGE}]"]  # natural 3/4, then flat 1/4
 CONDITIONS = {
     "proof": [],
     "search": ["task.rationale_format=search"],
@@ -59,15 +62,19 @@ CONDITIONS = {
     "flat_mix": FLAT_MIX,
     "curriculum": CURRICULUM,
     "curriculum_rev": CURRICULUM_REV,
+    "curriculum_late": CURRICULUM_LATE,
     "steps_2x": None,  # filled from --steps
+    "curriculum_2x": CURRICULUM,  # at twice the steps
     "mini": ["student=mini_llama"],
     "vote8": None,  # evaluation of the proof runs
 }
 VOTE_K, VOTE_T = 8, 0.7
+TWICE = ("steps_2x", "curriculum_2x")  # conditions at 2 x --steps
+BASELINE = {"curriculum_2x": "steps_2x"}  # the paired difference is to this condition (default: proof)
 
 
 def overrides(a, cond: str, seed: int) -> list[str]:
-    steps = a.steps * (2 if cond == "steps_2x" else 1)
+    steps = a.steps * (2 if cond in TWICE else 1)
     extra = CONDITIONS[cond] or []
     return ["+task=mahjong", "strategy=alignment", "strategy.alignment.mode=sequence", f"trainer.max_steps={steps}",
             "trainer.max_minutes=0", f"trainer.num_threads={a.threads}", "trainer.progress_bar=false",
@@ -195,19 +202,22 @@ def _pct(xs: list) -> str:
 
 
 def table(res: dict[str, dict[int, dict]], seeds: list[int]) -> str:
-    """Markdown: balanced (mean ± sd), paired delta vs proof, natural, per wait count, seconds."""
+    """Markdown: balanced (mean ± sd), paired delta vs proof (or BASELINE's), natural, per wait count, seconds."""
     waits = sorted({k for c in res.values() for r in c.values() for k in r["by"]}, key=lambda k: int(k.split("=")[-1]))
     head = "| condition | seeds | balanced | Δ vs proof (paired) | natural | " + " | ".join(
         k.split("=")[-1] for k in waits) + " | unreadable | valid proof lines | train s | run s |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
-    base = res.get("proof", {})
     for cond, runs in res.items():
+        base_cond = BASELINE.get(cond, "proof")
+        base = res.get(base_cond, {})
         got = [s for s in seeds if s in runs]
         if not got:
             continue
         bal = [runs[s]["balanced"] * 100 for s in got]
         paired = [runs[s]["balanced"] * 100 - base[s]["balanced"] * 100 for s in got if s in base]
         delta = "—" if cond == "proof" or not paired else mean_std(paired, 1, signed=True)
+        if base_cond != "proof" and paired:
+            delta += f" vs {base_cond}"
         per = [statistics.fmean(runs[s]["by"].get(k, 0.0) for s in got) * 100 for k in waits]
         lines.append(f"| {cond} | {len(got)} | {mean_std(bal, 1)} % | {delta} | "
                      f"{statistics.fmean(runs[s]['natural'] for s in got) * 100:.1f} % | "
