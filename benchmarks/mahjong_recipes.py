@@ -19,14 +19,14 @@ default plan chose on a fresh cache) -- with one thing changed:
   curriculum_rev the same stages the other way round: flat first, natural last
   curriculum_late three quarters of the rows and steps on the natural mix, the last quarter on the flat one
   steps_2x   twice the steps
-  curriculum_2x  `curriculum` at twice the steps (paired with `steps_2x`, the same steps without it)
+  curriculum_late_2x `curriculum_late` at twice the steps (paired with `steps_2x`, the same steps without it)
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
   vote8      the `proof` models answering by a majority vote of 8 samples at T = 0.7 (stratos/evaluate/vote.py):
              no training, the proof run's model and test splits
 
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
 few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
-accuracy per number of winning tiles (the paired difference is to `steps_2x` for `curriculum_2x`), the share of outputs without a readable answer line (the most that constrained
+accuracy per number of winning tiles (the paired difference is to `steps_2x` for `curriculum_late_2x`), the share of outputs without a readable answer line (the most that constrained
 decoding of the answer line could fix), the share of the student's `tile: groups` lines that are valid proofs
 (proof-format runs; the rules engine's text verifier measures, it never answers), training seconds and the whole
 run's seconds. Finished runs are reused
@@ -64,13 +64,13 @@ CONDITIONS = {
     "curriculum_rev": CURRICULUM_REV,
     "curriculum_late": CURRICULUM_LATE,
     "steps_2x": None,  # filled from --steps
-    "curriculum_2x": CURRICULUM,  # at twice the steps
+    "curriculum_late_2x": CURRICULUM_LATE,  # at twice the steps
     "mini": ["student=mini_llama"],
     "vote8": None,  # evaluation of the proof runs
 }
 VOTE_K, VOTE_T = 8, 0.7
-TWICE = ("steps_2x", "curriculum_2x")  # conditions at 2 x --steps
-BASELINE = {"curriculum_2x": "steps_2x"}  # the paired difference is to this condition (default: proof)
+TWICE = ("steps_2x", "curriculum_late_2x")  # conditions at 2 x --steps
+BASELINE = {"curriculum_late_2x": "steps_2x"}  # the paired difference is to this condition (default: proof)
 
 
 def overrides(a, cond: str, seed: int) -> list[str]:

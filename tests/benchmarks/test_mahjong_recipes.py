@@ -23,11 +23,11 @@ def test_every_condition_composes_and_validates(cond, tmp_path):
     assert cfg.seed == 2 and cfg.strategy.alignment.mode == "sequence"
     assert changed == {"proof": set(), "search": {"task"}, "suits": {"task"}, "flat_mix": {"task"}, "curriculum": {"task"},
                        "curriculum_rev": {"task"}, "curriculum_late": {"task"}, "bytes": {"student"},
-                       "mini": {"student"}, "steps_2x": {"trainer"}, "curriculum_2x": {"task", "trainer"}}[cond]
-    assert cfg.trainer.max_steps == (200 if cond in ("steps_2x", "curriculum_2x") else 100)
+                       "mini": {"student"}, "steps_2x": {"trainer"}, "curriculum_late_2x": {"task", "trainer"}}[cond]
+    assert cfg.trainer.max_steps == (200 if cond in ("steps_2x", "curriculum_late_2x") else 100)
     if cond.startswith("curriculum"):
         shares = [st.share for st in cfg.task.curriculum]
-        assert shares == {"curriculum_late": [3, 1], "curriculum_rev": [1, 1]}.get(cond, [1, 1])
+        assert shares == {"curriculum_late": [3, 1], "curriculum_late_2x": [3, 1]}.get(cond, [1, 1])
         assert (not cfg.task.curriculum[0].wait_distribution) == (cond != "curriculum_rev")
 
 
@@ -43,10 +43,10 @@ def test_the_table_pairs_each_condition_with_proof_on_the_same_seeds():
     assert lines[3].startswith("| flat_mix | 2 | 27.0 ± 2.8 % | +6.0 ± 1.4 | 41.0 % | 60 | 0 |")
 
 
-def test_curriculum_2x_pairs_with_steps_2x_not_proof():
+def test_curriculum_late_2x_pairs_with_steps_2x_not_proof():
     def run(b):
         return {"balanced": b, "natural": 0.5, "by": {"waits=1": 0.5}, "train_s": 10.0, "run_s": 12.0}
 
-    res = {"proof": {0: run(0.10)}, "steps_2x": {0: run(0.30)}, "curriculum_2x": {0: run(0.36)}}
+    res = {"proof": {0: run(0.10)}, "steps_2x": {0: run(0.30)}, "curriculum_late_2x": {0: run(0.36)}}
     row = R.table(res, [0]).splitlines()[-1]
-    assert row.startswith("| curriculum_2x | 1 | 36.0 ") and "| +6.0 ± 0.0 vs steps_2x |" in row
+    assert row.startswith("| curriculum_late_2x | 1 | 36.0 ") and "| +6.0 ± 0.0 vs steps_2x |" in row
