@@ -4,11 +4,12 @@
     python -m benchmarks.mahjong_recipes --conditions proof flat_mix --threads 1 --out /work/bench/recipes
     python -m benchmarks.mahjong_recipes --report --out /work/bench/recipes    # the table of what has finished
 
-Every condition is the default run's recipe -- `tiny_llama` (0.9M parameters), sequence-level alignment on the
-rules engine's verified rationales, batch 64, 50,000 training hands, `--steps` steps (default 1,250: what the
-default plan chose on a fresh cache) -- with one thing changed:
+Every condition is the default run's recipe as it was until 2026-12-06 -- `tiny_llama` (0.9M parameters),
+sequence-level alignment on the rules engine's verified rationales, batch 64, 50,000 training hands of one mix
+(`task.curriculum=[]`), `--steps` steps (default 1,250: what the default plan chose on a fresh cache) -- with one
+thing changed:
 
-  proof      the default itself (`task.rationale_format=proof`: one line per winning tile with its groups)
+  proof      that recipe itself (`task.rationale_format=proof`: one line per winning tile with its groups)
   search     rationale format `search`: one line per candidate tile, its groups or `no`
   suits      rationale format `suits`: the suits a winning tile can land in, then that search
   bytes      one token per byte (`student.tokenizer_vocab=259`): `123m` is 4 tokens, not 1-2
@@ -17,7 +18,8 @@ default plan chose on a fresh cache) -- with one thing changed:
   curriculum     a staged curriculum (`task.curriculum`, stratos/distill/curriculum.py): the first half of the rows
                  and steps on the natural mix, the second half on the flat_mix one (each stage its own 25,000 hands)
   curriculum_rev the same stages the other way round: flat first, natural last
-  curriculum_late three quarters of the rows and steps on the natural mix, the last quarter on the flat one
+  curriculum_late three quarters of the rows and steps on the natural mix, the last quarter on the flat one: the
+                 default since 2026-12-06 (DEFAULT_CURRICULUM, stratos/config/task.py)
   steps_2x   twice the steps
   curriculum_late_2x `curriculum_late` at twice the steps (paired with `steps_2x`, the same steps without it)
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
@@ -43,12 +45,13 @@ import statistics
 import time
 
 from benchmarks.evidence_runs import ensure_run, load_run, mean_std, out_dir
+from stratos.config.task import FLAT_WAITS
 
 # The flattest training mix the hand space allows at 50,000 hands: 1-5 waits as even as rejection sampling can
 # fill them, and every 6+-wait hand it can find -- only 471 basic hands have 7 winning tiles and 282 have 8
 # (stratos/tasks/mahjong/synthesis.py tail_hands), 55 of each go to the balanced test split. (1/8 each is refused:
 # 5- and 6-wait hands run out of draws.) Keys are strings "1".."8" (shares are normalised).
-FLAT = {1: 0.258, 2: 0.25, 3: 0.22, 4: 0.16, 5: 0.08, 6: 0.02, 7: 0.008, 8: 0.004}
+FLAT = {int(k): v for k, v in FLAT_WAITS.items()}  # 26/25/22/16/8/2/0.8/0.4 % for 1..8
 FLAT_MIX = [f"+task.wait_distribution.{k}={v}" for k, v in FLAT.items()]
 _FLAT_STAGE = "{share:1,wait_distribution:{" + ",".join(f"{k}:{v}" for k, v in FLAT.items()) + "}}"
 CURRICULUM = [f"task.curriculum=[{{share:1}},{_FLAT_STAGE}]"]  # natural half, then flat half
@@ -76,6 +79,8 @@ BASELINE = {"curriculum_late_2x": "steps_2x"}  # the paired difference is to thi
 def overrides(a, cond: str, seed: int) -> list[str]:
     steps = a.steps * (2 if cond in TWICE else 1)
     extra = CONDITIONS[cond] or []
+    if not any(o.startswith("task.curriculum=") for o in extra):  # one mix: the default until 2026-12-06
+        extra = ["task.curriculum=[]", *extra]
     return ["+task=mahjong", "strategy=alignment", "strategy.alignment.mode=sequence", f"trainer.max_steps={steps}",
             "trainer.max_minutes=0", f"trainer.num_threads={a.threads}", "trainer.progress_bar=false",
             f"trainer.checkpoint_every_n_steps={steps}", "pipeline.stages=[data,distill,evaluate]", f"seed={seed}",

@@ -47,7 +47,7 @@ def curriculum_phases(stages: Sequence[int], total_batches: int) -> list[tuple[l
     batches = largest_remainder(total_batches, sizes)
     if min(batches) == 0:
         raise UserError(f"invalid value for 'trainer.max_steps': {total_batches} leaves a curriculum stage with no "
-                        f"step (rows per stage {sizes}; allowed: at least one step per stage)")
+                        f"step (rows per stage {sizes}; allowed: at least one step per stage, or task.curriculum=[])")
     cuts = largest_remainder(len(loose), sizes) if loose else [0] * len(tagged)
     start, phases = 0, []
     for s, b, c in zip(tagged, batches, cuts):

@@ -256,7 +256,8 @@ def test_a_lower_route_budget_moves_slices_to_the_cheaper_teacher_and_one_below_
 
     over = ["+teacher@teachers.engine=task_engine", "+teacher@teachers.lm=tiny_teacher",
             f"teachers.lm.name_or_path={teacher_dirs[0]}", "teachers.lm.max_new_tokens=16", "strategy=alignment",
-            "route.by=auto", "route.probe_n=2", "++route.usd_per_mtok={engine: 1000}", "trainer.max_steps=2"]
+            "route.by=auto", "route.probe_n=2", "++route.usd_per_mtok={engine: 1000}", "trainer.max_steps=2",
+            "task.curriculum=[]"]  # 2 steps: too few for the default curriculum's two stages
     with pytest.raises(UserError, match=r"invalid value for 'route.budget_usd': 1e-12 \(allowed: route.budget_usd >= ") as e:
         run(tmp_path, [*over, "route.budget_usd=1e-12"])
     d = tmp_path / "run" / "distill"

@@ -20,8 +20,9 @@ A row (JSON-serialisable):
 Rows are synthesised (synthesis.py) or, with `source`, read from a benchmark JSONL (jsonl.py),
 checked by the engine and split deterministically by seed.
 
-`curriculum` (>= 2 stages, each {share, wait_distribution}): the training rows are drawn stage by stage, n_train
-split by share, each stage with its own mix and RNG stream, and carry `curriculum_stage` (the stage's index), which
+`curriculum` (>= 2 stages, each {share, wait_distribution}; default DEFAULT_CURRICULUM in stratos/config/task.py:
+three quarters on `wait_distribution`, the last quarter on the flat FLAT_WAITS; [] = none): the training rows are
+drawn stage by stage, n_train split by share, each stage with its own mix ({} = `wait_distribution`) and RNG stream, and carry `curriculum_stage` (the stage's index), which
 the distill stage trains in order, each stage for its share of the steps (stratos/distill/curriculum.py). Val and
 test splits are drawn before and keep `wait_distribution`, so a curriculum never moves a held-out hand.
 
@@ -52,6 +53,7 @@ from stratos.tasks.mahjong.tiles import (NAMES, TileError, format_compact, forma
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
 from stratos.tasks.base import ANSWER_PREFIX, Judgement, largest_remainder
 from stratos.config import MahjongTaskConfig
+from stratos.config.task import DEFAULT_CURRICULUM
 from stratos.errors import UserError, bad_value
 
 NOTATIONS = ("spaced", "compact", "unicode")
@@ -116,15 +118,15 @@ def _number(v) -> float:
         return math.nan
 
 
-def check_curriculum(curriculum, n_train: int, source) -> list[tuple[int, dict[str, float]]]:
-    """`task.curriculum` as [(training rows, wait mix)] per stage; [] for none. Rows split n_train by share."""
+def check_curriculum(curriculum, n_train: int, source, task_mix: dict[str, float] | None = None
+                     ) -> list[tuple[int, dict[str, float]]]:
+    """`task.curriculum` as [(training rows, wait mix)] per stage; [] for none. Rows split n_train by share; a
+    stage without a mix ({}) takes `task_mix` (task.wait_distribution; {} = natural). With `source` the synthesis
+    stages do not apply, like the other synthesis options: a file's rows carry their own `curriculum_stage`."""
     stages = list(curriculum or [])
-    if not stages:
+    if not stages or source:
         return []
-    allowed = "a list of >= 2 stages {share: > 0, wait_distribution: {...}}"
-    if source:
-        raise bad_value("task.curriculum", "a list", "[] with task.source (a file gives its stages in a "
-                        "`curriculum_stage` column of its rows)")
+    allowed = "a list of >= 2 stages {share: > 0, wait_distribution: {...}}, or [] for one mix"
     if len(stages) < 2:
         raise bad_value("task.curriculum", f"{len(stages)} stage", allowed)
     shares, mixes = [], []
@@ -135,10 +137,12 @@ def check_curriculum(curriculum, n_train: int, source) -> list[tuple[int, dict[s
         if not (share > 0 and math.isfinite(share)):
             raise bad_value(f"task.curriculum[{i}].share", st.get("share"), "a number > 0")
         shares.append(share)
-        mixes.append(_check_mix(st.get("wait_distribution"), f"task.curriculum[{i}].wait_distribution"))
+        mixes.append(_check_mix(st.get("wait_distribution"), f"task.curriculum[{i}].wait_distribution")
+                     or dict(task_mix or {}))
     rows = largest_remainder(n_train, shares)
     if min(rows) == 0:
-        raise bad_value("task.n_train", n_train, f"at least one training row per curriculum stage (rows {rows})")
+        raise bad_value("task.n_train", n_train, f"at least one training row per curriculum stage (rows {rows}), "
+                        "or task.curriculum=[]")
     return list(zip(rows, mixes))
 
 
@@ -165,12 +169,12 @@ class MahjongTask:
         notation: str = _D.notation,
         test_distribution: str = _D.test_distribution,
         rationale_format: str = _D.rationale_format,
-        curriculum: Optional[Sequence[Mapping]] = None,
+        curriculum: Optional[Sequence[Mapping]] = DEFAULT_CURRICULUM,
     ) -> None:
         self.wait_distribution = _check_config(n_train, n_val, n_test, variant, nontenpai_rate,
                                                wait_distribution, notation, test_distribution, str(rationale_format))
         self.rationale_format = str(rationale_format)
-        self.curriculum = check_curriculum(curriculum, n_train, source)  # [(rows, mix)] per stage
+        self.curriculum = check_curriculum(curriculum, n_train, source, self.wait_distribution)  # [(rows, mix)]
         self.name = name
         self.n_train, self.n_val, self.n_test = n_train, n_val, n_test
         self.seed = seed

@@ -56,8 +56,8 @@ BAD = [
     (dict(curriculum=[{"share": 1}, {"steps": 1}]), r"task.curriculum\[1\]'"),
     (dict(curriculum=[{"share": 1}, 3]), r"task.curriculum\[1\]': 3"),
     (dict(curriculum=[{}, {"wait_distribution": {"12": 1}}]), r"task.curriculum\[1\].wait_distribution': '12'"),
-    (dict(curriculum=[{}, {}], n_train=1), r"task.n_train': 1 \(allowed: at least one training row per"),
-    (dict(curriculum=[{}, {}], source="hands.jsonl"), r"task.curriculum'.*curriculum_stage` column"),
+    (dict(curriculum=[{}, {}], n_train=1), r"task.n_train': 1 \(allowed: at least one training row per.*curriculum=\[\]"),
+    (dict(n_train=1), r"task.n_train': 1 \(allowed: at least one training row per"),  # the default curriculum
 ]
 
 
@@ -77,7 +77,7 @@ def test_curriculum_draws_each_stage_with_its_own_mix_and_keeps_the_held_out_spl
     kw = dict(n_train=400, n_val=20, n_test=40, seed=3)
     flat = {"3": 1, "4": 1}
     staged = MahjongTask(**kw, curriculum=[{"share": 3}, {"share": 1, "wait_distribution": flat}]).build_splits()
-    plain = MahjongTask(**kw).build_splits()
+    plain = MahjongTask(**kw, curriculum=[]).build_splits()
     for split in ("val", "test", "test_natural"):  # drawn first, from the same streams: the same hands
         assert staged[split] == plain[split]
     train = staged["train"]
@@ -87,6 +87,15 @@ def test_curriculum_draws_each_stage_with_its_own_mix_and_keeps_the_held_out_spl
     assert sum(r["n_waits"] in (1, 2) for r in by_stage[0]) > 200  # stage 0: the natural mix, mostly 1-2 waits
     assert len({r["hand"] for r in train}) == 400  # stages never repeat a hand
     assert "curriculum_stage" not in plain["train"][0]
+
+
+def test_the_default_curriculum_ends_on_the_flat_mix_and_a_stage_without_a_mix_takes_the_tasks():
+    from stratos.config.task import FLAT_WAITS
+
+    assert MahjongTask(n_train=400).curriculum == [(300, {}), (100, FLAT_WAITS)]  # 3/4 natural, then flat
+    assert MahjongTask(n_train=400, wait_distribution={"3": 1}).curriculum == [(300, {"3": 1.0}), (100, FLAT_WAITS)]
+    assert MahjongTask(curriculum=[]).curriculum == []
+    assert MahjongTask(source="hands.jsonl").curriculum == []  # a file: its own stages, as with test_distribution
 
 
 def test_rows_follow_the_schema(task, splits):
