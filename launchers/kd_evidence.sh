@@ -30,14 +30,16 @@ for name in $CONDITIONS; do  # before any work: a typo must not cost a teacher t
 done
 mkdir -p "$OUT/runs"
 
+# Every run trains on one mix of hands (task.curriculum=[]): the evidence was measured so, before Mahjong's
+# default became a staged curriculum.
 if [ -z "${TEACHER:-}" ]; then  # the teacher: the default student recipe, trained 5x longer on the same data
-  $PY -m stratos +task=mahjong strategy=alignment trainer.max_steps="$TEACHER_STEPS" trainer.max_minutes=0 \
+  $PY -m stratos +task=mahjong 'task.curriculum=[]' strategy=alignment trainer.max_steps="$TEACHER_STEPS" trainer.max_minutes=0 \
     trainer.num_threads=2 paths.output_root="$OUT" hydra.run.dir="$OUT/teacher" \
     'pipeline.stages=[data,distill,evaluate]' "${extra[@]}"
   TEACHER="$OUT/teacher/distill/model"
 fi
 
-common=(+task=mahjong "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
+common=(+task=mahjong 'task.curriculum=[]' "teacher.name_or_path=$TEACHER" "trainer.max_steps=$STEPS"
         trainer.max_minutes=0 trainer.num_threads=1 trainer.progress_bar=false "paths.output_root=$OUT"
         'pipeline.stages=[data,distill,evaluate]' "${extra[@]}")
 run_one() {  # name seed

@@ -26,6 +26,6 @@ def test_run_grid_lays_out_runs_and_reuses_finished_ones(tmp_path, monkeypatch, 
 
 def test_common_overrides_name_the_task_and_sizes():
     a = argparse.Namespace(n_train=64, n_val=8, n_test=9, threads=1, out="/o")
-    assert E.common(a, 10, 4)[:2] == ["+task=mahjong", "task.n_train=64"]
+    assert E.common(a, 10, 4)[:3] == ["+task=mahjong", "task.curriculum=[]", "task.n_train=64"]  # one mix, as measured
     assert E.common(a, 10, 4, task="gsm8k")[0] == "+task=gsm8k" and "trainer.val_every_n_steps=10" in E.common(a, 10, 4)
     assert E.mean_std([1.0, 3.0], 1, True) == "+2.0 ± 1.4" and E.mean_std([2.0], 2) == "2.00 ± 0.00"
