@@ -19,7 +19,7 @@ thing changed:
                  and steps on the natural mix, the second half on the flat_mix one (each stage its own 25,000 hands)
   curriculum_rev the same stages the other way round: flat first, natural last
   curriculum_late three quarters of the rows and steps on the natural mix, the last quarter on the flat one: the
-                 default since 2026-12-06 (DEFAULT_CURRICULUM, stratos/config/task.py)
+                 default since 2026-12-06 (MahjongTaskConfig.curriculum, stratos/config/task.py)
   steps_2x   twice the steps
   curriculum_late_2x `curriculum_late` at twice the steps (paired with `steps_2x`, the same steps without it)
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps

@@ -17,12 +17,15 @@ import zipfile
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# One xdist worker for the module: its `wheel` fixture is per worker, and pip builds in the source tree (setuptools'
+# ROOT/build/bdist.*), so two workers building at once collide there ("File exists: .../stratos-0.1.0.dist-info").
+pytestmark = pytest.mark.xdist_group("packaging")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("wheel")
-    build = tmp_path_factory.mktemp("build")  # keep setuptools' build/ out of the checkout
+    build = tmp_path_factory.mktemp("build")  # pip's working directory (setuptools still builds under ROOT/build)
     r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
                         "-w", str(out), str(ROOT)], capture_output=True, text=True, cwd=build,
                        env={**os.environ, "PIP_NO_INPUT": "1"})

@@ -40,7 +40,6 @@ class CurriculumStage:
 # Measured in docs/evidence.md ("The flagship student"): the balanced split +8-9 points at equal steps, the
 # natural one within a point or two; the same stages flat-first lose on both.
 FLAT_WAITS = {"1": 0.258, "2": 0.25, "3": 0.22, "4": 0.16, "5": 0.08, "6": 0.02, "7": 0.008, "8": 0.004}
-DEFAULT_CURRICULUM = ({"share": 3.0, "wait_distribution": {}}, {"share": 1.0, "wait_distribution": FLAT_WAITS})
 
 
 @dataclass
@@ -56,10 +55,9 @@ class MahjongTaskConfig(TaskConfig):
     # the training rows are drawn stage by stage, each with its own mix and `share` of n_train, and train in
     # stage order, each stage for its share of the steps (stratos/distill/curriculum.py); [] = one mix,
     # `wait_distribution`. Held-out splits keep `wait_distribution`. Ignored with `source` (a file's rows
-    # carry their own `curriculum_stage`). Default: DEFAULT_CURRICULUM above.
+    # carry their own `curriculum_stage`). Default: 3/4 on `wait_distribution`, then 1/4 on FLAT_WAITS (above).
     curriculum: list[CurriculumStage] = field(
-        default_factory=lambda: [CurriculumStage(**{**st, "wait_distribution": dict(st["wait_distribution"])})
-                                 for st in DEFAULT_CURRICULUM])
+        default_factory=lambda: [CurriculumStage(share=3.0), CurriculumStage(share=1.0, wait_distribution=dict(FLAT_WAITS))])
     notation: TileNotation = TileNotation.spaced  # how hands are written in prompts
     # how the teacher's rationales reason: proof lines for the winning tiles, a search over every candidate
     # tile, or the open suits then that search (stratos/tasks/mahjong/search.py)

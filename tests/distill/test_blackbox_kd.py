@@ -116,7 +116,7 @@ def test_sequence_kd_from_the_projects_own_server_uses_its_topk_logprobs(tmp_pat
     engine = load_engine(exp["hf"], "torch", threads=1)
     with running(engine, ServeSettings(port=0, api_key="k")) as url:
         cfg = compose_cfg(["+task=mahjong", "debug=fast", "task.n_train=24", "task.n_val=8", "task.n_test=8",
-                           "teacher=openai_endpoint", f"teacher.base_url={url}", "teacher.model=tiny",
+                           "task.curriculum=[]", "teacher=openai_endpoint", f"teacher.base_url={url}", "teacher.model=tiny",
                            "teacher.api_key_env=STRATOS_TEST_KEY", "teacher.top_logprobs=4", "teacher.max_new_tokens=16",
                            f"student.name_or_path={exp['hf']}", "strategy=alignment", "strategy.alignment.verify=false",
                            "trainer.max_steps=3", "trainer.batch_size=8", "trainer.val_every_n_steps=3",

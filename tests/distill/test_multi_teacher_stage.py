@@ -32,15 +32,16 @@ def run(tmp_path, overrides, name="run"):
 def teacher_dirs(tmp_path_factory):
     """Two tiny white-box teachers with one tokenizer: one trained briefly, then a copy with perturbed weights."""
     root = tmp_path_factory.mktemp("teachers")
-    a = run(root, ["strategy=injection"]) / "distill" / "model"
+    a = run(root, ["strategy=injection", "task.curriculum=[]"]) / "distill" / "model"  # one mix: fixed teachers
     b = root / "teacher_b"
     shutil.copytree(a, b)
     from transformers import AutoModelForCausalLM
 
     m = AutoModelForCausalLM.from_pretrained(b)
+    g = torch.Generator().manual_seed(0)  # not the global RNG: the teachers must not depend on the tests before
     with torch.no_grad():
         for p in m.parameters():
-            p.add_(0.02 * torch.randn_like(p))
+            p.add_(0.02 * torch.randn(p.shape, generator=g, dtype=p.dtype))
     m.save_pretrained(b)
     return str(a), str(b)
 

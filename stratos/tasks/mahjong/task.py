@@ -20,7 +20,7 @@ A row (JSON-serialisable):
 Rows are synthesised (synthesis.py) or, with `source`, read from a benchmark JSONL (jsonl.py),
 checked by the engine and split deterministically by seed.
 
-`curriculum` (>= 2 stages, each {share, wait_distribution}; default DEFAULT_CURRICULUM in stratos/config/task.py:
+`curriculum` (>= 2 stages, each {share, wait_distribution}; default MahjongTaskConfig's, stratos/config/task.py:
 three quarters on `wait_distribution`, the last quarter on the flat FLAT_WAITS; [] = none): the training rows are
 drawn stage by stage, n_train split by share, each stage with its own mix ({} = `wait_distribution`) and RNG stream, and carry `curriculum_stage` (the stage's index), which
 the distill stage trains in order, each stage for its share of the steps (stratos/distill/curriculum.py). Val and
@@ -36,6 +36,7 @@ gives one test split in the file's own mix.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import random
@@ -53,7 +54,6 @@ from stratos.tasks.mahjong.tiles import (NAMES, TileError, format_compact, forma
 from stratos.tasks.mahjong.waits import VARIANTS, Wait, solve
 from stratos.tasks.base import ANSWER_PREFIX, Judgement, largest_remainder
 from stratos.config import MahjongTaskConfig
-from stratos.config.task import DEFAULT_CURRICULUM
 from stratos.errors import UserError, bad_value
 
 NOTATIONS = ("spaced", "compact", "unicode")
@@ -147,6 +147,7 @@ def check_curriculum(curriculum, n_train: int, source, task_mix: dict[str, float
 
 
 _D = MahjongTaskConfig  # the one place the defaults live
+DEFAULT_CURRICULUM = tuple(dataclasses.asdict(st) for st in MahjongTaskConfig().curriculum)  # as plain mappings
 
 
 class MahjongTask:
