@@ -28,10 +28,10 @@ thing changed:
 
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
 few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
-accuracy per number of winning tiles (the paired difference is to `steps_2x` for `curriculum_late_2x`), the share of outputs without a readable answer line (the most that constrained
-decoding of the answer line could fix), the share of the student's `tile: groups` lines that are valid proofs
-(proof-format runs; the rules engine's text verifier measures, it never answers), training seconds and the whole
-run's seconds. Finished runs are reused
+accuracy per number of winning tiles (the paired difference is to `steps_2x` for `curriculum_late_2x`), the share
+of outputs without a readable answer line (the most that constrained decoding of the answer line could fix), the
+share of the student's `tile: groups` lines that are valid proofs (proof-format runs; the rules engine's text
+verifier measures, it never answers), training seconds and the whole run's seconds. Finished runs are reused
 (`<out>/runs/<condition>/seed<N>`), so a re-run resumes; two benchmark processes with disjoint `--conditions` at
 `--threads 1` share a 2-core machine (seconds are then those of a shared machine).
 """

@@ -37,8 +37,8 @@ class CurriculumStage:
 # The flattest training mix of winning-tile counts the hand space allows at 50,000 hands (only 471 basic hands have 7
 # winning tiles and 282 have 8), and the default curriculum that ends on it: three quarters of the training rows
 # and steps on the task's own mix (`wait_distribution`, natural by default), the last quarter on the flat one.
-# Measured in docs/evidence.md ("The flagship student"): the balanced split +8-9 points at equal steps, the
-# natural one within a point or two; the same stages flat-first lose on both.
+# Measured in docs/evidence.md ("The default's curriculum"): the balanced split +6.4 points at equal steps (+12.9 at
+# twice the steps), the natural one -11 (-17); the same stages flat-first lose on both.
 FLAT_WAITS = {"1": 0.258, "2": 0.25, "3": 0.22, "4": 0.16, "5": 0.08, "6": 0.02, "7": 0.008, "8": 0.004}
 
 
@@ -57,7 +57,8 @@ class MahjongTaskConfig(TaskConfig):
     # `wait_distribution`. Held-out splits keep `wait_distribution`. Ignored with `source` (a file's rows
     # carry their own `curriculum_stage`). Default: 3/4 on `wait_distribution`, then 1/4 on FLAT_WAITS (above).
     curriculum: list[CurriculumStage] = field(
-        default_factory=lambda: [CurriculumStage(share=3.0), CurriculumStage(share=1.0, wait_distribution=dict(FLAT_WAITS))])
+        default_factory=lambda: [CurriculumStage(share=3.0),
+                                 CurriculumStage(share=1.0, wait_distribution=dict(FLAT_WAITS))])
     notation: TileNotation = TileNotation.spaced  # how hands are written in prompts
     # how the teacher's rationales reason: proof lines for the winning tiles, a search over every candidate
     # tile, or the open suits then that search (stratos/tasks/mahjong/search.py)

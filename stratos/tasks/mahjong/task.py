@@ -22,9 +22,10 @@ checked by the engine and split deterministically by seed.
 
 `curriculum` (>= 2 stages, each {share, wait_distribution}; default MahjongTaskConfig's, stratos/config/task.py:
 three quarters on `wait_distribution`, the last quarter on the flat FLAT_WAITS; [] = none): the training rows are
-drawn stage by stage, n_train split by share, each stage with its own mix ({} = `wait_distribution`) and RNG stream, and carry `curriculum_stage` (the stage's index), which
-the distill stage trains in order, each stage for its share of the steps (stratos/distill/curriculum.py). Val and
-test splits are drawn before and keep `wait_distribution`, so a curriculum never moves a held-out hand.
+drawn stage by stage, n_train split by share, each stage with its own mix ({} = `wait_distribution`) and RNG
+stream, and carry `curriculum_stage` (the stage's index), which the distill stage trains in order, each stage for
+its share of the steps (stratos/distill/curriculum.py). Val and test splits are drawn before and keep
+`wait_distribution`, so a curriculum never moves a held-out hand.
 
 Two test splits of n_test hands are synthesised: the natural one (the training mix) and a balanced
 one (equally many hands per number of winning tiles). `test_distribution` picks which is `test`, the
@@ -118,7 +119,7 @@ def _number(v) -> float:
         return math.nan
 
 
-def check_curriculum(curriculum, n_train: int, source, task_mix: dict[str, float] | None = None
+def check_curriculum(curriculum, n_train: int, source, task_mix: dict[str, float]
                      ) -> list[tuple[int, dict[str, float]]]:
     """`task.curriculum` as [(training rows, wait mix)] per stage; [] for none. Rows split n_train by share; a
     stage without a mix ({}) takes `task_mix` (task.wait_distribution; {} = natural). With `source` the synthesis
@@ -138,7 +139,7 @@ def check_curriculum(curriculum, n_train: int, source, task_mix: dict[str, float
             raise bad_value(f"task.curriculum[{i}].share", st.get("share"), "a number > 0")
         shares.append(share)
         mixes.append(_check_mix(st.get("wait_distribution"), f"task.curriculum[{i}].wait_distribution")
-                     or dict(task_mix or {}))
+                     or dict(task_mix))
     rows = largest_remainder(n_train, shares)
     if min(rows) == 0:
         raise bad_value("task.n_train", n_train, f"at least one training row per curriculum stage (rows {rows}), "
