@@ -13,9 +13,11 @@ class ConstraintsConfig:
     """The user's limits, enforced by the planner (stratos/plan/planner.py)."""
 
     budget_usd: float = 100.0  # training budget: teacher tokens + GPU hours
-    # training wall time. The default fits this machine: the whole default run (plan, data, 6 min of training,
-    # evaluate, export) in about 10 minutes on 2 CPU cores; the plan turns it into steps for the chosen student
-    deadline_h: float = 0.1
+    # training wall time; the plan turns it into steps for the chosen student, and trainer.max_minutes stops training
+    # on time whatever the estimate. The default fits the issue's 10-minute budget for the whole default run on 2 CPU
+    # cores (plan, data, at most 8.4 min of training, evaluate, export: under 9 min even when training runs the whole
+    # deadline); on the flagship task steps are what buys accuracy (docs/evidence.md)
+    deadline_h: float = 0.14
     latency_slo_ms: float = 200.0  # per output token, p50, served
     min_accuracy: float = 0.0
     qps: float = 1.0  # serving load the chosen server must sustain

@@ -47,7 +47,7 @@ def test_decisions_apply_every_unpinned_choice():
     assert all(d.origin == PLAN for d in ds.values())
     assert ds["student"].value == "mini_llama"
     assert ds["trainer.max_steps"].value == 100  # tokens / (batch 64 x 56 tokens per example)
-    assert ds["trainer.max_minutes"].value == 6.0  # constraints.deadline_h = 0.1
+    assert ds["trainer.max_minutes"].value == 8.4  # constraints.deadline_h = 0.14
     ovs = overrides_of(list(ds.values()))
     assert "student=mini_llama" in ovs and "strategy=alignment" in ovs and "trainer.max_steps=100" in ovs
     assert "strategy.alignment.mode=sequence" in ovs and "servers.run_server=local" in ovs
