@@ -136,10 +136,12 @@ def proof_lines(run_dir: str) -> float | None:
     from stratos.tasks.mahjong.rationale import RationaleError, verify_line
     from stratos.tasks.mahjong.task import parse_hand
 
-    data = os.path.join(os.path.dirname(run_dir.replace("/vote8/", "/proof/")), os.path.basename(run_dir), "data")
-    rows = {r["id"]: r for r in artifacts.read_jsonl(os.path.join(data, "test.jsonl"))}
-    if any(r.get("rationale", "").split("\n")[0].endswith(": no") for r in rows.values()):
-        return None  # a search-style format: its lines are not proofs alone
+    from omegaconf import OmegaConf
+
+    trained = os.path.join(os.path.dirname(run_dir.replace("/vote8/", "/proof/")), os.path.basename(run_dir))
+    if OmegaConf.load(os.path.join(trained, "config.yaml")).task.rationale_format != "proof":
+        return None  # search / suits: their candidate lines say `no` or name suits, they are not proofs alone
+    rows = {r["id"]: r for r in artifacts.read_jsonl(os.path.join(trained, "data", "test.jsonl"))}
     ok = n = 0
     for p in artifacts.read_jsonl(os.path.join(run_dir, "evaluate", "predictions.jsonl")):
         counts = parse_hand(rows[p["id"]]["hand"])

@@ -50,3 +50,22 @@ def test_curriculum_late_2x_pairs_with_steps_2x_not_proof():
     res = {"proof": {0: run(0.10)}, "steps_2x": {0: run(0.30)}, "curriculum_late_2x": {0: run(0.36)}}
     row = R.table(res, [0]).splitlines()[-1]
     assert row.startswith("| curriculum_late_2x | 1 | 36.0 ") and "| +6.0 ± 0.0 vs steps_2x |" in row
+
+
+@pytest.mark.parametrize("fmt", ["proof", "suits"])
+def test_valid_proof_lines_are_measured_on_proof_runs_only(fmt, tmp_path):
+    """The engine's text verifier counts the student's `tile: groups` lines that really are hand + tile in a winning
+    shape; a suits- or search-format run's lines (`Open: p`, `1p: no`) are not proofs alone, so it gets None."""
+    import json
+    import os
+
+    from omegaconf import OmegaConf
+
+    run = tmp_path / "runs" / fmt / "seed0"
+    os.makedirs(run / "data"), os.makedirs(run / "evaluate")
+    OmegaConf.save(OmegaConf.create({"task": {"rationale_format": fmt}}), run / "config.yaml")
+    row = {"id": "a", "hand": "3455667777888p"}  # winning tiles 2p 3p 4p 5p 6p 8p
+    (run / "data" / "test.jsonl").write_text(json.dumps(row) + "\n")
+    out = "2p: 234p 567p 567p 888p 77p\n6p: 345p 567p 678p 678p 77p\n9p: 345p 567p 678p 789p 77p\nAnswer: 2p 6p 9p"
+    (run / "evaluate" / "predictions.jsonl").write_text(json.dumps({"id": "a", "output": out}) + "\n")
+    assert R.proof_lines(str(run)) == (pytest.approx(1 / 3) if fmt == "proof" else None)  # only 2p's groups add up
