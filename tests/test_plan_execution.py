@@ -79,7 +79,7 @@ def test_pinned_steps_win_and_fix_the_planned_tokens(tmp_path):
     cfg, plan, ds = load(run_dir_of(r))
     assert cfg.trainer.max_steps == 77 and ds["trainer.max_steps"]["origin"] == "pinned by you"
     assert ds["trainer.max_minutes"]["origin"] == "pinned by you"
-    assert plan["selected"]["estimates"]["train_tokens"] == 77 * cfg.trainer.batch_size * 56.0
+    assert plan["selected"]["estimates"]["train_tokens"] == 77 * cfg.trainer.batch_size * 42.0
 
 
 def test_a_plan_chosen_run_and_the_same_choices_typed_by_hand_share_stage_hashes(tmp_path):

@@ -36,7 +36,7 @@ def test_pins_from_a_debug_file_compare_against_the_config_without_it():
 def _selected(**kw):
     sel = {"server": "local", "gpu": "cpux1", "teacher": "task_engine", "student": "mini_llama",
            "strategy": "alignment", "mode": "sequence", "lora_rank": 0, "micro_batch": 64,
-           "estimates": {"train_tokens": 64 * 56 * 100.0, "n_gpus": 1.0, "startup_hours": 0.0}}
+           "estimates": {"train_tokens": 64 * 42 * 100.0, "n_gpus": 1.0, "startup_hours": 0.0}}
     sel.update(kw)
     return {"selected": sel}
 
@@ -46,7 +46,7 @@ def test_decisions_apply_every_unpinned_choice():
     ds = {d.name: d for d in decisions(cfg, _selected(), [], Calibration())}
     assert all(d.origin == PLAN for d in ds.values())
     assert ds["student"].value == "mini_llama"
-    assert ds["trainer.max_steps"].value == 100  # tokens / (batch 64 x 56 tokens per example)
+    assert ds["trainer.max_steps"].value == 100  # tokens / (batch 64 x 42 tokens per example)
     assert ds["trainer.max_minutes"].value == 8.4  # constraints.deadline_h = 0.14
     ovs = overrides_of(list(ds.values()))
     assert "student=mini_llama" in ovs and "strategy=alignment" in ovs and "trainer.max_steps=100" in ovs
@@ -70,11 +70,11 @@ def test_gpu_server_decides_the_trainer_and_steps_use_measured_tokens_per_exampl
     cfg = compose_cfg(["+task=mahjong", "planner.history=null"])
     sel = _selected(gpu="H100x4", server="aws/p5.48xlarge/us-east-1")
     sel["selected"]["estimates"]["n_gpus"] = 4.0
-    cal = Calibration(example_tokens={"mahjong/mini_llama": [112.0]})
+    cal = Calibration(example_tokens={"mahjong/mini_llama": [84.0]})
     ds = {d.name: d for d in decisions(cfg, sel, [], cal)}
     assert ds["hardware"].value == "gpu x4"
     assert ds["hardware"].override == "trainer=gpu trainer.devices=4"
-    assert ds["trainer.max_steps"].value == 50  # 112 measured tokens per example halve the steps
+    assert ds["trainer.max_steps"].value == 50  # 84 measured tokens per example (twice the prior) halve the steps
     applied = compose_cfg(["+task=mahjong", *overrides_of(list(ds.values()))])
     assert applied.trainer.accelerator == "gpu" and applied.trainer.devices == 4
     assert OmegaConf.select(applied, "servers.run_server") == "aws/p5.48xlarge/us-east-1"
