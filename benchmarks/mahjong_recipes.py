@@ -132,11 +132,11 @@ def proof_lines(run_dir: str) -> float | None:
     """Proof-format outputs on the balanced test: the share of `tile: groups` lines whose groups really are hand +
     tile in a winning shape (the rules engine's text verifier, used here only to measure, never to answer).
     None for other formats."""
+    from omegaconf import OmegaConf
+
     from stratos import artifacts
     from stratos.tasks.mahjong.rationale import RationaleError, verify_line
     from stratos.tasks.mahjong.task import parse_hand
-
-    from omegaconf import OmegaConf
 
     trained = os.path.join(os.path.dirname(run_dir.replace("/vote8/", "/proof/")), os.path.basename(run_dir))
     if OmegaConf.load(os.path.join(trained, "config.yaml")).task.rationale_format != "proof":

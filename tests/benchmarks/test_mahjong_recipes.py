@@ -57,12 +57,12 @@ def test_valid_proof_lines_are_measured_on_proof_runs_only(fmt, tmp_path):
     """The engine's text verifier counts the student's `tile: groups` lines that really are hand + tile in a winning
     shape; a suits- or search-format run's lines (`Open: p`, `1p: no`) are not proofs alone, so it gets None."""
     import json
-    import os
 
     from omegaconf import OmegaConf
 
     run = tmp_path / "runs" / fmt / "seed0"
-    os.makedirs(run / "data"), os.makedirs(run / "evaluate")
+    for sub in ("data", "evaluate"):
+        (run / sub).mkdir(parents=True)
     OmegaConf.save(OmegaConf.create({"task": {"rationale_format": fmt}}), run / "config.yaml")
     row = {"id": "a", "hand": "3455667777888p"}  # winning tiles 2p 3p 4p 5p 6p 8p
     (run / "data" / "test.jsonl").write_text(json.dumps(row) + "\n")
