@@ -100,17 +100,24 @@ def score_split(task, model, tok, rows: list[dict], split: str, max_new: int, ba
 
 def time_answers(model, tok, questions: list[str], max_new_tokens: int) -> dict[str, float]:
     """Latency of answering one question at a time (what a user of the served model sees)."""
-    lat, n_tok = [], 0
+    lat, toks = [], []
     for q in questions:
         t0 = time.perf_counter()
         text = greedy_generate(model, tok, [q], max_new_tokens=max_new_tokens, batch_size=1)[0]
         lat.append((time.perf_counter() - t0) * 1000)
-        n_tok += len(tok(text, add_special_tokens=False)["input_ids"]) + 1
+        toks.append(len(tok(text, add_special_tokens=False)["input_ids"]) + 1)
     if not lat:
         return {}
+    n_tok = sum(toks)
     return {"evaluate/latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
             "evaluate/latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
-            "evaluate/tokens_per_s": round(n_tok / (sum(lat) / 1000), 1)}
+            "evaluate/tokens_per_s": round(n_tok / (sum(lat) / 1000), 1),
+            # the median answer's ms per token: what the planner calibrates on; one answer stalled by another
+            # process on a shared machine moves the mean, not the median
+            "evaluate/ms_per_token_p50": round(float(np.median(np.array(lat) / np.array(toks))), 4),
+            # per-token latency includes each answer's prompt processing spread over its length, so the planner
+            # compares it with its estimate at this length, not at the task's typical one
+            "evaluate/tokens_per_answer": round(float(np.median(toks)), 2)}
 
 
 def run(cfg: DictConfig, ctx: StageContext) -> Manifest:

@@ -28,7 +28,7 @@ from stratos import artifacts
 
 HISTORY_VERSION = 1
 MEASURED_KEYS = ("train_hours", "train_seconds", "tokens", "cost_usd", "accuracy", "latency_ms_per_token",
-                 "strategy", "server", "steps", "batch_size")
+                 "tokens_per_answer", "strategy", "server", "steps", "batch_size")
 PRIOR_WEIGHT = 1.0  # the prior counts as this many runs
 
 
@@ -114,6 +114,21 @@ def _run_estimate(plan: dict, measured: dict) -> tuple[dict, dict, str]:
     return run, run["estimates"][strategy], strategy
 
 
+def latency_estimate(est: dict, measured: dict, raw: bool = False) -> float:
+    """The plan's ms per generated token at the answer length the run measured.
+
+    A measured per-token latency spreads each answer's time to first token over that answer's tokens,
+    so it is compared with $t_{decode} + t_{ttft} / n$ at the measured mean length $n$, not with the
+    plan's figure at the task's typical output length: a barely trained student that stops after a
+    token or two would otherwise read as many times slower than planned. Plans written before the
+    estimate kept its parts give the plan's figure."""
+    sfx = "_raw" if raw else ""
+    n = measured.get("tokens_per_answer")
+    if n and est.get(f"decode_ms_per_token{sfx}") is not None and est.get(f"ttft_ms{sfx}") is not None:
+        return float(est[f"decode_ms_per_token{sfx}"]) + float(est[f"ttft_ms{sfx}"]) / max(float(n), 1.0)
+    return float(est[f"latency_ms_per_token{sfx}"])
+
+
 def ledger(plan: dict, measured: dict) -> list[dict[str, Any]]:
     """Rows {quantity, estimated, actual, ratio} for each measured quantity. Time and cost estimates
     are rescaled to the tokens actually trained (both are linear in tokens)."""
@@ -131,7 +146,7 @@ def ledger(plan: dict, measured: dict) -> list[dict[str, Any]]:
     pairs = [("train_hours", train_h * scale, actual_h),
              ("cost_usd", est["cost_usd"] * scale, measured.get("cost_usd")),
              ("accuracy", est["accuracy"], measured.get("accuracy")),
-             ("latency_ms_per_token", est["latency_ms_per_token"], measured.get("latency_ms_per_token"))]
+             ("latency_ms_per_token", latency_estimate(est, measured), measured.get("latency_ms_per_token"))]
     rows = []
     for q, e, a in pairs:
         if a is None:
@@ -146,7 +161,8 @@ def record_actuals(history_url: str, plan_json: dict | str, measured: dict[str, 
 
     plan_json: the plan stage's plan.json, as a dict or its URL.
     measured: any of train_hours | train_seconds (wall time of distillation), tokens (trained),
-      cost_usd, accuracy (test, 0..1), latency_ms_per_token (p50 per generated token), strategy (as
+      cost_usd, accuracy (test, 0..1), latency_ms_per_token (p50 per generated token), tokens_per_answer
+      (mean generated tokens of the answers latency was measured on), strategy (as
       resolved by the distill stage: alignment | injection | labels_only), server (catalog name).
     """
     plan = artifacts.read_json(plan_json) if isinstance(plan_json, str) else plan_json
@@ -159,7 +175,7 @@ def record_actuals(history_url: str, plan_json: dict | str, measured: dict[str, 
     if "train_hours" in by_q and by_q["train_hours"]["actual"] > 0:
         derived["mfu_ref"] = est["mfu_ref"] * by_q["train_hours"]["estimated"] / by_q["train_hours"]["actual"]
     if "latency_ms_per_token" in by_q and est.get("latency_ms_per_token_raw"):
-        derived["latency_factor"] = by_q["latency_ms_per_token"]["actual"] / est["latency_ms_per_token_raw"]
+        derived["latency_factor"] = by_q["latency_ms_per_token"]["actual"] / latency_estimate(est, measured, raw=True)
     if "accuracy" in by_q:
         derived["accuracy_residual"] = by_q["accuracy"]["actual"] - est["accuracy_raw"]
     if measured.get("tokens") and measured.get("steps") and measured.get("batch_size"):

@@ -24,6 +24,11 @@ PRIORS = {
     "bw_eff": {"gpu": 0.7, "cpu": 0.5},  # achieved share of memory bandwidth in decode
     "prefill_mfu": {"gpu": 0.5, "cpu": 0.4},
     "step_overhead_ms_per_layer": {"gpu": 0.06, "cpu": 0.06},  # ~12 kernels x 5 us per layer / op dispatch on CPU
+    # the decode loop's own work per token, whatever the model's size (HF generate on CPU: logits processors,
+    # stopping criteria, cache bookkeeping): measured on 2 CPU cores, a 2-layer h64 student decodes at 1.0 ms/token
+    # and the 4-layer h128 one at 1.47, where the terms above give 0.26 and ~1.1. Not measured on a GPU, where
+    # vLLM's CUDA graphs keep the per-step work in the per-layer term
+    "step_overhead_ms": {"gpu": 0.0, "cpu": 0.6},
     # accuracy (fractions in [0, 1])
     "size_prior_n0": 30e9,  # models with no score for a task: a(N) = 1 / (1 + sqrt(N0 / N))
     "unknown_accuracy": 0.5,  # a teacher with neither a score nor a size (API)
@@ -99,17 +104,19 @@ def cost_usd(hours, price_hour, api_tokens, api_usd_per_mtok):
 
 # ---------------------------------------------------------------- serving
 def decode_step_ms(weight_bytes, kv_bytes_read, flops_per_step, tp, bw_gbs, bw_eff, peak_tflops, mfu, layers,
-                   overhead_ms_per_layer, link_eff):
+                   overhead_ms_per_layer, link_eff, overhead_ms=0.0):
     r"""One decode step for a replica of `tp` accelerators, ms.
 
     $$ t = \max\!\Big(\frac{W + K}{t_p B \eta_B},\ \frac{2 N c}{t_p P \mu}\Big) / \epsilon^{\log_2 t_p}
-         + L\, o $$
+         + L\, o + o_0 $$
     memory-bound reading weights $W$ and the KV cache $K$, or compute-bound at concurrency $c$,
-    plus a per-layer dispatch overhead $o$.
+    plus a per-layer dispatch overhead $o$ and the decode loop's fixed work per step $o_0$ (shared by
+    the $c$ sequences of a batched step).
     """
     mem = (weight_bytes + kv_bytes_read) / (tp * bw_gbs * 1e9 * bw_eff)
     comp = flops_per_step / (tp * peak_tflops * 1e12 * mfu)
-    return np.maximum(mem, comp) / link_eff ** np.log2(np.maximum(tp, 1)) * 1e3 + layers * overhead_ms_per_layer
+    return (np.maximum(mem, comp) / link_eff ** np.log2(np.maximum(tp, 1)) * 1e3 + layers * overhead_ms_per_layer
+            + overhead_ms)
 
 
 def prefill_ms(n_params, prompt_tokens, weight_bytes, tp, peak_tflops, mfu, bw_gbs, bw_eff):

@@ -234,9 +234,11 @@ def _evaluate(sp: Space, X: dict[str, np.ndarray]) -> Evaluation:
     bw_eff = np.where(cpu, E.PRIORS["bw_eff"]["cpu"], E.PRIORS["bw_eff"]["gpu"])
     mu = np.where(cpu, E.PRIORS["prefill_mfu"]["cpu"], E.PRIORS["prefill_mfu"]["gpu"])
     ovh = np.where(cpu, E.PRIORS["step_overhead_ms_per_layer"]["cpu"], E.PRIORS["step_overhead_ms_per_layer"]["gpu"])
+    ovh0 = np.where(cpu, E.PRIORS["step_overhead_ms"]["cpu"], E.PRIORS["step_overhead_ms"]["gpu"])
 
     def step(conc):
-        return E.decode_step_ms(weights, conc * kv_mean, 2.0 * ns * conc, tp, bw, bw_eff, peak, mu, ls, ovh, link)
+        return E.decode_step_ms(weights, conc * kv_mean, 2.0 * ns * conc, tp, bw, bw_eff, peak, mu, ls, ovh, link,
+                                ovh0)
 
     pre = E.prefill_ms(ns, w.prompt_tokens, weights, tp, peak, mu, bw, bw_eff)
     e2e_single_s = (pre + w.output_tokens * step(1.0)) / 1e3
@@ -270,6 +272,7 @@ def _evaluate(sp: Space, X: dict[str, np.ndarray]) -> Evaluation:
         "token_sufficiency": suff, "startup_hours": np.broadcast_to(startup_h, acc.shape),
         "latency_ms_per_token": lat, "latency_ms_per_token_raw": lat_raw, "train_hours": hours, "cost_usd": cost,
         "ttft_ms": pre * phi + srv.rtt_ms[s], "decode_ms_per_token": step_c * phi, "rtt_ms": srv.rtt_ms[s],
+        "ttft_ms_raw": pre + srv.rtt_ms[s], "decode_ms_per_token_raw": step_c,
         "throughput_tok_s": thr, "qps_capacity": qps_cap, "concurrency": conc,
         "train_mem_gb_per_device": train_dev / 1e9, "serve_mem_gb": serve_need / 1e9, "usable_gb_per_device": usable / 1e9,
         "n_gpus": n, "tensor_parallel": tp, "replicas": replicas, "flops": flops, "mfu_ref": mfu_ref,

@@ -38,8 +38,11 @@ def measured_for_ledger(inputs: dict[str, Manifest], run: dict | None = None) ->
         out["cost_usd"] = float(est["price_hour"]) * hours
     if dm.get("distill/tokens_per_s") and dm.get("distill/seconds"):
         out["tokens"] = dm["distill/tokens_per_s"] * dm["distill/seconds"]
-    if ev.get("evaluate/tokens_per_s"):
+    if ev.get("evaluate/ms_per_token_p50"):
+        out["latency_ms_per_token"] = ev["evaluate/ms_per_token_p50"]
+    elif ev.get("evaluate/tokens_per_s"):  # an evaluation written before the median was kept
         out["latency_ms_per_token"] = 1000.0 / ev["evaluate/tokens_per_s"]
+    out["tokens_per_answer"] = ev.get("evaluate/tokens_per_answer")
     return {k: v for k, v in out.items() if v is not None}
 
 

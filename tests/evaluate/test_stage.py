@@ -34,7 +34,24 @@ def test_latency_figures_are_measured():
     m = time_answers(b.model, b.tokenizer, ["Hand: 1m", "Hand: 2m", "Hand: 3m"], max_new_tokens=4)
     assert 0 < m["evaluate/latency_ms_p50"] <= m["evaluate/latency_ms_p95"]
     assert m["evaluate/tokens_per_s"] > 0
+    # answers of at most 4 new tokens, plus the end of sequence counted as one
+    assert 1 <= m["evaluate/tokens_per_answer"] <= 5 and m["evaluate/ms_per_token_p50"] > 0
     assert time_answers(b.model, b.tokenizer, [], max_new_tokens=4) == {}
+
+
+def test_the_planner_reads_the_median_answers_ms_per_token_over_the_mean():
+    from stratos.artifacts import Manifest
+    from stratos.plan.record import measured_for_ledger
+
+    def done(ev):
+        return {"distill": Manifest(stage="distill", config_hash="d", metrics={"strategy/name": "alignment"}),
+                "evaluate": Manifest(stage="evaluate", config_hash="e", metrics=ev)}
+
+    got = measured_for_ledger(done({"evaluate/tokens_per_s": 100.0, "evaluate/ms_per_token_p50": 2.5,
+                                    "evaluate/tokens_per_answer": 7.0}))
+    assert got["latency_ms_per_token"] == 2.5 and got["tokens_per_answer"] == 7.0
+    # an evaluation written before the median was kept: the mean rate
+    assert measured_for_ledger(done({"evaluate/tokens_per_s": 100.0}))["latency_ms_per_token"] == 10.0
 
 
 def test_the_teacher_figure_comes_from_the_distill_decision_without_building_a_teacher(tmp_path):

@@ -76,6 +76,23 @@ def test_recalibration_moves_mfu_latency_and_accuracy_toward_measured(local_plan
     assert Calibration.load(url).mfu("cpu", prior) == pytest.approx((prior * (3 * prior) ** 2) ** (1 / 3), rel=1e-5)
 
 
+def test_latency_is_compared_at_the_answer_length_the_run_measured(local_plan):
+    # per-token latency spreads the time to first token over the answer: a student that stops after 2 tokens
+    # pays half its prompt time per token, which the plan's figure at the task's typical length does not
+    url = history_url()
+    _, j = local_plan(url)
+    est = j["run"]["estimates"]["alignment"]
+    at_2 = est["decode_ms_per_token_raw"] + est["ttft_ms_raw"] / 2
+    assert at_2 > est["latency_ms_per_token_raw"]
+    rec = record_actuals(url, j, {"latency_ms_per_token": at_2 * 1.5, "tokens_per_answer": 2.0})
+    assert rec["derived"]["latency_factor"] == pytest.approx(1.5, rel=1e-4)
+    row = next(r for r in rec["ledger"] if r["quantity"] == "latency_ms_per_token")
+    assert row["estimated"] == pytest.approx(est["decode_ms_per_token"] + est["ttft_ms"] / 2)
+    # without the length, the plan's own figure is the estimate (histories written before it was measured)
+    old = record_actuals(url, j, {"latency_ms_per_token": est["latency_ms_per_token_raw"] * 1.5})
+    assert old["derived"]["latency_factor"] == pytest.approx(1.5, rel=1e-4)
+
+
 def test_record_actuals_accepts_a_plan_url_and_checks_the_server(local_plan):
     url = history_url()
     _, j = local_plan(None)

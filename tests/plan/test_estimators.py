@@ -124,12 +124,13 @@ def scalar_candidate(sp, X, i):
     replicas = max(1, n // tp)
     dev = "cpu" if cpu else "gpu"
     bw_eff, mu, ovh = P["bw_eff"][dev], P["prefill_mfu"][dev], P["step_overhead_ms_per_layer"][dev]
+    ovh0 = P["step_overhead_ms"][dev]
     bw, peak = srv.mem_bw_gbs[s] * 1e9, srv.tflops[s] * 1e12
 
     def step(c):
         mem = (weights + c * kv_mean) / (tp * bw * bw_eff)
         comp = 2 * S.params * c / (tp * peak * mu)
-        return max(mem, comp) / link ** math.log2(tp) * 1e3 + S.layers * ovh
+        return max(mem, comp) / link ** math.log2(tp) * 1e3 + S.layers * ovh + ovh0
 
     pre = max(2 * S.params * w.prompt_tokens / (tp * peak * mu), weights / (tp * bw * bw_eff)) * 1e3
     conc = max(1, math.ceil(w.qps * (pre + w.output_tokens * step(1)) / 1e3 / replicas))
