@@ -25,6 +25,8 @@ thing changed:
   mini       the `mini_llama` student (hidden 256, 5 layers: 4.6x the parameters), same steps
   vote8      the `proof` models answering by a majority vote of 8 samples at T = 0.7 (stratos/evaluate/vote.py):
              no training, the proof run's model and test splits
+  lr_2x      `curriculum_late` (the default's recipe) at twice the peak learning rate (6e-3; paired with it)
+  lr_4x      the same at four times (1.2e-2)
 
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
 few as exist for 9) and the natural one; per condition: mean ± sd over seeds, the paired difference to `proof`,
@@ -70,10 +72,13 @@ CONDITIONS = {
     "curriculum_late_2x": CURRICULUM_LATE,  # at twice the steps
     "mini": ["student=mini_llama"],
     "vote8": None,  # evaluation of the proof runs
+    "lr_2x": [*CURRICULUM_LATE, "trainer.lr=6e-3"],
+    "lr_4x": [*CURRICULUM_LATE, "trainer.lr=1.2e-2"],
 }
 VOTE_K, VOTE_T = 8, 0.7
 TWICE = ("steps_2x", "curriculum_late_2x")  # conditions at 2 x --steps
-BASELINE = {"curriculum_late_2x": "steps_2x"}  # the paired difference is to this condition (default: proof)
+# the paired difference is to this condition (default: proof)
+BASELINE = {"curriculum_late_2x": "steps_2x", "lr_2x": "curriculum_late", "lr_4x": "curriculum_late"}
 
 
 def overrides(a, cond: str, seed: int) -> list[str]:
