@@ -27,6 +27,7 @@ thing changed:
              no training, the proof run's model and test splits
   lr_2x      `curriculum_late` (the default's recipe) at twice the peak learning rate (6e-3; paired with it)
   lr_4x      the same at four times (1.2e-2)
+  lr_half    the same at half (1.5e-3)
   batch_32   `curriculum_late` with batches of 32 at twice the steps: the same hands, twice the updates
 
 Scored by the evaluate stage on the balanced test split (500 hands, equal per number of winning tiles 0..9, as
@@ -75,13 +76,14 @@ CONDITIONS = {
     "vote8": None,  # evaluation of the proof runs
     "lr_2x": [*CURRICULUM_LATE, "trainer.lr=6e-3"],
     "lr_4x": [*CURRICULUM_LATE, "trainer.lr=1.2e-2"],
+    "lr_half": [*CURRICULUM_LATE, "trainer.lr=1.5e-3"],
     "batch_32": [*CURRICULUM_LATE, "trainer.batch_size=32"],  # at twice the steps: the same hands seen
 }
 VOTE_K, VOTE_T = 8, 0.7
 TWICE = ("steps_2x", "curriculum_late_2x", "batch_32")  # conditions at 2 x --steps
 # the paired difference is to this condition (default: proof)
 BASELINE = {"curriculum_late_2x": "steps_2x", "lr_2x": "curriculum_late", "lr_4x": "curriculum_late",
-            "batch_32": "curriculum_late"}
+            "lr_half": "curriculum_late", "batch_32": "curriculum_late"}
 
 
 def overrides(a, cond: str, seed: int) -> list[str]:

@@ -24,8 +24,9 @@ def test_every_condition_composes_and_validates(cond, tmp_path):
     assert changed == {"proof": set(), "search": {"task"}, "suits": {"task"}, "flat_mix": {"task"}, "curriculum": {"task"},
                        "curriculum_rev": {"task"}, "curriculum_late": {"task"}, "bytes": {"student"},
                        "mini": {"student"}, "steps_2x": {"trainer"}, "curriculum_late_2x": {"task", "trainer"},
-                       "lr_2x": {"task", "trainer"}, "lr_4x": {"task", "trainer"}, "batch_32": {"task", "trainer"}}[cond]
-    assert cfg.trainer.lr == {"lr_2x": 6e-3, "lr_4x": 1.2e-2}.get(cond, 3e-3)
+                       "lr_2x": {"task", "trainer"}, "lr_4x": {"task", "trainer"},
+                       "lr_half": {"task", "trainer"}, "batch_32": {"task", "trainer"}}[cond]
+    assert cfg.trainer.lr == {"lr_2x": 6e-3, "lr_4x": 1.2e-2, "lr_half": 1.5e-3}.get(cond, 3e-3)
     assert cfg.trainer.max_steps == (200 if cond in ("steps_2x", "curriculum_late_2x", "batch_32") else 100)
     assert cfg.trainer.batch_size == (32 if cond == "batch_32" else 64)
     if cond.startswith("curriculum") or cond.startswith("lr_"):
