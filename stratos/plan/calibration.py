@@ -118,7 +118,7 @@ def latency_estimate(est: dict, measured: dict, raw: bool = False) -> float:
     """The plan's ms per generated token at the answer length the run measured.
 
     A measured per-token latency spreads each answer's time to first token over that answer's tokens,
-    so it is compared with $t_{decode} + t_{ttft} / n$ at the measured mean length $n$, not with the
+    so it is compared with $t_{decode} + t_{ttft} / n$ at the measured median length $n$, not with the
     plan's figure at the task's typical output length: a barely trained student that stops after a
     token or two would otherwise read as many times slower than planned. Plans written before the
     estimate kept its parts give the plan's figure."""
@@ -162,7 +162,7 @@ def record_actuals(history_url: str, plan_json: dict | str, measured: dict[str, 
     plan_json: the plan stage's plan.json, as a dict or its URL.
     measured: any of train_hours | train_seconds (wall time of distillation), tokens (trained),
       cost_usd, accuracy (test, 0..1), latency_ms_per_token (p50 per generated token), tokens_per_answer
-      (mean generated tokens of the answers latency was measured on), strategy (as
+      (median generated tokens of the answers latency was measured on), strategy (as
       resolved by the distill stage: alignment | injection | labels_only), server (catalog name).
     """
     plan = artifacts.read_json(plan_json) if isinstance(plan_json, str) else plan_json
