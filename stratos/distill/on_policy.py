@@ -120,9 +120,9 @@ def validate_on_policy(cfg: Any) -> None:
         if int(al.top_k) > 0:
             raise bad_value("strategy.alignment.top_k", al.top_k, "0 with on-policy KD (the offline store holds the "
                                                                   "teacher on the data sequences, not on the samples)")
-        if str(al.mode) not in ("auto", "logit"):
-            raise bad_value("strategy.alignment.mode", str(al.mode), "auto or logit with on-policy KD scored by "
-                                                                     "teacher logits")
+        if str(al.mode) not in ("auto", "logit", "hidden"):
+            raise bad_value("strategy.alignment.mode", str(al.mode), "auto, logit or hidden with on-policy KD scored "
+                                                                     "by teacher logits")
     if scorer == "verifier":
         from stratos.tasks import build_task
 
@@ -206,21 +206,21 @@ class OnPolicyPlan:
 
 def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolicyPlan | None:
     """Whether on-policy KD applies to the decided mode; the decision's reason (or refusals) and `on_policy`
-    record say so. Logits need logit KD (a white-box teacher sharing the vocabulary); logprobs need a served
-    teacher's sequence KD and a server that scores given tokens; the verifier needs the engine teacher's sequence
-    KD and a task with a line judge. None: off-policy (rate 0, or refused)."""
+    record say so. Logits need logit or hidden-state KD (a white-box teacher sharing the vocabulary; with hidden-state
+    KD the teacher's hidden states on the samples join the MSE); logprobs need a served teacher's sequence KD and a
+    server that scores given tokens; the verifier needs the engine teacher's sequence KD and a task with a line
+    judge. None: off-policy (rate 0, or refused)."""
     if float(op.rate) == 0:
         return None
     scorer = scorer_for(op, kind_of(teacher))
     mode = str(decision.mode)
     served = getattr(teacher, "scoring", None) if scorer == "logprobs" else None
-    fits = ((scorer == "logits" and mode == "logit") or (scorer == "verifier" and mode == "sequence"
+    fits = ((scorer == "logits" and mode in ("logit", "hidden")) or (scorer == "verifier" and mode == "sequence"
                                                          and task_has_judge(task))
             or (scorer == "logprobs" and mode == "sequence" and served is not None and served.api is not None))
     if not fits:
         why = {"injection": "knowledge injection has no teacher to score samples",
                "cross_tokenizer": "the teacher reads another vocabulary than the student samples in",
-               "hidden": "hidden-state KD pairs positions of the data sequences",
                "labels": "labels only"}.get(mode, f"scorer {scorer} does not fit mode {mode}")
         if scorer == "logprobs" and mode == "sequence":
             why = f"the server scores no given tokens ({served.why() if served else 'no scoring probe'})"

@@ -49,7 +49,9 @@ def test_the_decision_says_when_on_policy_applies_and_why_not():
     d = decision("sequence")
     assert decide_on_policy(d, OnPolicyConfig(rate=1.0, max_new_tokens=40), engine, task).max_new_tokens == 40
     assert d.on_policy["scorer"] == "verifier" and "line by line" in d.reason
-    for mode, why in (("cross_tokenizer", "another vocabulary"), ("injection", "no teacher"), ("hidden", "hidden")):
+    d = decision("hidden")  # the teacher's hidden states on the samples join the MSE
+    assert decide_on_policy(d, op, hf, task).scorer == "logits" and not d.refused
+    for mode, why in (("cross_tokenizer", "another vocabulary"), ("injection", "no teacher"), ("labels", "labels")):
         d = decision(mode)
         assert decide_on_policy(d, op, hf, task) is None and d.on_policy == {}
         assert d.refused and d.refused[0].startswith("on-policy KD refused") and why in d.refused[0]
@@ -102,6 +104,17 @@ def test_on_policy_logit_kd_runs_the_pipeline_with_a_live_teacher(tmp_path, teac
     logged = read_train_metrics(done["distill"])
     assert any(r.get("train/rollout_kd", 0) > 0 for r in logged)
     assert any(r.get("train/on_policy/tokens_per_s", 0) > 0 for r in logged)
+
+
+def test_on_policy_hidden_state_kd_scores_the_samples_with_the_teachers_logits_and_hidden_states(tmp_path,
+                                                                                               teacher_dir):  # noqa: F811
+    run_dir, done = run(tmp_path, kd(teacher_dir, "strategy.alignment.mode=hidden", f"{ON}.rate=1.0",
+                                     f"{ON}.max_new_tokens=16"))
+    strategy = json.loads((run_dir / "distill" / "strategy.json").read_text())
+    assert strategy["mode"] == "hidden" and not strategy["refused"] and strategy["on_policy"]["scorer"] == "logits"
+    assert done["distill"].metrics["distill/on_policy/share"] == 1.0
+    logged = read_train_metrics(done["distill"])
+    assert any(r.get("train/rollout_kd", 0) > 0 and r.get("train/hidden_mse", 0) > 0 for r in logged)
 
 
 def test_the_verifier_teacher_runs_the_pipeline_under_strategy_auto(tmp_path):

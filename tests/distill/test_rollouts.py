@@ -65,15 +65,16 @@ def test_greedy_limit_low_temperature_matches_greedy_generation_row_by_row(build
         assert row == (g[: g.index(EOS) + 1] if EOS in g else g)
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
-def test_draw_follows_the_softmax_distribution(temperature):
-    """Chi-square of 60,000 draws per distribution against softmax(z / T). Seeded, hence deterministic: the
-    bound is the 1e-4 tail of chi-square with 7 degrees of freedom (27.9 at p = 1e-4 would fail 1 seed in 10^4)."""
+@pytest.mark.parametrize("temperature,block", [(1.0, 0), (0.5, 0), (3.0, 0), (1.0, 3), (0.5, 2)])
+def test_draw_follows_the_softmax_distribution(temperature, block):
+    """Chi-square of 60,000 draws per distribution against softmax(z / T), in one level (block 0 at V = 8) and in
+    two (blocks of 3: the last one padded; of 2). Seeded, hence deterministic: the bound is the 1e-4 tail of
+    chi-square with 7 degrees of freedom (27.9 at p = 1e-4 would fail 1 seed in 10^4)."""
     z = torch.tensor([[2.0, 0.5, -1.0, 0.0, 1.0, -3.0, 0.3, 1.5],
                       [0.0] * 8,
                       [5.0, -2.0, 4.0, -8.0, 0.0, 3.0, -1.0, 1.0]])  # (3, V = 8)
     n = 60_000
-    tok = draw(z.repeat_interleave(n, 0), temperature, torch.Generator().manual_seed(11))  # (3 n, 1)
+    tok = draw(z.repeat_interleave(n, 0), temperature, torch.Generator().manual_seed(11), block)  # (3 n, 1)
     assert tok.shape == (3 * n, 1) and tok.dtype == torch.long
     want = torch.softmax(z.double() / temperature, -1) * n  # (3, V) expected counts
     for r in range(3):
@@ -82,17 +83,38 @@ def test_draw_follows_the_softmax_distribution(temperature):
         assert chi2 < 27.9, (r, chi2, got.tolist())
 
 
-def test_draw_never_takes_a_token_without_mass_and_refuses_nan(monkeypatch):
+@pytest.mark.parametrize("block", [0, 2, 3])
+def test_draw_never_takes_a_token_without_mass_and_refuses_nan(monkeypatch, block):
+    """One level and two (blocks of 2: the second row's first block has no mass; of 3: the padding has none)."""
     z = torch.tensor([[float("-inf"), 0.0, 1.0, float("-inf")], [float("-inf"), float("-inf"), 2.0, float("-inf")]])
-    tok = draw(z.repeat(5000, 1), 1.0, torch.Generator().manual_seed(0))[:, 0]
+    tok = draw(z.repeat(5000, 1), 1.0, torch.Generator().manual_seed(0), block)[:, 0]
     assert set(tok[0::2].tolist()) == {1, 2} and set(tok[1::2].tolist()) == {2}
-    assert (draw(z, 1e-4, torch.Generator().manual_seed(0))[:, 0] == 2).all()  # greedy limit
+    assert (draw(z, 1e-4, torch.Generator().manual_seed(0), block)[:, 0] == 2).all()  # greedy limit
     # u = 1 exactly (a bound the generator never reaches) still lands on the last token with mass, not on V - 1
     monkeypatch.setattr(torch, "rand", lambda shape, **kw: torch.ones(shape, dtype=torch.float64))
-    assert draw(z, 1.0, torch.Generator())[:, 0].tolist() == [2, 2]
+    assert draw(z, 1.0, torch.Generator(), block)[:, 0].tolist() == [2, 2]
     monkeypatch.undo()
-    with pytest.raises(ValueError, match="NaN"):
-        draw(torch.tensor([[0.0, float("nan")]]), 1.0, torch.Generator())
+    for bad in ([[0.0, float("nan")]], [[0.0, float("inf")]], [[float("-inf")] * 2]):
+        with pytest.raises(ValueError, match="NaN"):
+            draw(torch.tensor(bad), 1.0, torch.Generator(), block)
+
+
+def test_a_large_vocabulary_draws_in_two_levels_from_the_same_distribution():
+    """V = 5,000 (>= TWO_LEVEL_FROM: blocks of BLOCK, the last one padded): the mass sits on 6 tokens spread over
+    first, middle and last blocks; 60,000 draws against softmax, the 1e-4 tail of chi-square with 5 d.o.f. (25.7)."""
+    from stratos.distill.rollouts import BLOCK, TWO_LEVEL_FROM
+
+    V = 5000
+    assert V >= TWO_LEVEL_FROM and V % BLOCK
+    where = torch.tensor([0, BLOCK - 1, BLOCK, 2500, V - 2, V - 1])
+    z = torch.full((1, V), float("-inf"))
+    z[0, where] = torch.tensor([1.0, 0.0, 2.0, -1.0, 0.5, 1.5])
+    n = 60_000
+    tok = draw(z.expand(n, V), 1.0, torch.Generator().manual_seed(5))[:, 0]
+    got = torch.bincount(tok, minlength=V).double()
+    assert got.sum() == got[where].sum() == n  # never a token without mass
+    want = torch.softmax(z[0, where].double(), -1) * n
+    assert float(((got[where] - want) ** 2 / want).sum()) < 25.7
 
 
 class Spy(torch.nn.Module):
