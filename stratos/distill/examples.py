@@ -138,7 +138,8 @@ class Item(NamedTuple):
     is_corpus: bool = False
     index: int = -1
     topk: Any = None  # (ids (L, k), logprobs (L, k), tail (L,)); row p = the teacher at position p
-    xtok: Any = None  # cross-tokenizer KD: (teacher input ids (L_t,), aligned (student row, teacher row) pairs)
+    xtok: Any = None  # cross-tokenizer KD: (teacher input ids (L_t,), aligned (student row, teacher row) pairs,
+    #                   the teacher's prompt tokens: <bos> + prompt)
     teacher: int = -1  # several teachers: the row's own teacher (index into RoutedTeacher.ids); -1 = none
     stage: int = NO_STAGE  # curriculum stage of the row (stratos/distill/curriculum.py); corpus windows have none
 
@@ -202,7 +203,8 @@ class ExampleDataset(torch.utils.data.Dataset):
         pairs, counts = aligned_pairs(s, t, (tokenizer.eos_token_id, teacher_tokenizer.eos_token_id))
         for k, v in counts.items():
             self.xtok_counts[k] = self.xtok_counts.get(k, 0) + v
-        return Item(s.ids, s.labels, xtok=(t.ids, pairs), stage=e.stage)
+        t_prompt = sum(1 for x in t.labels if x == IGNORE)  # <bos> + the prompt with its newline
+        return Item(s.ids, s.labels, xtok=(t.ids, pairs, t_prompt), stage=e.stage)
 
     @classmethod
     def from_items(cls, items: list[tuple[list[int], list[int]]]) -> "ExampleDataset":
@@ -297,20 +299,28 @@ def collate(pad_id: int, topk_k: int = 0):
 
 def _collate_xtok(items: list[Item]) -> dict[str, torch.Tensor]:
     """Cross-tokenizer KD: teacher_input_ids / teacher_attention_mask (B, T_t), right-padded with id 0 under a
-    zero mask, and xtok_pairs (B, P, 2): per row its aligned (student row, teacher row) pairs in shifted
-    coordinates (the logits row predicting the token), -1 on padding pairs."""
+    zero mask, xtok_pairs (B, P, 2): per row its aligned (student row, teacher row) pairs in shifted
+    coordinates (the logits row predicting the token), -1 on padding pairs, and teacher_prompt_len (B,): the
+    teacher's prompt tokens per row (on-policy KD keeps them and re-tokenizes the student's sample after them)."""
     t_ids = [list(item.xtok[0]) if item.xtok is not None else [0] for item in items]
     pairs = [list(item.xtok[1]) if item.xtok is not None else [] for item in items]
-    width, p = max(len(x) for x in t_ids), max(1, max(len(x) for x in pairs))
-    ids = torch.zeros(len(items), width, dtype=torch.long)
-    mask = torch.zeros(len(items), width, dtype=torch.long)
-    out = torch.full((len(items), p, 2), -1, dtype=torch.long)
+    t_prompt = [int(item.xtok[2]) if item.xtok is not None else 0 for item in items]
+    return xtok_tensors(t_ids, pairs, t_prompt)
+
+
+def xtok_tensors(t_ids: list[list[int]], pairs: list[list], t_prompt: list[int]) -> dict[str, torch.Tensor]:
+    """The cross-tokenizer batch keys from per-row lists (see _collate_xtok)."""
+    B, width, p = len(t_ids), max(len(x) for x in t_ids), max(1, max(len(x) for x in pairs))
+    ids = torch.zeros(B, width, dtype=torch.long)
+    mask = torch.zeros(B, width, dtype=torch.long)
+    out = torch.full((B, p, 2), -1, dtype=torch.long)
     for r, (x, pr) in enumerate(zip(t_ids, pairs)):
         ids[r, : len(x)] = torch.tensor(x)
         mask[r, : len(x)] = 1
         if pr:
             out[r, : len(pr)] = torch.tensor(pr)
-    return {"teacher_input_ids": ids, "teacher_attention_mask": mask, "xtok_pairs": out}
+    return {"teacher_input_ids": ids, "teacher_attention_mask": mask, "xtok_pairs": out,
+            "teacher_prompt_len": torch.tensor(t_prompt, dtype=torch.long)}
 
 
 def collate_topk(topks: list, labels: torch.Tensor, k: int) -> dict[str, torch.Tensor]:

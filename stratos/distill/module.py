@@ -158,9 +158,13 @@ class DistillModule(L.LightningModule):
         return self.rollout_kd_fn is not None and rolled is not None and bool(rolled.any())
 
     def _cross_tokenizer_losses(self, batch, hidden, weight, labels) -> dict[str, torch.Tensor]:
-        """CE on every supervised student token + KD_x at the aligned pairs, the teacher on its own tokens."""
-        out = self.ce_fn(hidden, weight, labels)  # {"loss" = CE with grad, "ce", "kd" = 0}
-        if self.kd_weight == 0 or self.teacher is None or "xtok_pairs" not in batch:
+        """CE on every supervised student token + KD_x at the aligned pairs, the teacher on its own tokens. With
+        on-policy rows (the student's samples, their teacher tokens and pairs built by the sampler): those take KD_x
+        alone, the data rows (1 - w) CE + w KD_x, weighted by their supervised tokens into one per-token mean."""
+        rolled = batch["on_policy"].to(labels.device) if self._rolled(batch) else None  # (B,) bool
+        data_labels = labels if rolled is None else labels.masked_fill(rolled[:, None], -100)
+        out = self.ce_fn(hidden, weight, data_labels)  # {"loss" = CE with grad, "ce", "kd" = 0}
+        if self.teacher is None or "xtok_pairs" not in batch or (self.kd_weight == 0 and rolled is None):
             return out
         pairs = batch["xtok_pairs"]  # (B, P, 2) shifted rows; -1 = padding pair
         b, p = (pairs[..., 0] >= 0).nonzero(as_tuple=True)  # (n,), (n,)
@@ -172,13 +176,29 @@ class DistillModule(L.LightningModule):
         if getattr(self.teacher, "plain_head", False):
             t_hidden = sliced_forward(self.teacher.final_hidden, t_ids, t_mask, plan)  # (B, T_t, H_t)
             t_w, t_b = self.teacher.head
-            kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_hidden=t_hidden[b, t_pos], teacher_weight=t_w,
-                              teacher_bias=t_b, targets=targets)
+            t_rows, src = t_hidden[b, t_pos], dict(teacher_weight=t_w, teacher_bias=t_b)
         else:
             t_logits, _ = sliced_forward(self.teacher.logits_and_hidden, t_ids, t_mask, plan)  # (B, T_t, V_t)
-            kd = self.xtok_fn(s_rows, weight, self.shared_vocab, teacher_logits=t_logits[b, t_pos], targets=targets)
+            t_rows, src = t_logits[b, t_pos], {}
+        key = "teacher_hidden" if src else "teacher_logits"
+
+        def kd_x(keep):  # (n,) bool -> KD_x over those pairs (a per-pair mean), 0 without any
+            if not bool(keep.any()):
+                return hidden.new_zeros(())
+            return self.xtok_fn(s_rows[keep], weight, self.shared_vocab, targets=targets[keep],
+                                **{key: t_rows[keep]}, **src)
+
         w = self.kd_weight
-        return {"loss": (1 - w) * out["loss"] + w * kd, "ce": out["ce"], "kd": kd.detach()}
+        if rolled is None:
+            kd = kd_x(torch.ones_like(b, dtype=torch.bool))
+            return {"loss": (1 - w) * out["loss"] + w * kd, "ce": out["ce"], "kd": kd.detach()}
+        on = rolled[b]  # (n,) pairs of rollout rows
+        kd_data, kd_roll = kd_x(~on), kd_x(on)
+        n_data = int((data_labels != -100).sum())
+        n_roll = int((labels.masked_fill(~rolled[:, None], -100) != -100).sum())
+        data = (1 - w) * out["loss"] + w * kd_data if n_data else hidden.new_zeros(())
+        loss = (n_data * data + n_roll * kd_roll) / max(1, n_data + n_roll)
+        return {"loss": loss, "ce": out["ce"], "kd": kd_data.detach(), "rollout_kd": kd_roll.detach()}
 
     def _mixed_losses(self, hidden, weight, labels, is_corpus) -> dict[str, torch.Tensor]:
         """Knowledge injection: SFT and corpus rows share the batch; each group's per-token mean CE

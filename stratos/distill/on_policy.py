@@ -120,9 +120,9 @@ def validate_on_policy(cfg: Any) -> None:
         if int(al.top_k) > 0:
             raise bad_value("strategy.alignment.top_k", al.top_k, "0 with on-policy KD (the offline store holds the "
                                                                   "teacher on the data sequences, not on the samples)")
-        if str(al.mode) not in ("auto", "logit", "hidden"):
-            raise bad_value("strategy.alignment.mode", str(al.mode), "auto, logit or hidden with on-policy KD scored "
-                                                                     "by teacher logits")
+        if str(al.mode) not in ("auto", "logit", "hidden", "cross_tokenizer"):
+            raise bad_value("strategy.alignment.mode", str(al.mode), "auto, logit, hidden or cross_tokenizer with "
+                                                                     "on-policy KD scored by teacher logits")
     if scorer == "verifier":
         from stratos.tasks import build_task
 
@@ -158,13 +158,16 @@ def check_served_scorer(cfg: Any) -> None:
                                             f"vLLM's prompt_logprobs ({sup.why()})")
 
 
-def describe(op: Any, scorer: str, max_new_tokens: int) -> str:
+def describe(op: Any, scorer: str, max_new_tokens: int, mode: str = "") -> str:
     """The clause the decision's reason gets."""
     who = {"logits": "the live teacher's logits score the student's tokens (KD only on those rows)",
            "logprobs": "the served teacher's top-k log-probs score the student's tokens (KD only on those rows, "
                        "forward KL at T=1 with a tail bucket)",
            "verifier": "the task judges each sample line by line; CE on its correct lines + the engine's "
                        "continuation"}[scorer]
+    if mode == "cross_tokenizer":
+        who = ("the live teacher reads each sample's text in its own tokens and scores it at the aligned spans "
+               "(cross-tokenizer KD only on those rows)")
     return (f"on-policy KD on lambda={float(op.rate):g} of the rows: the student samples (T={float(op.temperature):g}, "
             f"up to {max_new_tokens} new tokens), {who}")
 
@@ -187,6 +190,7 @@ class OnPolicyPlan:
     def __init__(self, scorer: str, rate: float, temperature: float, max_new_tokens: int, judge: Any = None) -> None:
         self.scorer, self.rate, self.temperature, self.max_new_tokens = scorer, rate, temperature, max_new_tokens
         self.judge = judge  # RowJudge (verifier) or None
+        self.align: Any = None  # xtok_rollouts.RolloutAligner (cross-tokenizer KD) or None
         self.scores: Any = None  # served_scores.ServedScores (logprobs) or None
         self.served: dict = {}  # logprobs: score_api, score_top_logprobs (recorded in strategy.json)
 
@@ -201,13 +205,14 @@ class OnPolicyPlan:
         return RolloutSampler(rate=self.rate, temperature=self.temperature, max_new_tokens=self.max_new_tokens,
                               seed=int(seed), pad_id=tokenizer.pad_token_id, eos_id=tokenizer.eos_token_id,
                               scorer=self.scorer, max_positions=int(max_positions), tokenizer=tokenizer,
-                              judge=self.judge, scores=self.scores)
+                              judge=self.judge, scores=self.scores, align=self.align)
 
 
 def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolicyPlan | None:
     """Whether on-policy KD applies to the decided mode; the decision's reason (or refusals) and `on_policy`
-    record say so. Logits need logit or hidden-state KD (a white-box teacher sharing the vocabulary; with hidden-state
-    KD the teacher's hidden states on the samples join the MSE); logprobs need a served teacher's sequence KD and a
+    record say so. Logits need a white-box teacher's logit, hidden-state or cross-tokenizer KD (with hidden-state KD
+    the teacher's hidden states on the samples join the MSE; with another vocabulary the teacher reads the sampled
+    text in its own tokens, stratos/distill/xtok_rollouts.py); logprobs need a served teacher's sequence KD and a
     server that scores given tokens; the verifier needs the engine teacher's sequence KD and a task with a line
     judge. None: off-policy (rate 0, or refused)."""
     if float(op.rate) == 0:
@@ -215,12 +220,11 @@ def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolic
     scorer = scorer_for(op, kind_of(teacher))
     mode = str(decision.mode)
     served = getattr(teacher, "scoring", None) if scorer == "logprobs" else None
-    fits = ((scorer == "logits" and mode in ("logit", "hidden")) or (scorer == "verifier" and mode == "sequence"
+    fits = ((scorer == "logits" and mode in ("logit", "hidden", "cross_tokenizer")) or (scorer == "verifier" and mode == "sequence"
                                                          and task_has_judge(task))
             or (scorer == "logprobs" and mode == "sequence" and served is not None and served.api is not None))
     if not fits:
         why = {"injection": "knowledge injection has no teacher to score samples",
-               "cross_tokenizer": "the teacher reads another vocabulary than the student samples in",
                "labels": "labels only"}.get(mode, f"scorer {scorer} does not fit mode {mode}")
         if scorer == "logprobs" and mode == "sequence":
             why = f"the server scores no given tokens ({served.why() if served else 'no scoring probe'})"
@@ -231,5 +235,5 @@ def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolic
     if served is not None:
         plan.served = {"score_api": served.api, "score_top_logprobs": int(teacher.score_top_logprobs)}
     decision.on_policy = plan.as_dict()
-    decision.reason = f"{decision.reason}; {describe(op, scorer, max_new)}"
+    decision.reason = f"{decision.reason}; {describe(op, scorer, max_new, mode)}"
     return plan

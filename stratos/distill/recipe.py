@@ -138,6 +138,10 @@ def prepare_recipe(strategy, cfg, task, teacher, student, train_rows: list[dict]
     records[outputs.PREFLIGHT_JSON] = run_preflight(student, teacher, max_seq_len=train.max_len,
                                                     dtype=cfg.student.dtype).as_dict()
     shared = None
+    if cross and on_policy is not None:  # the teacher reads each sample's text in its own tokens
+        from stratos.distill.xtok_rollouts import RolloutAligner
+
+        on_policy.align = RolloutAligner(student.tokenizer, teacher.tokenizer, xtok["teacher_max_len"])
     if cross:
         shared = shared_vocab(student.tokenizer, teacher.tokenizer, lm_parts(student.model)[1].weight.shape[0],
                               lm_parts(teacher.model)[1].weight.shape[0])

@@ -186,6 +186,8 @@ class RolloutStats:
     scored_tokens: int = 0  # logprobs: sampled tokens the served teacher scored ...
     score_seconds: float = 0.0  # ... and the wall seconds spent waiting on it
     score_failed: int = 0  # logprobs: rollouts the server failed on (trained as their data rows instead)
+    aligned: int = 0  # cross-tokenizer: sampled tokens that start an aligned span (a KD_x pair) ...
+    alignable: int = 0  # ... of the sampled tokens of the rollouts the teacher read
 
     @property
     def tokens_per_s(self) -> float:
@@ -197,6 +199,8 @@ class RolloutStats:
         if self.lines:
             out["on_policy/lines_ok_share"] = round(self.lines_ok / self.lines, 4)
             out["on_policy/correct_share"] = round(self.correct / max(1, self.rows), 4)
+        if self.alignable:
+            out["on_policy/aligned_share"] = round(self.aligned / self.alignable, 4)
         if self.scored_tokens or self.score_failed:
             out["on_policy/scored_tokens"] = self.scored_tokens
             out["on_policy/score_seconds"] = round(self.score_seconds, 3)
@@ -225,6 +229,7 @@ class RolloutSampler:
     tokenizer: object = None
     judge: Optional[Callable[[int, str], tuple[str, int, int, bool]]] = None
     scores: Optional[Callable[[list[list[int]], list[int]], list]] = None
+    align: Optional[Callable] = None  # cross-tokenizer KD: xtok_rollouts.RolloutAligner (teacher ids + pairs)
     rank: int = 0
     stats: RolloutStats = field(default_factory=RolloutStats)
 
@@ -270,7 +275,10 @@ class RolloutSampler:
                 rows[r] = ((p + target)[:limit], ([IGNORE] * len(p) + target)[:limit])
             if self.scorer == "logprobs":
                 topk = self._served(batch, rows, data, pick, {r: len(p) for r, p in zip(chosen, prompts)})
+        xtok = self._aligned(batch, rows, data, pick, dict(zip(chosen, prompts))) if self.align else None
         out = self._rebuild(batch, rows, pick)
+        if xtok is not None:
+            out.update(xtok)
         if topk is not None:
             out.update(topk)
         return out
@@ -293,6 +301,27 @@ class RolloutSampler:
                 scored[r] = (starts[r], *g)
                 self.stats.scored_tokens += len(g[2])
         return rollout_topk(batch, rows, scored, self.scores.width)
+
+    def _aligned(self, batch, rows, data, pick, prompts) -> dict[str, torch.Tensor]:
+        """Cross-tokenizer KD: every row's teacher tokens and aligned pairs, the rollouts' built from the sampled text
+        (a sample without text goes back to its data row, in place)."""
+        from stratos.distill.examples import xtok_tensors
+
+        t_ids, t_mask, t_pairs = (batch[k].cpu() for k in ("teacher_input_ids", "teacher_attention_mask", "xtok_pairs"))
+        t_prompt = batch["teacher_prompt_len"].cpu().tolist()
+        ids = [t_ids[r, : int(t_mask[r].sum())].tolist() for r in range(len(rows))]
+        pairs = [t_pairs[r][t_pairs[r, :, 0] >= 0].tolist() for r in range(len(rows))]
+        for r, p in prompts.items():
+            got = self.align(p, rows[r][0][len(p):], ids[r][: t_prompt[r]])
+            if got is None:
+                rows[r], pick[r] = data[r], False
+                self.stats.rows -= 1
+            else:
+                ids[r], pairs[r] = got
+                self.stats.aligned += len(pairs[r])
+                self.stats.alignable += len(rows[r][0]) - len(p)
+        dev = batch["input_ids"].device
+        return {k: v.to(dev) for k, v in xtok_tensors(ids, pairs, t_prompt).items()}
 
     def _corrected(self, index: int, completion: list[int]) -> list[int]:
         text = self.tokenizer.decode(completion, skip_special_tokens=True)

@@ -121,3 +121,30 @@ def test_cross_tokenizer_mode_trains_the_student_on_another_vocabulary():
     assert out["loss"].item() == pytest.approx(0.5 * out["ce"].item() + 0.5 * out["kd"].item(), rel=1e-6)
     assert student.model.embed_tokens.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.model.parameters())
+
+
+def test_on_policy_rows_in_cross_tokenizer_mode_weigh_as_in_logit_mode():
+    """Rows marked `on_policy` take KD alone and the data rows (1 - w) CE + w KD, one per-token mean: with one
+    tokenizer (every id shared, ULD off) cross-tokenizer mode gives on-policy logit KD's loss, term by term."""
+    from types import SimpleNamespace
+
+    from stratos.distill.examples import ExampleDataset, collate
+    from stratos.distill.token_alignment import shared_vocab
+
+    tok, ex = _tok_and_examples(300)
+    teacher = _teacher_for(tok)
+    ds = ExampleDataset(tok, ex, [], 0.0, 64, 0, teacher_tokenizer=tok)
+    batch = collate(tok.pad_token_id)([ds[i] for i in range(len(ds))])
+    batch["on_policy"] = torch.arange(len(ds)) % 3 == 0  # a third of the rows are "samples"
+    student = _teacher_for(tok, seed=5).model.train()
+    align = {"kd_weight": 0.5, "temperature": 2.0, "cross_tokenizer": {"uld_weight": 0.0}}
+    sampler = SimpleNamespace(scorer="logits")
+    logit = DistillModule(student, "logit", align, 1e-3, 0.0, 1, 10, teacher=teacher, on_policy=sampler).losses(batch)
+    cross = DistillModule(student, "cross_tokenizer", align, 1e-3, 0.0, 1, 10, teacher=teacher, on_policy=sampler,
+                          shared_vocab=shared_vocab(tok, tok)).losses(batch)
+    for k in ("loss", "ce", "rollout_kd"):
+        assert cross[k].item() == pytest.approx(logit[k].item(), rel=1e-5), k
+    batch["on_policy"][:] = True  # fully on-policy: KD alone, CE has no tokens
+    cross = DistillModule(student, "cross_tokenizer", align, 1e-3, 0.0, 1, 10, teacher=teacher, on_policy=sampler,
+                          shared_vocab=shared_vocab(tok, tok)).losses(batch)
+    assert cross["loss"].item() == pytest.approx(cross["rollout_kd"].item(), rel=1e-6) and cross["loss"] > 0

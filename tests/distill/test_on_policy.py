@@ -51,7 +51,9 @@ def test_the_decision_says_when_on_policy_applies_and_why_not():
     assert d.on_policy["scorer"] == "verifier" and "line by line" in d.reason
     d = decision("hidden")  # the teacher's hidden states on the samples join the MSE
     assert decide_on_policy(d, op, hf, task).scorer == "logits" and not d.refused
-    for mode, why in (("cross_tokenizer", "another vocabulary"), ("injection", "no teacher"), ("labels", "labels")):
+    d = decision("cross_tokenizer")  # the teacher reads the samples' text in its own tokens
+    assert decide_on_policy(d, op, hf, task).scorer == "logits" and not d.refused and "its own tokens" in d.reason
+    for mode, why in (("injection", "no teacher"), ("labels", "labels")):
         d = decision(mode)
         assert decide_on_policy(d, op, hf, task) is None and d.on_policy == {}
         assert d.refused and d.refused[0].startswith("on-policy KD refused") and why in d.refused[0]
@@ -115,6 +117,21 @@ def test_on_policy_hidden_state_kd_scores_the_samples_with_the_teachers_logits_a
     assert done["distill"].metrics["distill/on_policy/share"] == 1.0
     logged = read_train_metrics(done["distill"])
     assert any(r.get("train/rollout_kd", 0) > 0 and r.get("train/hidden_mse", 0) > 0 for r in logged)
+
+
+def test_on_policy_cross_tokenizer_kd_aligns_the_samples_to_the_teachers_tokens(tmp_path, teacher_dir):  # noqa: F811
+    """A student with its own tokenizer samples every row; the teacher reads each sample's text in its own tokens
+    and scores it at the aligned spans (KD only on those rows)."""
+    run_dir, done = run(tmp_path, kd(teacher_dir, "student.tokenizer_from=train", "student.tokenizer_vocab=320",
+                                     f"{ON}.rate=1.0", f"{ON}.max_new_tokens=24", f"{ON}.temperature=0.7"))
+    strategy = json.loads((run_dir / "distill" / "strategy.json").read_text())
+    assert strategy["mode"] == "cross_tokenizer" and not strategy["refused"], strategy
+    assert strategy["on_policy"]["scorer"] == "logits" and "its own tokens" in strategy["reason"]
+    m = done["distill"].metrics
+    assert m["distill/on_policy/share"] > 0.9 and m["distill/on_policy/sampled_tokens"] > 0
+    assert 0 < m["distill/on_policy/aligned_share"] <= 1
+    logged = read_train_metrics(done["distill"])
+    assert any(r.get("train/rollout_kd", 0) > 0 for r in logged), logged
 
 
 def test_the_verifier_teacher_runs_the_pipeline_under_strategy_auto(tmp_path):
