@@ -20,7 +20,8 @@ for it. Same data, `--steps` steps at batch `--batch`, one seed per pair of runs
   rationales  mode cross_tokenizer at kd_weight 0: CE on the verified rationales alone, so that
               xtok - rationales is the KD term's own contribution and rationales - sequence the text's
 Further conditions (`--conditions`, not run by default): `xtok_t1` (T = 1), `xtok_unmatched` (ULD over the
-unmatched tokens only), `xtok_no_uld` (uld_weight 0), and two controls whose student takes the teacher's
+unmatched tokens only), `xtok_no_uld` (uld_weight 0), `xtok_on_policy` (half the rows the student's own samples,
+the teacher reading their text in its own tokens: stratos/distill/xtok_rollouts.py), and two controls whose student takes the teacher's
 tokenizer, so plain logit KD applies: `same_vocab_logit` and `same_vocab_rationales` (kd_weight 0). Their
 held-out CE is per token of another tokenizer: compare the two controls with each other, not with the rest.
 Prints per run: test accuracy, held-out CE (the val split's verified rationales, nats per student token:
@@ -46,6 +47,7 @@ CONDITIONS = {
     "xtok_t1": ["strategy.alignment.temperature=1"],
     "xtok_unmatched": ["strategy.alignment.cross_tokenizer.uld_over=unmatched"],
     "xtok_no_uld": ["strategy.alignment.cross_tokenizer.uld_weight=0"],
+    "xtok_on_policy": ["strategy.alignment.on_policy.rate=0.5"],
     # controls: the student takes the teacher's tokenizer, so plain logit KD applies (another tokenizer: compare
     # these two with each other, not with the rows above)
     "same_vocab_logit": ["student.tokenizer_from=teacher", "strategy.alignment.mode=logit"],
@@ -75,7 +77,8 @@ def read_run(run_dir: str) -> dict:
     return {"mode": st["mode"], "accuracy": ev.metrics["evaluate/test/accuracy"], "val_ce": val_ce,
             "kept": di.metrics.get("strategy/kept"), "seconds": di.metrics["distill/seconds"],
             "steps": di.metrics["distill/steps"], "aligned_share": di.metrics.get("strategy/xtok_aligned_share"),
-            "shared_tokens": di.metrics.get("strategy/xtok_shared_tokens")}
+            "shared_tokens": di.metrics.get("strategy/xtok_shared_tokens"),
+            "rollout_aligned_share": di.metrics.get("distill/on_policy/aligned_share")}
 
 
 def main(argv=None) -> None:
@@ -96,7 +99,9 @@ def main(argv=None) -> None:
         return (f"{cond:<10} seed {seed}  mode {r['mode']:<15} test accuracy {100 * r['accuracy']:5.1f} %  "
                 f"held-out CE {r['val_ce']:.4f}  kept {r['kept']}  {r['steps']} steps in {r['seconds']:.0f} s"
                 + (f"  aligned {100 * r['aligned_share']:.1f} % of tokens, {r['shared_tokens']} shared tokens"
-                   if r["aligned_share"] is not None else ""))
+                   if r["aligned_share"] is not None else "")
+                + (f"  samples aligned {100 * r['rollout_aligned_share']:.1f} %"
+                   if r.get("rollout_aligned_share") is not None else ""))
 
     res = run_grid(a.out, a.seeds, a.conditions,
                    lambda cond, seed: [*base, *student_tokenizer(cond), *CONDITIONS[cond], f"seed={seed}"],
