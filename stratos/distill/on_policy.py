@@ -220,8 +220,8 @@ def decide_on_policy(decision: Any, op: Any, teacher: Any, task: Any) -> OnPolic
     scorer = scorer_for(op, kind_of(teacher))
     mode = str(decision.mode)
     served = getattr(teacher, "scoring", None) if scorer == "logprobs" else None
-    fits = ((scorer == "logits" and mode in ("logit", "hidden", "cross_tokenizer")) or (scorer == "verifier" and mode == "sequence"
-                                                         and task_has_judge(task))
+    fits = ((scorer == "logits" and mode in ("logit", "hidden", "cross_tokenizer"))
+            or (scorer == "verifier" and mode == "sequence" and task_has_judge(task))
             or (scorer == "logprobs" and mode == "sequence" and served is not None and served.api is not None))
     if not fits:
         why = {"injection": "knowledge injection has no teacher to score samples",

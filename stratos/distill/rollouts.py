@@ -116,8 +116,8 @@ def draw(logits: torch.Tensor, temperature: float, generator: torch.Generator, b
     sums of the block sums $S_k$, then a token inside block k by that block's own prefix sums, the remainder
     $u C - \sum_{k' < k} S_{k'}$ rescaled to the block's own total. P(token i in block k) = (S_k / C) (e_i / S_k)
     = e_i / C, the same distribution; the prefix sums run over V / block + block entries instead of V. A sequential
-    prefix sum over V doubles in fp64 was most of a draw: at V = 32,000 (B = 16, one thread) 1.2 -> 0.85 ms, at
-    V = 151,936 6.6 -> 2.5 ms.
+    prefix sum over V doubles in fp64 was most of a draw: at V = 32,000 (B = 16, one thread) 1.02 -> 0.58 ms, at
+    V = 151,936 5.4 -> 2.3 ms; at V = 4,096 the two cost the same (0.13-0.14 ms), below it one level is cheaper.
 
     Precision: the weights $e_j$ are fp32 (like the multinomial's probabilities), prefix sums fp64, block sums
     fp32 sums of <= `block` weights (relative error ~1e-7, the weights' own rounding), so rounding moves no

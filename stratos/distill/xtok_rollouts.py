@@ -53,12 +53,13 @@ class RolloutAligner:
         self.bytes = vocab_bytes(student_tokenizer)
         self.teacher_max_len = int(teacher_max_len)
         self.eos = (student_tokenizer.eos_token_id, teacher_tokenizer.eos_token_id)
+        self.special = set(student_tokenizer.all_special_ids)
 
     def _piece(self, token_id: int) -> bytes:
         known = self.bytes.get(token_id)
         if known is not None:
             return known
-        if token_id in set(self.student.all_special_ids):  # a special token inside a sample: no text
+        if token_id in self.special:  # a special token inside a sample: no text
             return b""
         return self.student.decode([token_id]).encode("utf-8")
 
