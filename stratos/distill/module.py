@@ -174,19 +174,17 @@ class DistillModule(L.LightningModule):
         t_ids, t_mask = batch["teacher_input_ids"], batch["teacher_attention_mask"]
         plan = batch_slices(t_mask, self.length_slices)
         if getattr(self.teacher, "plain_head", False):
-            t_hidden = sliced_forward(self.teacher.final_hidden, t_ids, t_mask, plan)  # (B, T_t, H_t)
+            t_hidden = sliced_forward(self.teacher.final_hidden, t_ids, t_mask, plan)[b, t_pos]  # (n, H_t)
             t_w, t_b = self.teacher.head
-            t_rows, src = t_hidden[b, t_pos], dict(teacher_weight=t_w, teacher_bias=t_b)
+            teacher = lambda keep: dict(teacher_hidden=t_hidden[keep], teacher_weight=t_w, teacher_bias=t_b)  # noqa: E731
         else:
-            t_logits, _ = sliced_forward(self.teacher.logits_and_hidden, t_ids, t_mask, plan)  # (B, T_t, V_t)
-            t_rows, src = t_logits[b, t_pos], {}
-        key = "teacher_hidden" if src else "teacher_logits"
+            t_logits = sliced_forward(self.teacher.logits_and_hidden, t_ids, t_mask, plan)[0][b, t_pos]  # (n, V_t)
+            teacher = lambda keep: dict(teacher_logits=t_logits[keep])  # noqa: E731
 
         def kd_x(keep):  # (n,) bool -> KD_x over those pairs (a per-pair mean), 0 without any
             if not bool(keep.any()):
                 return hidden.new_zeros(())
-            return self.xtok_fn(s_rows[keep], weight, self.shared_vocab, targets=targets[keep],
-                                **{key: t_rows[keep]}, **src)
+            return self.xtok_fn(s_rows[keep], weight, self.shared_vocab, targets=targets[keep], **teacher(keep))
 
         w = self.kd_weight
         if rolled is None:

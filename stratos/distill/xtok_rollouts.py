@@ -21,9 +21,8 @@ from __future__ import annotations
 import codecs
 from typing import Optional
 
+from stratos.distill.examples import IGNORE
 from stratos.distill.token_alignment import Encoded, Offset, aligned_pairs, vocab_bytes
-
-IGNORE = -100
 
 
 def char_spans(pieces: list[bytes]) -> tuple[str, list[Offset]]:
@@ -46,7 +45,7 @@ def char_spans(pieces: list[bytes]) -> tuple[str, list[Offset]]:
 
 class RolloutAligner:
     """(student prompt ids, sampled ids, teacher prompt ids) -> (teacher ids, aligned pairs), or None when the sample
-    has no text the teacher can read (e.g. it is only <eos>)."""
+    has neither text the teacher can read nor an <eos> (empty, or only whitespace cut off by the length budget)."""
 
     def __init__(self, student_tokenizer, teacher_tokenizer, teacher_max_len: int) -> None:
         self.student, self.teacher = student_tokenizer, teacher_tokenizer
