@@ -7,6 +7,7 @@ with no traceback and no half-written run directory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -21,6 +22,7 @@ from stratos.errors import UserError
 log = logging.getLogger("stratos")
 
 _task_started = False  # set once Hydra composed the config and called us: later exits are not config errors
+RUN_FAILED = "stratos_run_failed"  # attribute set on an exception a run raised (see hydra_main)
 
 
 def _remove_if_empty(run_dir: str, root: str) -> None:
@@ -81,6 +83,19 @@ def _execute_plan(cfg: DictConfig, run_dir: str):
 def hydra_main(cfg: DictConfig) -> float | None:
     global _task_started
     _task_started = True
+    try:
+        return run_task(cfg)
+    except Exception as e:
+        # On a submitit launcher this runs in the job, and Hydra raises the job's exception again in the
+        # launching process, where nothing ran and _task_started is False: the mark, pickled with the
+        # exception, tells main() there that a run failed (keep the traceback), not the config.
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(e, RUN_FAILED, True)
+        raise
+
+
+def run_task(cfg: DictConfig) -> float | None:
+    """The task: validate, execute the plan's decisions, run the pipeline (and serve); the test accuracy."""
     run_dir = _run_dir()
     execution = None
     try:
@@ -204,7 +219,8 @@ def main() -> None:
         from stratos.sweep import JOB_ERRORS, job_user_error
 
         job_error = job_user_error(e)  # a submitit sweep job that stopped on a user mistake: its own line
-        if job_error is None and (_task_started or full_error == "1" or type(e).__name__ in JOB_ERRORS):
+        if job_error is None and (_task_started or getattr(e, RUN_FAILED, False) or full_error == "1"
+                                  or type(e).__name__ in JOB_ERRORS):
             raise  # a bug in a stage, here or in a sweep job (or a job killed): keep its traceback
         print(f"stratos: error: {job_error or describe_config_error(e)}", file=sys.stderr)
         sys.exit(2)

@@ -146,3 +146,47 @@ def test_a_gpu_trainer_on_a_machine_without_one_is_refused_before_any_work(tmp_p
     r = cli(["+task=mahjong", "trainer=gpu"], tmp_path, timeout=60)
     _assert_clean_failure(r, tmp_path, "invalid value for 'trainer.accelerator': 'gpu' on this machine")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_an_exception_a_run_raises_is_marked_and_the_mark_survives_the_trip_back_from_a_job(monkeypatch):
+    """On a submitit launcher the run is in the job; Hydra raises its exception again in the launching process."""
+    import cloudpickle
+
+    from stratos import cli
+
+    def boom(cfg):
+        raise subprocess.CalledProcessError(-15, ["scontrol", "requeue", "7"])
+
+    monkeypatch.setattr(cli, "run_task", boom)
+    with pytest.raises(subprocess.CalledProcessError) as e:
+        cli.hydra_main.__wrapped__(None)
+    back = cloudpickle.loads(cloudpickle.dumps(e.value))  # as submitit carries a failed JobReturn home
+    assert getattr(back, cli.RUN_FAILED) is True and back.cmd == ["scontrol", "requeue", "7"]
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_sweeps_launching_process_keeps_a_failed_runs_traceback_and_shortens_only_config_errors(
+        monkeypatch, capsys, marked):
+    """Before: a sweep job's exception (a killed `scontrol requeue`) came out as 'stratos: error: ...', exit 2."""
+    from stratos import cli
+
+    error = subprocess.CalledProcessError(-15, ["scontrol", "requeue", "7"]) if marked else \
+        ValueError("Could not override 'x'.\nKey 'x' is not in struct")
+    if marked:
+        setattr(error, cli.RUN_FAILED, True)
+
+    def launching_process():  # a multirun: Hydra composed nothing of ours here, the job ran elsewhere
+        raise error
+
+    monkeypatch.setattr(cli, "hydra_main", launching_process)
+    monkeypatch.setattr(cli, "_task_started", False)
+    monkeypatch.setattr(sys, "argv", ["stratos", "-m", "+task=mahjong"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    if marked:
+        with pytest.raises(subprocess.CalledProcessError):
+            cli.main()
+    else:
+        with pytest.raises(SystemExit) as e:
+            cli.main()
+        assert e.value.code == 2
+        assert capsys.readouterr().err.strip() == "stratos: error: Could not override 'x'.; Key 'x' is not in struct"

@@ -31,7 +31,8 @@ import os
 import signal
 import subprocess
 import threading
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
@@ -65,10 +66,33 @@ def in_slurm_batch_job() -> bool:
     return slurm_job_id() is not None and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")
 
 
+@contextmanager
+def sigterm_ignored_by_children() -> Iterator[None]:
+    """Ignore SIGTERM while `scontrol requeue` runs, so the child inherits SIG_IGN through exec.
+
+    Requeueing a running job makes Slurm signal every process of the job step, `scontrol` included,
+    while `scontrol` is still waiting for, or has just got, its answer. When that SIGTERM lands
+    before `scontrol` has exited (a race of milliseconds; seen once in CI on a loaded machine), it
+    dies of it although the requeue went through: `check_call` raises, and the run ended as a
+    failed sweep job instead of a requeued one. A signal ignored at exec stays ignored, so
+    `scontrol` lives to exit 0. Ignoring it in this process costs nothing: it is leaving (submitit's
+    own SIGTERM handler only logs "Bypassing signal SIGTERM").
+    """
+    if threading.current_thread() is not threading.main_thread():  # signal.signal works there only
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
 def requeue_slurm_job(job_id: str) -> bool:
     """`scontrol requeue <job_id>`; False (logged) when Slurm refuses (e.g. job not requeueable)."""
     try:
-        subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60, capture_output=True, text=True)
+        with sigterm_ignored_by_children():
+            subprocess.run(["scontrol", "requeue", job_id], check=True, timeout=60, capture_output=True, text=True)
     except (OSError, subprocess.SubprocessError) as e:
         detail = getattr(e, "stderr", "") or e
         log.warning("preemption: scontrol requeue %s failed: %s", job_id, str(detail).strip())
@@ -205,7 +229,8 @@ class PreemptionCheckpoint(Callback):
             sub = _submitit_handler(self._previous)
             if sub is not None:
                 # requeues + sys.exit on rank 0; returns on other ranks (they leave below)
-                sub(signum, None)
+                with sigterm_ignored_by_children():  # its `scontrol requeue` must outlive Slurm's SIGTERM
+                    sub(signum, None)
             elif is_global_zero and in_slurm_batch_job():
                 requeue_slurm_job(str(slurm_job_id()))
         raise Preempted(signum)

@@ -90,7 +90,10 @@ def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 
         node = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout.split()
         if "JobState=PENDING" in show and node and all(n == "idle" for n in node):
             break
-        assert time.time() < deadline and alive.poll() is None, f"job was not requeued:\n{show}\nnode: {node}"
+        if alive.poll() is not None or time.time() > deadline:
+            said = alive.stdout.read()[-3000:] if getattr(alive, "stdout", None) else ""
+            raise AssertionError(f"job was not requeued (submitter exit {alive.poll()}):\n{show}\nnode: {node}\n"
+                                 f"--- submitter output\n{said}")
         time.sleep(0.05)  # poll fast: the restart comes as soon as Slurm allows, as in the race it guards
     time.sleep(1.05 - time.time() % 1)  # into the next second: the new credential must postdate the revocation
     subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
@@ -101,6 +104,7 @@ REQUEUE_ITSELF = """import os, signal, subprocess, sys, time
 life = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
 print("life", life, flush=True)
 def requeue(signum, frame):  # what submitit does on USR1: requeue the job, then leave
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # scontrol must outlive the requeue's SIGTERM (resilience.preempt)
     subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True)
     sys.exit(255)
 signal.signal(signal.SIGUSR1, requeue)
@@ -222,7 +226,10 @@ def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
         time.sleep(0.1)
     time.sleep(0.2)  # between two checkpoints
     subprocess.run(["scancel", "--signal=USR1", job_id], check=True)
-    start_requeued_now(job_id, p)
+    try:
+        start_requeued_now(job_id, p)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{slurm_story(job_id, sweep)}") from None
     out, _ = p.communicate(timeout=900)
     assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep)
     run = next(sweep.rglob("config.yaml")).parent

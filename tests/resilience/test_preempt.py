@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from stratos.resilience import EXIT_PREEMPTED, PreemptionCheckpoint
-from stratos.resilience.preempt import _submitit_handler, slurm_job_id
+from stratos.resilience.preempt import _submitit_handler, requeue_slurm_job, sigterm_ignored_by_children, slurm_job_id
 
 sys.path.insert(0, os.path.dirname(__file__))
 import tiny_train  # noqa: E402
@@ -141,3 +141,57 @@ def test_sigterm_does_not_trip_lightnings_own_exit_but_reaches_user_handlers():
         cb._restore()
         trainer._signal_connector.teardown()
         signal.signal(signal.SIGTERM, before)
+
+
+# `scontrol requeue` as Slurm runs it inside a job: the requeue goes through, and Slurm's SIGTERM to every process
+# of the job step reaches scontrol itself before it has exited (the race that failed a CI run).
+SCONTROL_HIT_BY_THE_REQUEUE = """#!/bin/bash
+echo "$@" >> "{calls}"
+kill -TERM $$
+exit 0
+"""
+
+
+@pytest.fixture
+def scontrol_hit_by_the_requeue(tmp_path, monkeypatch):
+    bin_dir, calls = tmp_path / "bin", tmp_path / "scontrol_calls"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(SCONTROL_HIT_BY_THE_REQUEUE.format(calls=calls))
+    (bin_dir / "scontrol").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def test_the_fake_scontrol_dies_of_sigterm_unless_it_is_ignored(scontrol_hit_by_the_requeue):
+    """The fixture's premise: the bare call is killed (the old behaviour), the protected one exits 0."""
+    assert subprocess.run(["scontrol", "requeue", "7"]).returncode == -signal.SIGTERM
+    with sigterm_ignored_by_children():
+        assert subprocess.run(["scontrol", "requeue", "7"]).returncode == 0
+
+
+def test_submitits_requeue_outlives_the_sigterm_slurm_sends_with_it(scontrol_hit_by_the_requeue, tmp_path,
+                                                                    monkeypatch):
+    """Through submitit's real SignalHandler: requeued, then its own exit (-1), never CalledProcessError."""
+    from submitit.core.job_environment import JobEnvironment, SignalHandler
+    from submitit.core.utils import DelayedSubmission, JobPaths
+
+    for k, v in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "7", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+                 "SLURM_NODEID": "0", "SLURM_NTASKS": "1", "SLURM_JOB_NUM_NODES": "1", "SLURM_JOB_NODELIST": "vm"}.items():
+        monkeypatch.setenv(k, v)
+    delayed = DelayedSubmission(print)
+    delayed._timeout_min = 60  # as the executor sets it: a job 1 s into its hour was preempted, not timed out
+    handler = SignalHandler(JobEnvironment(), JobPaths(tmp_path, job_id="7"), delayed)
+    cb = PreemptionCheckpoint()
+    cb._previous = {signal.SIGUSR1: handler.checkpoint_and_try_requeue}
+    sigterm = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(SystemExit) as e:
+        cb._leave(signal.SIGUSR1, is_global_zero=True)
+    assert e.value.code == -1  # submitit's "Exiting gracefully after preemption/timeout."
+    assert scontrol_hit_by_the_requeue.read_text().split() == ["requeue", "7"]
+    assert signal.getsignal(signal.SIGTERM) == sigterm  # put back
+
+
+def test_plain_slurm_requeue_outlives_the_sigterm_slurm_sends_with_it(scontrol_hit_by_the_requeue):
+    sigterm = signal.getsignal(signal.SIGTERM)
+    assert requeue_slurm_job("7") is True
+    assert signal.getsignal(signal.SIGTERM) == sigterm
