@@ -23,6 +23,8 @@ APP = str(HERE / "hydra_app.py")
 sys.path.insert(0, str(HERE.parent / "resilience"))
 import tiny_train  # noqa: E402
 
+from tests.helpers.slurm_jobs import slurm_story, start_requeued_now  # noqa: E402
+
 
 def multirun(sweep_dir: Path, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, APP, "-m", "hydra/launcher=stratos_slurm", f"hydra.sweep.dir={sweep_dir}",
@@ -46,58 +48,6 @@ def wait_for_line(path: str, line: str, timeout: float) -> None:
     while line not in open(path).read().splitlines():
         assert time.time() < deadline, f"{line!r} never appeared in {path}"
         time.sleep(0.1)
-
-
-def slurm_story(job_id: str, sweep: Path) -> str:
-    """Everything Slurm and submitit recorded about `job_id`, for the assertion message of a failure.
-
-    A requeue race lasts a second and leaves no trace in pytest's output otherwise: both lives of the job in
-    accounting, the controller's and the node daemon's log lines for it, and the job's own logs.
-    """
-    base = job_id.split("_")[0]
-    parts = [subprocess.run(cmd, capture_output=True, text=True).stdout for cmd in (
-        ["sacct", "-D", "-j", job_id, "-o", "JobID%20,State,ExitCode,Start,End,Submit"],
-        ["scontrol", "show", "job", job_id])]
-    for name in ("slurmctld.log", "slurmd.log"):
-        path = Path(os.environ.get("STRATOS_SLURM_DIR", "/var/lib/stratos-slurm")) / "log" / name
-        if path.exists():
-            mine = re.compile(rf"(JobId=|[Jj]ob |JOB |StepId=|\[){base}\b")
-            lines = [ln for ln in path.read_text(errors="replace").splitlines() if mine.search(ln)]
-            parts.append(f"--- {name}\n" + "\n".join(lines[-40:]))
-    for f in sorted(glob.glob(str(sweep / ".submitit" / "*" / "*_log.*"))):
-        parts.append(f"--- {f}\n" + open(f, errors="replace").read()[-2500:])
-    return "\n".join(parts)
-
-
-def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 180) -> str:
-    """Wait until `job_id` is back in the queue and its old incarnation is cleaned up, then start it.
-
-    Slurm holds a requeued job for ~2 min (EligibleTime = now + 121 s: the job credential's lifetime
-    + 1, hard-wired in slurmctld); an admin's "start now" keeps the tests short, but two conditions
-    must hold first, or the new incarnation ends FAILED before running a line:
-      - the node is idle again (the old incarnation is torn down);
-      - the wall clock has entered a later second than the kill. slurmd revoked the old credential
-        at the kill's time, in whole seconds, and refuses any credential of the same job created at
-        or before it (`ctime <= revoked`): a restart within the same second is killed with
-        "Killing non-startable batch JobId=N: Job credential revoked" (slurmctld.log), exit 1:0,
-        and the job's error stream ends with the old incarnation's "srun: forcing job termination".
-        That was this test's flake: a bare requeue-and-start-now loop ended FAILED 5 times in 25,
-        and 0 in 15 once it waited for the next second.
-    """
-    deadline = time.time() + timeout
-    while True:
-        show = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True).stdout
-        node = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True).stdout.split()
-        if "JobState=PENDING" in show and node and all(n == "idle" for n in node):
-            break
-        if alive.poll() is not None or time.time() > deadline:
-            said = alive.stdout.read()[-3000:] if getattr(alive, "stdout", None) else ""
-            raise AssertionError(f"job was not requeued (submitter exit {alive.poll()}):\n{show}\nnode: {node}\n"
-                                 f"--- submitter output\n{said}")
-        time.sleep(0.05)  # poll fast: the restart comes as soon as Slurm allows, as in the race it guards
-    time.sleep(1.05 - time.time() % 1)  # into the next second: the new credential must postdate the revocation
-    subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
-    return show
 
 
 REQUEUE_ITSELF = """import os, signal, subprocess, sys, time
@@ -176,7 +126,7 @@ def test_usr1_mid_training_requeues_and_resumes_exactly(slurm_cluster, tmp_path)
     assert "Restarts=1" in show
 
     out, _ = p.communicate(timeout=300)
-    assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep)
+    assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep / ".submitit")
     logs = open(log).read()
     assert "preemption: SIGUSR1 at step" in logs and "Requeued job" in logs  # our checkpoint, submitit's requeue
     run = sweep / "0"
@@ -229,9 +179,9 @@ def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
     try:
         start_requeued_now(job_id, p)
     except AssertionError as e:
-        raise AssertionError(f"{e}\n{slurm_story(job_id, sweep)}") from None
+        raise AssertionError(f"{e}\n{slurm_story(job_id, sweep / '.submitit')}") from None
     out, _ = p.communicate(timeout=900)
-    assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep)
+    assert p.returncode == 0, out[-3000:] + "\n" + slurm_story(job_id, sweep / ".submitit")
     run = next(sweep.rglob("config.yaml")).parent
     logs = "".join(open(f).read() for f in glob.glob(str(sweep / ".submitit" / "*" / "*_log.*")))
     assert "preemption: SIGUSR1 at step" in logs and "resuming distill from" in logs
