@@ -1,9 +1,12 @@
-"""Slurm job helpers for the tests that signal a real job: what Slurm recorded about it, and an
-admin's "start it now" for a requeued job that is safe against the credential race."""
+"""Slurm job helpers for the tests that signal a real job: what Slurm recorded about it, an admin's
+"start it now" for a requeued job that is safe against the credential race, and the results a preempted
+run is compared on with an uninterrupted one."""
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -61,3 +64,13 @@ def start_requeued_now(job_id: str, alive: "subprocess.Popen", timeout: float = 
     time.sleep(1.05 - time.time() % 1)  # into the next second: the new credential must postdate the revocation
     subprocess.run(["scontrol", "update", f"jobid={job_id}", "starttime=now"], check=True)
     return show
+
+
+def run_results(run: str | Path) -> dict:
+    """Final weights (sha256), distill losses and steps, test accuracy of a pipeline run directory."""
+    run = Path(run)
+    d = json.loads((run / "distill" / "manifest.json").read_text())["metrics"]
+    e = json.loads((run / "evaluate" / "manifest.json").read_text())["metrics"]
+    weights = hashlib.sha256(next((run / "distill" / "model").glob("*.safetensors")).read_bytes()).hexdigest()
+    return {"train_loss": d["distill/train/loss"], "val_loss": d["distill/val/loss"], "steps": d["distill/steps"],
+            "accuracy": e["evaluate/test/accuracy"], "weights": weights}

@@ -4,7 +4,6 @@ artifacts as a run on this machine."""
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 import subprocess
@@ -13,9 +12,15 @@ import time
 
 import pytest
 
-from tests.helpers.slurm_jobs import slurm_story, start_requeued_now
+from tests.helpers.slurm_jobs import run_results, slurm_story, start_requeued_now
 
 pytestmark = pytest.mark.slurm
+
+def cheap_partition(partition: str) -> list[str]:
+    """The partition far cheaper per hour than this machine, and cost weighing most: the plan picks it."""
+    return [f"servers.slurm.partition={partition}", "servers.slurm.price_hour=0.0001",
+            "planner.weights={accuracy: 0.05, latency: 0.05, train_time: 0.05, cost: 0.85}"]
+
 
 FAST = ["+task=mahjong", "debug=fast", "task.n_train=256", "task.n_val=32", "task.n_test=32", "trainer.num_threads=1"]
 
@@ -44,9 +49,7 @@ def run_dir_of(r):
 
 
 def test_a_plan_that_picks_the_partition_runs_there(slurm_cluster, tmp_path):
-    # the partition is cheaper per hour than this machine and cost weighs most: the plan picks it
-    slurm = [f"servers.slurm.partition={slurm_cluster}", "servers.slurm.price_hour=0.0001",
-             "planner.weights={accuracy: 0.05, latency: 0.05, train_time: 0.05, cost: 0.85}"]
+    slurm = cheap_partition(slurm_cluster)
     r = cli([*FAST, *slurm], tmp_path / "slurm")
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     run_dir = run_dir_of(r)
@@ -68,13 +71,6 @@ def test_a_plan_that_picks_the_partition_runs_there(slurm_cluster, tmp_path):
     assert json.load(open(os.path.join(run_dir, "ledger.json")))["rows"]  # the job's measurements were recorded
 
 
-def weights_and_losses(run_dir) -> tuple:
-    model = next(glob.iglob(os.path.join(run_dir, "distill", "model", "*.safetensors")))
-    m = json.load(open(os.path.join(run_dir, "distill", "manifest.json")))["metrics"]
-    return (hashlib.sha256(open(model, "rb").read()).hexdigest(), m["distill/train/loss"], m["distill/val/loss"],
-            m["distill/steps"])
-
-
 @pytest.mark.slow
 def test_the_plans_slurm_job_survives_its_time_limit_warning_and_ends_as_an_uninterrupted_run(slurm_cluster,
                                                                                               tmp_path):
@@ -82,12 +78,12 @@ def test_the_plans_slurm_job_survives_its_time_limit_warning_and_ends_as_an_unin
     submitit requeues it, the command's stratos process checkpoints at the end of its step, the second life
     resumes distill, and the weights equal a run on this machine that nobody interrupted."""
     small = [*FAST[:2], "task.n_train=128", "task.n_val=16", "task.n_test=8", "trainer.num_threads=1",
-             "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=25", "pipeline.stages=[plan,data,distill,evaluate]"]
-    slurm = [f"servers.slurm.partition={slurm_cluster}", "servers.slurm.price_hour=0.0001",
-             "planner.weights={accuracy: 0.05, latency: 0.05, train_time: 0.05, cost: 0.85}"]
+             "trainer.max_steps=400", "trainer.checkpoint_every_n_steps=25",
+             "pipeline.stages=[plan,data,distill,evaluate]"]
     root, log = tmp_path / "slurm", tmp_path / "slurm.log"
-    p = subprocess.Popen(argv([*small, *slurm], root), stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env(),
-                         stdin=subprocess.DEVNULL)
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen(argv([*small, *cheap_partition(slurm_cluster)], root), stdout=out,
+                             stderr=subprocess.STDOUT, env=env(), stdin=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not glob.glob(f"{root}/**/distill/checkpoints/step_*.ckpt", recursive=True):
         assert time.time() < deadline and p.poll() is None, "distill never checkpointed:\n" + log.read_text()[-3000:]
@@ -114,4 +110,4 @@ def test_the_plans_slurm_job_survives_its_time_limit_warning_and_ends_as_an_unin
 
     local = cli([*small, "servers.run_server=local"], tmp_path / "local")
     assert local.returncode == 0, local.stderr[-2000:]
-    assert weights_and_losses(run_dir) == weights_and_losses(run_dir_of(local))
+    assert run_results(run_dir) == run_results(run_dir_of(local))

@@ -23,7 +23,7 @@ APP = str(HERE / "hydra_app.py")
 sys.path.insert(0, str(HERE.parent / "resilience"))
 import tiny_train  # noqa: E402
 
-from tests.helpers.slurm_jobs import slurm_story, start_requeued_now  # noqa: E402
+from tests.helpers.slurm_jobs import run_results, slurm_story, start_requeued_now  # noqa: E402
 
 
 def multirun(sweep_dir: Path, *overrides: str) -> subprocess.Popen:
@@ -147,23 +147,13 @@ STRATOS_SMALL = ["+task=mahjong", "debug=fast", "task.n_train=128", "task.n_val=
                  "trainer.checkpoint_every_n_steps=25", "pipeline.stages=[data,distill,evaluate]"]
 
 
-def stratos_results(run: Path) -> dict:
-    import hashlib
-
-    d = json.loads((run / "distill" / "manifest.json").read_text())["metrics"]
-    e = json.loads((run / "evaluate" / "manifest.json").read_text())["metrics"]
-    weights = hashlib.sha256(next((run / "distill" / "model").glob("*.safetensors")).read_bytes()).hexdigest()
-    return {"train_loss": d["distill/train/loss"], "val_loss": d["distill/val/loss"], "steps": d["distill/steps"],
-            "accuracy": e["evaluate/test/accuracy"], "weights": weights}
-
-
 @pytest.mark.slow
 def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
     """The real pipeline as a Slurm job: USR1 mid-distill -> checkpoint, requeue, same final results."""
     ref = subprocess.run([sys.executable, "-m", "stratos", *STRATOS_SMALL, f"paths.output_root={tmp_path / 'ref'}"],
                          capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
     assert ref.returncode == 0, ref.stdout[-3000:]
-    want = stratos_results(next((tmp_path / "ref").rglob("config.yaml")).parent)
+    want = run_results(next((tmp_path / "ref").rglob("config.yaml")).parent)
 
     sweep = tmp_path / "sweep"
     p = subprocess.Popen([sys.executable, "-m", "stratos", "-m", *STRATOS_SMALL, "seed=0",
@@ -185,4 +175,4 @@ def test_stratos_job_preempted_mid_distill_on_slurm(slurm_cluster, tmp_path):
     run = next(sweep.rglob("config.yaml")).parent
     logs = "".join(open(f).read() for f in glob.glob(str(sweep / ".submitit" / "*" / "*_log.*")))
     assert "preemption: SIGUSR1 at step" in logs and "resuming distill from" in logs
-    assert stratos_results(run) == want
+    assert run_results(run) == want
